@@ -1,0 +1,5 @@
+import sys
+
+from zcsdfs.cli import main
+
+sys.exit(main())

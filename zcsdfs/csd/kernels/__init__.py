@@ -1,0 +1,1 @@
+"""Example CSD kernels in C, with their compiled eBPF objects."""

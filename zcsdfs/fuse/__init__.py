@@ -1,0 +1,1 @@
+"""The FUSE protocol and its transports (/dev/fuse, virtio-fs)."""

@@ -1,0 +1,1 @@
+"""The log-structured file system on zones: inodes, extents, log writer, checkpoints, recovery, GC, snapshots."""

@@ -1,0 +1,1 @@
+"""The rich terminal inspector."""
