@@ -62,7 +62,7 @@ class HelperSet:
             self.register(h)
 
     def register(self, helper: Helper) -> None:
-        if not 0 < len(helper.args) <= 5 and helper.args:
+        if len(helper.args) > 5:
             raise ValueError(f"helper {helper.name}: at most 5 arguments")
         if helper.number in self._by_number:
             raise ValueError(f"helper number {helper.number} is taken by {self._by_number[helper.number].name}")
