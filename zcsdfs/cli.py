@@ -16,6 +16,7 @@ from rich_argparse import RichHelpFormatter
 
 # Modules that add subcommands, in the order their help lists them.
 COMMAND_MODULES = (
+    "zcsdfs.demo",
     "zcsdfs.zns.commands",
     "zcsdfs.csd.commands",
 )

@@ -1,0 +1,48 @@
+"""The zoned device: an emulated NVMe ZNS namespace, in memory or in an image file.
+
+Knows nothing of files. See ``device.py`` for the semantics, ``crash.py``
+for recording and crash states, ``faults.py`` for fault injection.
+"""
+
+import os
+
+from zcsdfs.zns.device import ZonedDevice
+from zcsdfs.zns.errors import (
+    BadImage,
+    DeviceBusy,
+    ForeignImage,
+    InvalidField,
+    InvalidZoneStateTransition,
+    LbaOutOfRange,
+    MediaError,
+    TooManyActiveZones,
+    TooManyOpenZones,
+    ZoneBoundaryError,
+    ZonedError,
+    ZoneFull,
+    ZoneInvalidWrite,
+    ZoneOffline,
+    ZoneReadOnly,
+)
+from zcsdfs.zns.geometry import PRESETS, Geometry
+from zcsdfs.zns.zone import Zone, ZoneState, ZoneType
+
+DEFAULT_PRESET = "qemu"
+
+
+def default_device_path() -> str:
+    """The embedded default device: $ZCSDFS_DEVICE, else under $XDG_DATA_HOME/zcsdfs/."""
+    explicit = os.environ.get("ZCSDFS_DEVICE")
+    if explicit:
+        return explicit
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data_home, "zcsdfs", "default.zns")
+
+
+__all__ = [
+    "ZonedDevice", "Zone", "ZoneState", "ZoneType", "Geometry", "PRESETS", "DEFAULT_PRESET",
+    "default_device_path", "ZonedError", "InvalidField", "LbaOutOfRange", "ZoneBoundaryError",
+    "ZoneFull", "ZoneReadOnly", "ZoneOffline", "ZoneInvalidWrite", "TooManyActiveZones",
+    "TooManyOpenZones", "InvalidZoneStateTransition", "MediaError", "DeviceBusy", "BadImage",
+    "ForeignImage",
+]

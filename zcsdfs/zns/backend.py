@@ -1,0 +1,224 @@
+"""Where a zoned device keeps its bytes: in memory, or in an image file.
+
+A backend stores each zone's writable capacity and, if it persists, the
+*durable* zone table (state and write pointer per zone as of the last flush
+or zone-management command). The zone state machine itself lives in
+``ZonedDevice``; a third backend for a Linux zoned block device would map the
+same two duties onto pread/pwrite and BLKREPORTZONE/BLKRESETZONE.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import mmap
+import os
+import struct
+
+import crc32c
+
+from zcsdfs.zns.errors import BadImage, DeviceBusy, ForeignImage
+from zcsdfs.zns.geometry import Geometry
+from zcsdfs.zns.zone import ZoneState
+
+MAGIC = b"ZCSDZNS\0"
+VERSION = 1
+HEADER = struct.Struct("<8sIIIIQQIIQQQ")  # magic, version, size, bs, zones, zsize, zcap, open, active, table off, table size, data off
+HEADER_BLOCK = 4096
+TABLE_MAGIC = b"ZTAB"
+TABLE_HEAD = struct.Struct("<4sQI")  # magic, generation, zone count; CRC32C follows the entries
+ENTRY = struct.Struct("<B7xQ")  # state, write pointer offset in blocks
+CRC = struct.Struct("<I")
+VALID_STATES = frozenset(s.value for s in ZoneState)
+
+
+def _round_up(value: int, unit: int) -> int:
+    return -(-value // unit) * unit
+
+
+class MemoryBackend:
+    """Zones as lazily allocated bytearrays; nothing survives the process."""
+
+    persistent = False
+
+    def __init__(self, geometry: Geometry, table: list[tuple[ZoneState, int]] | None = None):
+        """``table`` (state, written blocks per zone) starts the device in that state."""
+        self.geometry = geometry
+        self._zone_bytes = geometry.zone_capacity * geometry.block_size
+        self._buffers: list[memoryview | None] = [None] * geometry.zones
+        self._table = table
+
+    def zone_buffer(self, index: int) -> memoryview:
+        buf = self._buffers[index]
+        if buf is None:
+            buf = self._buffers[index] = memoryview(bytearray(self._zone_bytes))
+        return buf
+
+    def load_table(self) -> list[tuple[ZoneState, int]] | None:
+        return self._table
+
+    def save_table(self, entries: list[tuple[ZoneState, int]]) -> None:
+        pass
+
+    def sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._buffers = [None] * self.geometry.zones
+
+
+class ImageBackend:
+    """One file: a header block, two zone tables (ping-pong) and the zone data.
+
+    The data area is memory-mapped; a flush msyncs it and then writes the
+    zone table copy that is not current, so a torn table write leaves the
+    other copy intact. Blocks past a zone's durable write pointer read as
+    zeros whatever the file holds, which is what makes unflushed data vanish
+    after a crash. An exclusive ``flock`` keeps a second process out.
+    """
+
+    persistent = True
+
+    def __init__(self, path: str, fd: int, geometry: Geometry, table_offset: int,
+                 table_size: int, data_offset: int):
+        self.path = path
+        self.geometry = geometry
+        self._fd = fd
+        self._table_offset = table_offset
+        self._table_size = table_size
+        self._data_offset = data_offset
+        self._zone_stride = geometry.zone_size * geometry.block_size
+        self._zone_bytes = geometry.zone_capacity * geometry.block_size
+        self._generation = 0
+        self._map = mmap.mmap(fd, data_offset + geometry.zones * self._zone_stride)
+        self._view = memoryview(self._map)
+
+    # -- creation and opening ------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str, geometry: Geometry) -> "ImageBackend":
+        table_size = _round_up(TABLE_HEAD.size + geometry.zones * ENTRY.size + CRC.size, HEADER_BLOCK)
+        table_offset = HEADER_BLOCK
+        data_offset = _round_up(table_offset + 2 * table_size, max(HEADER_BLOCK, geometry.block_size))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            _lock(fd, path)
+            os.ftruncate(fd, data_offset + geometry.zones * geometry.zone_size * geometry.block_size)
+            header = HEADER.pack(MAGIC, VERSION, HEADER.size + CRC.size, geometry.block_size, geometry.zones,
+                                 geometry.zone_size, geometry.zone_capacity, geometry.max_open,
+                                 geometry.max_active, table_offset, table_size, data_offset)
+            os.pwrite(fd, header + CRC.pack(crc32c.crc32c(header)), 0)
+            backend = cls(path, fd, geometry, table_offset, table_size, data_offset)
+            backend.save_table([(ZoneState.EMPTY, 0)] * geometry.zones)
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        return backend
+
+    @classmethod
+    def open(cls, path: str) -> "ImageBackend":
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            _lock(fd, path)
+            geometry, table_offset, table_size, data_offset = _read_header(fd, path)
+            backend = cls(path, fd, geometry, table_offset, table_size, data_offset)
+        except BaseException:
+            os.close(fd)
+            raise
+        return backend
+
+    # -- the backend interface -------------------------------------------------
+
+    def zone_buffer(self, index: int) -> memoryview:
+        start = self._data_offset + index * self._zone_stride
+        return self._view[start:start + self._zone_bytes]
+
+    def load_table(self) -> list[tuple[ZoneState, int]]:
+        best = None
+        problems = []
+        for copy in (0, 1):
+            offset = self._table_offset + copy * self._table_size
+            try:
+                generation, entries = self._parse_table(offset)
+            except BadImage as exc:
+                problems.append(f"copy {copy}: {exc.strerror}")
+                continue
+            if best is None or generation > best[0]:
+                best = (generation, entries)
+        if best is None:
+            raise BadImage(f"no valid zone table ({'; '.join(problems)})", path=self.path)
+        self._generation = best[0]
+        return best[1]
+
+    def save_table(self, entries: list[tuple[ZoneState, int]]) -> None:
+        self._generation += 1
+        body = TABLE_HEAD.pack(TABLE_MAGIC, self._generation, len(entries)) + b"".join(
+            ENTRY.pack(state, wp) for state, wp in entries)
+        offset = self._table_offset + (self._generation % 2) * self._table_size
+        os.pwrite(self._fd, body + CRC.pack(crc32c.crc32c(body)), offset)
+        os.fsync(self._fd)
+
+    def sync(self) -> None:
+        self._map.flush()
+
+    def close(self) -> None:
+        self._view.release()
+        self._map.close()
+        os.close(self._fd)  # releases the flock
+
+    # -- parsing -----------------------------------------------------------------
+
+    def _parse_table(self, offset: int) -> tuple[int, list[tuple[ZoneState, int]]]:
+        zones = self.geometry.zones
+        length = TABLE_HEAD.size + zones * ENTRY.size
+        raw = os.pread(self._fd, length + CRC.size, offset)
+        if len(raw) < length + CRC.size:
+            raise BadImage("zone table truncated")
+        magic, generation, count = TABLE_HEAD.unpack_from(raw)
+        if magic != TABLE_MAGIC:
+            raise BadImage(f"zone table at byte {offset} has a bad magic")
+        (crc,) = CRC.unpack_from(raw, length)
+        if crc != crc32c.crc32c(raw[:length]):
+            raise BadImage(f"zone table at byte {offset} fails its CRC32C")
+        if count != zones:
+            raise BadImage(f"zone table at byte {offset} lists {count} zones, geometry says {zones}")
+        entries = []
+        for index, (state, wp) in enumerate(ENTRY.iter_unpack(raw[TABLE_HEAD.size:length])):
+            if state not in VALID_STATES or wp > self.geometry.zone_capacity:
+                raise BadImage(f"zone table at byte {offset}: zone {index} has state {state:#x}, "
+                               f"write pointer {wp}")
+            entries.append((ZoneState(state), wp))
+        return generation, entries
+
+
+def _lock(fd: int, path: str) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise DeviceBusy("device busy: the image is already open (by this or another process)", path=path) from None
+
+
+def _read_header(fd: int, path: str) -> tuple[Geometry, int, int, int]:
+    raw = os.pread(fd, HEADER.size + CRC.size, 0)
+    if len(raw) < len(MAGIC) or raw[:len(MAGIC)] != MAGIC:
+        raise ForeignImage("not a zcsdfs device image (bad magic)", path=path)
+    if len(raw) < HEADER.size + CRC.size:
+        raise BadImage("image truncated inside its header", path=path)
+    (magic, version, _size, bs, zones, zone_size, zone_capacity, max_open, max_active,
+     table_offset, table_size, data_offset) = HEADER.unpack_from(raw)
+    if version != VERSION:
+        raise BadImage(f"image format version {version} is not supported (this is version {VERSION})",
+                       path=path)
+    (crc,) = CRC.unpack_from(raw, HEADER.size)
+    if crc != crc32c.crc32c(raw[:HEADER.size]):
+        raise BadImage("image header fails its CRC32C", path=path)
+    try:
+        geometry = Geometry(zones=zones, zone_size=zone_size, zone_capacity=zone_capacity,
+                            block_size=bs, max_open=max_open, max_active=max_active)
+    except OSError as exc:
+        raise BadImage(f"image header holds an impossible geometry: {exc.strerror}", path=path) from None
+    expected = data_offset + zones * zone_size * bs
+    actual = os.fstat(fd).st_size
+    if actual < expected:
+        raise BadImage(f"image truncated: {actual} bytes, its geometry needs {expected}", path=path)
+    return geometry, table_offset, table_size, data_offset

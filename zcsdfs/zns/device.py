@@ -1,0 +1,439 @@
+"""An emulated NVMe ZNS namespace: the zone state machine over a backend.
+
+Semantics follow the NVMe Zoned Namespace Command Set: writes only at the
+write pointer, zone append returning the LBA it wrote, implicit opening on
+write, open and active resource limits (an implicit open over the limit
+closes the least recently opened implicitly-open zone, an explicit open over
+it fails), and a volatile write cache: data and write-pointer moves become
+durable on ``flush()`` or a write with ``fua=True``; reset and finish are
+durable on completion.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+from zcsdfs.zns.backend import ImageBackend, MemoryBackend
+from zcsdfs.zns.counters import Counters
+from zcsdfs.zns.errors import (
+    InvalidField,
+    InvalidZoneStateTransition,
+    LbaOutOfRange,
+    TooManyActiveZones,
+    TooManyOpenZones,
+    ZoneBoundaryError,
+    ZoneFull,
+    ZoneInvalidWrite,
+    ZoneOffline,
+    ZoneReadOnly,
+)
+from zcsdfs.zns.faults import FaultInjector
+from zcsdfs.zns.geometry import Geometry
+from zcsdfs.zns.zone import Zone, ZoneState
+
+EMPTY = ZoneState.EMPTY
+IMPLICIT_OPEN = ZoneState.IMPLICIT_OPEN
+EXPLICIT_OPEN = ZoneState.EXPLICIT_OPEN
+CLOSED = ZoneState.CLOSED
+FULL = ZoneState.FULL
+READ_ONLY = ZoneState.READ_ONLY
+OFFLINE = ZoneState.OFFLINE
+
+
+class _ZoneCtl:
+    """Mutable per-zone state. ``wp`` is where data ends (also after finish)."""
+
+    __slots__ = ("index", "start", "cap_end", "state", "wp", "durable_wp", "buffer")
+
+    def __init__(self, index: int, start: int, capacity: int):
+        self.index = index
+        self.start = start
+        self.cap_end = start + capacity
+        self.state = EMPTY
+        self.wp = start
+        self.durable_wp = start
+        self.buffer = None  # the backend's memoryview, fetched on first use
+
+
+class _OpenAction:
+    """``ZonedDevice.open(path)`` opens an image; ``device.open(zone)`` opens a zone.
+
+    Both spellings are the public API (one the constructor, one the NVMe
+    Zone Management Send action), so the name dispatches on how it is reached.
+    """
+
+    def __get__(self, instance, owner):
+        return owner.open_image if instance is None else instance.open_zone
+
+
+class ZonedDevice:
+    """A zoned namespace. Build one with ``memory``, ``create`` or ``open``."""
+
+    open = _OpenAction()
+
+    def __init__(self, geometry: Geometry, backend):
+        self.geometry = geometry
+        self.block_size = geometry.block_size
+        self.path: str | None = getattr(backend, "path", None)
+        self.counters = Counters(geometry.zones)
+        self.faults = FaultInjector(self)
+        self.recorder = None  # a zcsdfs.zns.crash.Recorder while recording
+        self._backend = backend
+        self._zones = [_ZoneCtl(i, i * geometry.zone_size, geometry.zone_capacity)
+                       for i in range(geometry.zones)]
+        self._implicit: OrderedDict[int, None] = OrderedDict()  # implicitly open, oldest first
+        self._open = 0
+        self._active = 0
+        self._closed = False
+        table = backend.load_table()
+        if table is not None:
+            self._restore(table)
+
+    # -- constructors ----------------------------------------------------------------
+
+    @classmethod
+    def memory(cls, geometry: Geometry | str = "tiny") -> "ZonedDevice":
+        geometry = Geometry.preset(geometry) if isinstance(geometry, str) else geometry
+        return cls(geometry, MemoryBackend(geometry))
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, geometry: Geometry | str = "tiny") -> "ZonedDevice":
+        geometry = Geometry.preset(geometry) if isinstance(geometry, str) else geometry
+        path = os.fspath(path)
+        try:
+            backend = ImageBackend.create(path, geometry)
+        except FileExistsError:
+            raise FileExistsError(17, "image already exists", path) from None
+        return cls(geometry, backend)
+
+    @classmethod
+    def open_image(cls, path: str | os.PathLike) -> "ZonedDevice":
+        """Open an existing image file (also spelled ``ZonedDevice.open(path)``)."""
+        backend = ImageBackend.open(os.fspath(path))
+        try:
+            return cls(backend.geometry, backend)
+        except BaseException:
+            backend.close()
+            raise
+
+    def _restore(self, table: list[tuple[ZoneState, int]]) -> None:
+        """After a power cycle no zone is open: written zones come back CLOSED."""
+        for z, (state, written) in zip(self._zones, table):
+            z.wp = z.durable_wp = z.start + written
+            if state in (FULL, READ_ONLY, OFFLINE):
+                z.state = state
+            elif z.wp == z.cap_end:
+                z.state = FULL
+            elif written:
+                z.state = CLOSED
+                self._active += 1
+            else:
+                z.state = EMPTY
+
+    # -- reporting -------------------------------------------------------------------
+
+    def report(self, start_zone: int = 0, count: int | None = None) -> list[Zone]:
+        """Zone descriptors, like ``blkzone report``."""
+        if not 0 <= start_zone <= self.geometry.zones:
+            raise InvalidField(f"start zone {start_zone} out of range", zone=start_zone)
+        end = self.geometry.zones if count is None else min(self.geometry.zones, start_zone + count)
+        g = self.geometry
+        return [
+            Zone(index=z.index, start=z.start, size=g.zone_size, capacity=g.zone_capacity,
+                 write_pointer=z.start + g.zone_size if z.state is FULL else z.wp, state=z.state)
+            for z in self._zones[start_zone:end]
+        ]
+
+    def zone(self, index: int) -> Zone:
+        return self.report(self._ctl(index).index, 1)[0]
+
+    def zone_of(self, lba: int) -> int:
+        """Index of the zone holding ``lba``."""
+        if not 0 <= lba < self.geometry.blocks:
+            raise LbaOutOfRange(f"LBA beyond the end of the device ({self.geometry.blocks} blocks)", lba=lba)
+        return lba // self.geometry.zone_size
+
+    @property
+    def open_zones(self) -> int:
+        return self._open
+
+    @property
+    def active_zones(self) -> int:
+        return self._active
+
+    # -- I/O -------------------------------------------------------------------------
+
+    def read(self, lba: int, nblocks: int) -> bytes:
+        buf = bytearray(nblocks * self.block_size)
+        self.read_into(lba, buf)
+        return bytes(buf)
+
+    def read_into(self, lba: int, buffer) -> None:
+        """Fill ``buffer`` (a whole number of blocks) from ``lba`` on.
+
+        Unwritten blocks below a zone's capacity read as zeros (deallocated);
+        reads may cross zone boundaries, not a zone's capacity.
+        """
+        if self._closed:
+            raise InvalidField("device is closed")
+        out = memoryview(buffer).cast("B")
+        bs = self.block_size
+        nbytes = out.nbytes
+        if nbytes % bs or nbytes == 0:
+            raise InvalidField(f"read length {nbytes} is not a positive multiple of {bs}", lba=lba)
+        nblocks = nbytes // bs
+        if lba < 0 or lba + nblocks > self.geometry.blocks:
+            raise LbaOutOfRange(f"read of {nblocks} blocks past the end of the device "
+                                f"({self.geometry.blocks} blocks)", lba=lba)
+        if self.faults.active:
+            self.faults.check_read(lba, nblocks)
+        zone_size = self.geometry.zone_size
+        pos = 0
+        while pos < nbytes:
+            cur = lba + pos // bs
+            z = self._zones[cur // zone_size]
+            if z.state is OFFLINE:
+                raise ZoneOffline("read from an offline zone", zone=z.index, lba=cur)
+            end = min(lba + nblocks, z.start + zone_size)
+            if end > z.cap_end:
+                raise ZoneBoundaryError("read beyond the zone capacity", zone=z.index, lba=max(cur, z.cap_end))
+            valid_end = min(end, z.wp)
+            piece = (end - cur) * bs
+            if valid_end > cur:
+                if z.buffer is None:
+                    z.buffer = self._backend.zone_buffer(z.index)
+                n = (valid_end - cur) * bs
+                off = (cur - z.start) * bs
+                out[pos:pos + n] = z.buffer[off:off + n]
+                out[pos + n:pos + piece] = bytes(piece - n)
+            else:
+                out[pos:pos + piece] = bytes(piece)
+            self.counters.zones[z.index].blocks_read += end - cur
+            pos += piece
+
+    def write(self, lba: int, data, *, fua: bool = False) -> None:
+        """Write whole blocks at the write pointer of the zone holding ``lba``."""
+        z = self._zones[self.zone_of(lba)]
+        if lba != z.wp and z.state not in (FULL, READ_ONLY, OFFLINE):
+            raise ZoneInvalidWrite(f"write not at the write pointer (LBA {z.wp})", zone=z.index, lba=lba)
+        self._write(z, data, fua, appended=False)
+
+    def append(self, zone: int, data, *, fua: bool = False) -> int:
+        """Zone append: write at the write pointer and return the first LBA written."""
+        z = self._ctl(zone)
+        lba = z.wp
+        self._write(z, data, fua, appended=True)
+        return lba
+
+    def _write(self, z: _ZoneCtl, data, fua: bool, appended: bool) -> None:
+        if self._closed:
+            raise InvalidField("device is closed")
+        mv = memoryview(data)
+        nbytes = mv.nbytes
+        bs = self.block_size
+        if nbytes % bs or nbytes == 0:
+            raise InvalidField(f"write length {nbytes} is not a positive multiple of {bs}",
+                               zone=z.index, lba=z.wp)
+        state = z.state
+        if state is not IMPLICIT_OPEN and state is not EXPLICIT_OPEN:
+            self._open_for_write(z)
+        nblocks = nbytes // bs
+        lba = z.wp
+        end = lba + nblocks
+        if end > z.cap_end:
+            raise ZoneBoundaryError(f"write of {nblocks} blocks crosses the zone capacity "
+                                    f"({z.cap_end - lba} blocks left)", zone=z.index, lba=lba)
+        if self.faults.active:
+            self.faults.check_write(z.index, lba)
+        if z.buffer is None:
+            z.buffer = self._backend.zone_buffer(z.index)
+        off = (lba - z.start) * bs
+        z.buffer[off:off + nbytes] = mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv
+        z.wp = end
+        c = self.counters.zones[z.index]
+        if appended:
+            c.blocks_appended += nblocks
+        else:
+            c.blocks_written += nblocks
+        if self.recorder is not None:
+            self.recorder.write(z.index, lba - z.start, bytes(mv), fua)
+        if end == z.cap_end:
+            self._transition(z, FULL)
+        if fua:
+            self._make_durable(z)
+
+    # -- zone management ------------------------------------------------------------------
+
+    def open_zone(self, zone: int) -> None:
+        """Explicitly open a zone (also spelled ``device.open(zone)``).
+
+        Fails at the open limit rather than closing another zone.
+        """
+        z = self._ctl(zone)
+        self._check_usable(z, "open")
+        state = z.state
+        if state is EXPLICIT_OPEN:
+            return
+        if state is FULL:
+            raise InvalidZoneStateTransition("cannot open a full zone", zone=z.index)
+        if state is EMPTY:
+            self._check_active(z)
+        if state is not IMPLICIT_OPEN:
+            self._check_open(z, implicit=False)
+        self._transition(z, EXPLICIT_OPEN)
+        self._record("open", z.index)
+
+    def close(self, zone: int) -> None:
+        z = self._ctl(zone)
+        self._check_usable(z, "close")
+        state = z.state
+        if state is CLOSED:
+            return
+        if not state.is_open:
+            raise InvalidZoneStateTransition(f"cannot close a zone in state {state.name}", zone=z.index)
+        self._transition(z, EMPTY if z.wp == z.start else CLOSED)
+        self._record("close", z.index)
+
+    def finish(self, zone: int) -> None:
+        """Move the zone to FULL; the blocks it never wrote read as zeros."""
+        z = self._ctl(zone)
+        self._check_usable(z, "finish")
+        if z.state is FULL:
+            return
+        self._transition(z, FULL)
+        self.counters.zones[z.index].finishes += 1
+        self._record("finish", z.index)
+        self._make_durable(z)
+
+    def reset(self, zone: int) -> None:
+        """Move the zone to EMPTY with its write pointer at the zone start."""
+        z = self._ctl(zone)
+        if z.state is OFFLINE:
+            raise ZoneOffline("cannot reset an offline zone", zone=z.index)
+        if z.state is READ_ONLY:
+            raise ZoneReadOnly("cannot reset a read-only zone", zone=z.index)
+        self._transition(z, EMPTY)
+        z.wp = z.start
+        self.counters.zones[z.index].resets += 1
+        self._record("reset", z.index)
+        self._make_durable(z)
+
+    def reset_all(self) -> None:
+        """Reset every zone that can be reset (NVMe's Select All skips the others)."""
+        for z in self._zones:
+            if z.state not in (READ_ONLY, OFFLINE) and (z.state is not EMPTY or z.wp != z.start):
+                self.reset(z.index)
+
+    def flush(self) -> None:
+        """Make every write so far durable."""
+        if self._closed:
+            raise InvalidField("device is closed")
+        self._backend.sync()
+        for z in self._zones:
+            z.durable_wp = z.wp
+        self._save_table()
+        self._record("flush", None)
+
+    def close_device(self) -> None:
+        """Flush and release the backend (and the image's lock)."""
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        for z in self._zones:
+            z.buffer = None
+        self._backend.close()
+
+    def __enter__(self) -> "ZonedDevice":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close_device()
+
+    # -- the state machine --------------------------------------------------------------
+
+    def _ctl(self, zone: int) -> _ZoneCtl:
+        if not isinstance(zone, int) or not 0 <= zone < self.geometry.zones:
+            raise InvalidField(f"no zone {zone} (the device has {self.geometry.zones})")
+        return self._zones[zone]
+
+    def _check_usable(self, z: _ZoneCtl, action: str) -> None:
+        if z.state is OFFLINE:
+            raise ZoneOffline(f"cannot {action} an offline zone", zone=z.index)
+        if z.state is READ_ONLY:
+            raise ZoneReadOnly(f"cannot {action} a read-only zone", zone=z.index)
+
+    def _open_for_write(self, z: _ZoneCtl) -> None:
+        state = z.state
+        if state is FULL:
+            raise ZoneFull("write to a full zone", zone=z.index, lba=z.wp)
+        self._check_usable(z, "write to")
+        if state is EMPTY:
+            self._check_active(z)
+        self._check_open(z, implicit=True)
+        self._transition(z, IMPLICIT_OPEN)
+
+    def _check_active(self, z: _ZoneCtl) -> None:
+        limit = self.geometry.max_active
+        if limit and self._active >= limit:
+            raise TooManyActiveZones(f"all {limit} active zones are in use", zone=z.index)
+
+    def _check_open(self, z: _ZoneCtl, implicit: bool) -> None:
+        limit = self.geometry.max_open
+        if not limit or self._open < limit:
+            return
+        if implicit and self._implicit:
+            victim = self._zones[next(iter(self._implicit))]
+            self._transition(victim, CLOSED)
+            return
+        raise TooManyOpenZones(f"all {limit} open zones are in use", zone=z.index)
+
+    def _transition(self, z: _ZoneCtl, new: ZoneState) -> None:
+        old = z.state
+        if old is new:
+            return
+        self._open += new.is_open - old.is_open
+        self._active += new.is_active - old.is_active
+        if old is IMPLICIT_OPEN:
+            del self._implicit[z.index]
+        if new is IMPLICIT_OPEN:
+            self._implicit[z.index] = None
+        z.state = new
+        self.counters.zones[z.index].transitions[(old, new)] += 1
+
+    def _make_durable(self, z: _ZoneCtl) -> None:
+        if self._backend.persistent:
+            self._backend.sync()
+        z.durable_wp = z.wp
+        self._save_table()
+
+    def _save_table(self) -> None:
+        if not self._backend.persistent:
+            return
+        entries = []
+        for z in self._zones:
+            state = z.state
+            # A zone filled by writes not yet flushed comes back at its durable
+            # write pointer, like any other zone that was open.
+            if state not in (READ_ONLY, OFFLINE) and not (state is FULL and z.durable_wp == z.wp):
+                state = EMPTY if z.durable_wp == z.start else CLOSED
+            entries.append((state, z.durable_wp - z.start))
+        self._backend.save_table(entries)
+
+    def _record(self, command: str, zone: int | None) -> None:
+        if self.recorder is not None:
+            self.recorder.command(command, zone)
+
+    # -- used by the fault injector --------------------------------------------------------
+
+    def _force_state(self, zone: int, state: ZoneState) -> None:
+        z = self._ctl(zone)
+        self._transition(z, state)
+        self._make_durable(z)
+
+    def __repr__(self) -> str:
+        where = self.path or "memory"
+        g = self.geometry
+        return f"<ZonedDevice {where}: {g.zones} zones of {g.zone_size} blocks ({g.zone_capacity} writable)>"
+
