@@ -1,1 +1,65 @@
-"""The log-structured file system on zones: inodes, extents, log writer, checkpoints, recovery, GC, snapshots."""
+"""The log-structured file system on zones: inodes, extents, log writer, checkpoints, recovery, GC.
+
+Layout. Zones 0 and 1 are checkpoint zones: each starts with a copy of the
+superblock (``superblock.py``) followed by checkpoints appended one after
+another. Every other zone is a log zone. Every write is an append; nothing
+is ever written in place.
+
+Log units (``format.py``, ``log.py``). A unit is one append: a header block
+(magic, version, fs uuid, global sequence number, stream, lengths, and one
+CRC32C over the whole unit) followed by metadata records and then data
+blocks. The records (``records.py``) say what changed: inode attributes,
+directory entries, extended attributes, truncations, and for data blocks
+``Data(ino, first file block, count)``, whose blocks are the unit's data in
+order, so the header doubles as GC's reverse map. Four streams (metadata,
+hot data, cold data, GC) each have a head zone, within the device's
+active-zone limit less one for the checkpoint zone.
+
+Checkpoints (``checkpoint.py``). A checkpoint is one frame holding a full
+metadata image as records: counters (next sequence number, next inode
+number), each log zone's role (FREE, HEAD of a stream, SEALED), how far it
+was written and its valid blocks, then every inode, entry, extent and
+extended attribute. The two checkpoint zones are used in turn; the one with
+the latest checkpoint is never reset. Checkpoints are taken at mount, at
+unmount, after about one zone of log, and when space runs low; each is
+followed by a flush.
+
+Recovery (``recovery.py``). Mount loads the newest checkpoint that passes
+its CRC (falling back to older ones with a warning), then reads the log
+written after it (HEAD zones from their recorded positions, FREE zones from
+their start) and replays units in sequence order from the checkpoint's next
+sequence number, stopping at the first gap or damaged unit. It never reads
+more than the log since the last checkpoint.
+
+Space (``gc.py``). Valid-block counts per zone follow every extent change;
+a checkpoint frees sealed zones with none. When data would dip into the
+reserve (one free zone, kept for metadata and GC), a checkpoint and then
+greedy GC run: the sealed zone with the fewest valid blocks has its live
+blocks (found through its unit headers) copied to the GC stream, a
+checkpoint is made durable, then the zone is reset. A device full of live
+data answers ENOSPC and stays consistent and mountable.
+
+What is durable when (the promises a program can rely on):
+
+- ``fsync``/``fdatasync`` of a file: its data, size and attributes, and
+  every operation completed before the call, on any file.
+- ``fsync`` of a directory: its entries (and, as above, everything before).
+- ``sync()`` and ``unmount()``: everything.
+- ``rename`` is atomic: after a crash the target names the old or the new
+  file, never neither; every operation is atomic in this sense.
+- After a crash the file system holds exactly the effects of some prefix
+  of the operations performed, at least up to the last fsync or sync.
+"""
+
+from zcsdfs.lfs.errors import Corrupted, FsError, NotZcsdfs
+from zcsdfs.lfs.filesystem import FileSystem
+from zcsdfs.lfs.fsck import FsckReport, fsck
+from zcsdfs.lfs.mkfs import mkfs
+
+
+def mount(device) -> FileSystem:
+    """Mount the file system on ``device``: recover, then write a fresh checkpoint."""
+    return FileSystem(device)
+
+
+__all__ = ["mkfs", "mount", "fsck", "FileSystem", "FsckReport", "FsError", "Corrupted", "NotZcsdfs"]

@@ -1,0 +1,158 @@
+"""fsck: check every invariant of a file system image without changing it.
+
+It replays the log in memory exactly as mount would (``recovery.replay``)
+and then checks the result from scratch: extents inside written parts of
+log zones and never sharing a block, valid-block counts equal to what the
+extents reference (both the checkpoint's saved counts and the live ones),
+no blocks mapped past the end of a file, the directory tree connected with
+every inode reachable, and link counts right.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import attrs
+
+from zcsdfs.lfs import records
+from zcsdfs.lfs.directory import NAME_MAX
+from zcsdfs.lfs.errors import FsError
+from zcsdfs.lfs.namespace import ROOT_INO, Namespace
+from zcsdfs.lfs.recovery import replay
+from zcsdfs.lfs.scan import written_end
+
+
+@attrs.define
+class FsckReport:
+    errors: list[str] = attrs.Factory(list)
+    notes: list[str] = attrs.Factory(list)  # recovery messages and orphans: expected after a crash
+    inodes: int = 0
+    files: int = 0
+    directories: int = 0
+    valid_blocks: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.errors
+
+
+def fsck(device) -> FsckReport:
+    """Check the file system on ``device``; ``report.clean`` is True when nothing is wrong."""
+    report = FsckReport()
+    try:
+        r = replay(device)
+    except FsError as e:
+        report.errors.append(f"cannot replay: {e.strerror}")
+        return report
+    report.notes.extend(r.messages)
+    ns = r.ns
+    _check_checkpoint_counts(r, device, report)
+    _check_extents(ns, r, device, report)
+    _check_tree(ns, report)
+    report.inodes = len(ns.inodes)
+    return report
+
+
+def _check_checkpoint_counts(r, device, report: FsckReport) -> None:
+    """The valid counts a checkpoint saved must equal those its own extents give."""
+    g = device.geometry
+    image = Namespace(g.zones, g.zone_size)
+    for rec in r.loaded.records:
+        if not isinstance(rec, records.ZoneRecord):
+            image.apply(rec)
+    for zone, rec in r.table.items():
+        if rec.valid != image.valid[zone]:
+            report.errors.append(f"checkpoint {r.loaded.generation} saves {rec.valid} valid blocks for zone "
+                                 f"{zone}, its extents reference {image.valid[zone]}")
+
+
+def _check_extents(ns: Namespace, r, device, report: FsckReport) -> None:
+    g = device.geometry
+    bs = g.block_size
+    valid = [0] * g.zones
+    used: list[tuple[int, int, int]] = []
+    ends = {z: written_end(device, z) for z in range(g.zones)}
+    for node in ns.inodes.values():
+        if not node.is_reg:
+            continue
+        report.files += 1
+        last = -(-node.size // bs)
+        if node.extents.end() > last:
+            report.errors.append(f"inode {node.ino} maps block {node.extents.end() - 1} past its size "
+                                 f"{node.size}")
+        blocks = 0
+        for first, lba, count in node.extents:
+            blocks += count
+            used.append((lba, count, node.ino))
+            for zone in range(lba // g.zone_size, (lba + count - 1) // g.zone_size + 1):
+                lo = max(lba, zone * g.zone_size)
+                hi = min(lba + count, (zone + 1) * g.zone_size)
+                if zone in r.sb.checkpoint_zones:
+                    report.errors.append(f"inode {node.ino} block {first} maps into checkpoint zone {zone}")
+                elif hi > ends[zone]:
+                    report.errors.append(f"inode {node.ino} maps LBAs {lo}..{hi - 1} beyond the written end "
+                                         f"{ends[zone]} of zone {zone}")
+                valid[zone] += hi - lo
+        if blocks != node.extents.blocks:
+            report.errors.append(f"inode {node.ino} counts {node.extents.blocks} blocks, its extents hold "
+                                 f"{blocks}")
+    used.sort()
+    for (a, n, ino), (b, _, other) in zip(used, used[1:]):
+        if a + n > b:
+            report.errors.append(f"inodes {ino} and {other} both map LBA {b}")
+    for zone in range(g.zones):
+        if valid[zone] != ns.valid[zone]:
+            report.errors.append(f"zone {zone} counts {ns.valid[zone]} valid blocks, extents reference "
+                                 f"{valid[zone]}")
+        if valid[zone] > g.zone_capacity:
+            report.errors.append(f"zone {zone} has {valid[zone]} valid blocks, more than its capacity")
+    report.valid_blocks = sum(valid)
+
+
+def _check_tree(ns: Namespace, report: FsckReport) -> None:
+    inodes = ns.inodes
+    root = inodes.get(ROOT_INO)
+    if root is None or not root.is_dir:
+        report.errors.append("the root directory is missing")
+        return
+    links = {ino: 0 for ino in inodes}
+    subdirs = {ino: 0 for ino in inodes}
+    seen = {ROOT_INO}
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        report.directories += 1
+        for name, child in d.entries.items():
+            raw = os.fsencode(name)
+            if not raw or len(raw) > NAME_MAX or b"/" in raw or b"\0" in raw or name in (".", ".."):
+                report.errors.append(f"directory {d.ino} holds an invalid name {name!r}")
+            node = inodes.get(child)
+            if node is None:
+                report.errors.append(f"entry {name!r} in directory {d.ino} names missing inode {child}")
+                continue
+            links[child] += 1
+            if node.is_dir:
+                subdirs[d.ino] += 1
+                if child in seen:
+                    report.errors.append(f"directory {child} is reachable twice (via {name!r} in {d.ino})")
+                    continue
+                if node.parent != d.ino:
+                    report.errors.append(f"directory {child} records parent {node.parent}, is in {d.ino}")
+                stack.append(node)
+            seen.add(child)
+    for ino, node in inodes.items():
+        if ino not in seen:
+            if node.nlink == 0 and not node.is_dir:
+                report.notes.append(f"inode {ino} is an orphan (unlinked while open); mount frees it")
+            else:
+                report.errors.append(f"inode {ino} is not reachable from the root")
+            continue
+        expected = 2 + subdirs[ino] if node.is_dir else links[ino]
+        if node.nlink != expected:
+            report.errors.append(f"inode {ino} has link count {node.nlink}, expected {expected}")
+        if node.is_symlink and node.size != len(os.fsencode(node.target)):
+            report.errors.append(f"symbolic link {ino} has size {node.size} for a target of "
+                                 f"{len(os.fsencode(node.target))} bytes")
+        if stat.S_IFMT(node.mode) == 0:
+            report.errors.append(f"inode {ino} has no file type")

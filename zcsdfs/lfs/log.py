@@ -1,0 +1,158 @@
+"""The log writer: appends log units to per-stream head zones.
+
+Each stream (metadata, hot data, cold data, GC-relocated data) has its own
+head zone, so blocks of similar lifetime share zones and GC finds zones that
+are mostly garbage (F2FS's multi-head logging). The number of heads is
+bounded by the device's active-zone limit, less one for the checkpoint
+zone; with fewer heads, streams share them.
+
+Every log zone has a role: FREE (empty, ready to be a head), HEAD (being
+appended to by a stream) or SEALED (finished, read-only until GC frees it).
+A head that cannot take the next unit is finished, which releases its
+active-zone resource before a free zone is opened. Data streams may not take
+the last ``reserve`` free zones: those are kept so that metadata and GC can
+always make progress on a full device.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from zcsdfs.lfs.errors import NoSpace
+from zcsdfs.lfs.format import UNIT_MAGIC, build_frame, header_blocks_for
+
+MAX_UNIT_DATA_BLOCKS = 1024
+
+
+class Stream(enum.IntEnum):
+    META = 0
+    HOT = 1
+    COLD = 2
+    GC = 3
+
+
+class Role(enum.IntEnum):
+    FREE = 0
+    SEALED = 1
+    HEAD = 2
+
+
+def stream_heads(max_active: int) -> dict[Stream, Stream]:
+    """Which head each stream writes to, given the active-zone limit (0: unlimited)."""
+    heads = len(Stream) if not max_active else max_active - 1
+    if heads >= 4:
+        return {s: s for s in Stream}
+    if heads == 3:
+        return {Stream.META: Stream.META, Stream.HOT: Stream.HOT, Stream.COLD: Stream.COLD,
+                Stream.GC: Stream.COLD}
+    if heads == 2:
+        return {Stream.META: Stream.META, Stream.HOT: Stream.HOT, Stream.COLD: Stream.HOT,
+                Stream.GC: Stream.HOT}
+    return {s: Stream.HOT for s in Stream}
+
+
+class LogWriter:
+    """Appends units; knows each log zone's role and each head's write pointer."""
+
+    def __init__(self, device, uuid: bytes, log_zones: list[int], next_seq: int, reserve: int = 1):
+        g = device.geometry
+        self.device = device
+        self.uuid = uuid
+        self.block_size = g.block_size
+        self.log_zones = log_zones
+        self.role = {z: Role.FREE for z in log_zones}
+        self.stream_of: dict[int, Stream] = {}  # head zone -> stream
+        self.heads: dict[Stream, int] = {}  # stream -> head zone
+        self.wp: dict[int, int] = {}  # head zone -> next LBA
+        self.route = stream_heads(g.max_active)
+        self.next_seq = next_seq
+        self.reserve = reserve
+        self.blocks_written = 0
+        self.since_checkpoint = 0
+        self.on_low_space = None  # called (once per allocation) when data would dip into the reserve
+
+    # -- roles --------------------------------------------------------------------------
+
+    def free_zones(self) -> list[int]:
+        return [z for z in self.log_zones if self.role[z] is Role.FREE]
+
+    def adopt_head(self, zone: int, stream: Stream, wp: int) -> None:
+        self.role[zone] = Role.HEAD
+        self.stream_of[zone] = stream
+        self.heads[stream] = zone
+        self.wp[zone] = wp
+
+    def seal(self, zone: int) -> None:
+        """Finish a zone (if the device has not already) and mark it SEALED."""
+        if self.device.zone(zone).state.is_active:
+            self.device.finish(zone)
+        self.role[zone] = Role.SEALED
+        stream = self.stream_of.pop(zone, None)
+        if stream is not None:
+            del self.heads[stream]
+            del self.wp[zone]
+
+    def release(self, zone: int) -> None:
+        """Reset a zone nothing needs any more and make it FREE."""
+        self.device.reset(zone)
+        self.role[zone] = Role.FREE
+
+    def written(self, zone: int) -> int:
+        """Blocks of ``zone`` in use, as a checkpoint records it."""
+        role = self.role[zone]
+        if role is Role.HEAD:
+            return self.wp[zone] - self.device.zone(zone).start
+        return self.device.geometry.zone_capacity if role is Role.SEALED else 0
+
+    # -- appending ----------------------------------------------------------------------
+
+    def room(self, stream: Stream, records_len: int, want: int) -> int:
+        """Data blocks (at most ``want``) the next unit of ``stream`` can carry; opens a head if needed."""
+        hblocks = header_blocks_for(records_len, self.block_size)
+        want = min(want, MAX_UNIT_DATA_BLOCKS)
+        need = hblocks + min(want, 1)
+        head = self.route[stream]
+        zone = self.heads.get(head)
+        if zone is not None and self._left(zone) < need:
+            self.seal(zone)
+            zone = None
+        if zone is None:
+            zone = self._allocate(stream, head)
+            if self._left(zone) < need:
+                raise NoSpace(f"a log unit of {hblocks} header blocks does not fit in a zone")
+        return min(self._left(zone) - hblocks, want)
+
+    def append(self, stream: Stream, records: bytes, data=None) -> int:
+        """Write one unit (after ``room``); return the LBA of its first data block."""
+        head = self.route[stream]
+        zone = self.heads[head]
+        frame = build_frame(UNIT_MAGIC, self.uuid, self.next_seq, records, data, self.block_size, stream)
+        nblocks = len(frame) // self.block_size
+        lba = self.device.append(zone, frame)
+        self.next_seq += 1
+        self.wp[zone] = lba + nblocks
+        self.blocks_written += nblocks
+        self.since_checkpoint += nblocks
+        if self._left(zone) == 0:
+            self.seal(zone)
+        return lba + header_blocks_for(len(records), self.block_size)
+
+    def _left(self, zone: int) -> int:
+        z = self.device.zone(zone)
+        return z.start + z.capacity - self.wp[zone]
+
+    def _allocate(self, stream: Stream, head: Stream) -> int:
+        data = stream in (Stream.HOT, Stream.COLD)
+        if data and len(self.free_zones()) <= self.reserve and self.on_low_space is not None:
+            self.on_low_space()
+            if head in self.heads:  # reclaiming may have opened a head this stream shares
+                return self.heads[head]
+        free = self.free_zones()
+        if not free or (data and len(free) <= self.reserve):
+            raise NoSpace("no free zone left for the log")
+        zone = free[0]
+        start = self.device.zone(zone).start
+        if self.device.zone(zone).write_pointer != start:
+            self.device.reset(zone)
+        self.adopt_head(zone, head, start)
+        return zone

@@ -1,0 +1,230 @@
+"""Metadata records: the vocabulary of the log and of checkpoint images.
+
+Every change to the namespace is one or more records. Live operations build
+records and apply them (``namespace.Namespace.apply``); recovery applies the
+same records read back from the log, and a checkpoint image is the records
+that rebuild the whole namespace from nothing. So the state after a crash
+is computed by the same code as the state before it.
+
+Each record is a type byte followed by a fixed little-endian struct and,
+for some, variable-length bytes (names are at most 255 bytes, so one length
+byte suffices). Names travel as str in memory and as ``os.fsencode`` bytes
+on disk, which round-trips any byte string.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import attrs
+
+from zcsdfs.lfs.errors import Corrupted
+
+
+@attrs.frozen
+class Inode:
+    """All attributes of one inode (times in ns); ``target`` only for symlinks."""
+
+    ino: int
+    mode: int
+    uid: int
+    gid: int
+    nlink: int
+    size: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    target: str = ""
+
+
+@attrs.frozen
+class Dentry:
+    """Add (or replace) the entry ``name`` in directory ``parent``."""
+
+    parent: int
+    name: str
+    child: int
+
+
+@attrs.frozen
+class Undentry:
+    parent: int
+    name: str
+
+
+@attrs.frozen
+class Free:
+    """Drop an inode with its extents and extended attributes."""
+
+    ino: int
+
+
+@attrs.frozen
+class Xattr:
+    ino: int
+    name: str
+    value: bytes
+
+
+@attrs.frozen
+class Unxattr:
+    ino: int
+    name: str
+
+
+@attrs.frozen
+class Truncate:
+    """Unmap every file block from ``first_block`` on."""
+
+    ino: int
+    first_block: int
+
+
+@attrs.frozen
+class Data:
+    """``count`` file blocks from ``first_block`` are the next blocks of the unit's data."""
+
+    ino: int
+    first_block: int
+    count: int
+
+
+@attrs.frozen
+class Map:
+    """``count`` file blocks from ``first_block`` live at device LBAs from ``lba``."""
+
+    ino: int
+    first_block: int
+    count: int
+    lba: int
+
+
+@attrs.frozen
+class ZoneRecord:
+    """A log zone's role at checkpoint time (see ``zones.py``)."""
+
+    zone: int
+    state: int
+    stream: int
+    written: int
+    valid: int
+
+
+@attrs.frozen
+class Counters:
+    """The first record of a checkpoint image: where numbering resumes."""
+
+    next_seq: int
+    next_ino: int
+
+
+_INODE = struct.Struct("<QIIIIQqqqH")
+_DENTRY = struct.Struct("<QQB")
+_NAMED = struct.Struct("<QB")
+_U64 = struct.Struct("<Q")
+_XATTR = struct.Struct("<QBI")
+_TRUNCATE = struct.Struct("<QQ")
+_DATA = struct.Struct("<QQI")
+_MAP = struct.Struct("<QQIQ")
+_ZONE = struct.Struct("<IBBII")
+_COUNTERS = struct.Struct("<QQ")
+
+INODE, DENTRY, UNDENTRY, FREE, XATTR, UNXATTR, TRUNCATE, DATA, MAP, ZONE, COUNTERS = range(1, 12)
+
+
+def _name(name: str) -> bytes:
+    return os.fsencode(name)
+
+
+def encode(record) -> bytes:
+    """The on-disk bytes of one record."""
+    match record:
+        case Inode():
+            target = _name(record.target)
+            return bytes((INODE,)) + _INODE.pack(
+                record.ino, record.mode, record.uid, record.gid, record.nlink, record.size,
+                record.atime_ns, record.mtime_ns, record.ctime_ns, len(target)) + target
+        case Dentry():
+            name = _name(record.name)
+            return bytes((DENTRY,)) + _DENTRY.pack(record.parent, record.child, len(name)) + name
+        case Undentry():
+            name = _name(record.name)
+            return bytes((UNDENTRY,)) + _NAMED.pack(record.parent, len(name)) + name
+        case Free():
+            return bytes((FREE,)) + _U64.pack(record.ino)
+        case Xattr():
+            name = _name(record.name)
+            return bytes((XATTR,)) + _XATTR.pack(record.ino, len(name), len(record.value)) + name + record.value
+        case Unxattr():
+            name = _name(record.name)
+            return bytes((UNXATTR,)) + _NAMED.pack(record.ino, len(name)) + name
+        case Truncate():
+            return bytes((TRUNCATE,)) + _TRUNCATE.pack(record.ino, record.first_block)
+        case Data():
+            return bytes((DATA,)) + _DATA.pack(record.ino, record.first_block, record.count)
+        case Map():
+            return bytes((MAP,)) + _MAP.pack(record.ino, record.first_block, record.count, record.lba)
+        case ZoneRecord():
+            return bytes((ZONE,)) + _ZONE.pack(record.zone, record.state, record.stream, record.written,
+                                               record.valid)
+        case Counters():
+            return bytes((COUNTERS,)) + _COUNTERS.pack(record.next_seq, record.next_ino)
+    raise TypeError(f"not a metadata record: {record!r}")
+
+
+def decode(buf, where: str):
+    """Yield the records in ``buf``; ``where`` names the frame in error messages."""
+    buf = memoryview(buf)
+    pos, end = 0, len(buf)
+    try:
+        while pos < end:
+            kind = buf[pos]
+            pos += 1
+            if kind == INODE:
+                *fields, tlen = _INODE.unpack_from(buf, pos)
+                pos += _INODE.size
+                yield Inode(*fields, os.fsdecode(bytes(buf[pos:pos + tlen])))
+                pos += tlen
+            elif kind == DENTRY:
+                parent, child, nlen = _DENTRY.unpack_from(buf, pos)
+                pos += _DENTRY.size
+                yield Dentry(parent, os.fsdecode(bytes(buf[pos:pos + nlen])), child)
+                pos += nlen
+            elif kind in (UNDENTRY, UNXATTR):
+                number, nlen = _NAMED.unpack_from(buf, pos)
+                pos += _NAMED.size
+                name = os.fsdecode(bytes(buf[pos:pos + nlen]))
+                yield Undentry(number, name) if kind == UNDENTRY else Unxattr(number, name)
+                pos += nlen
+            elif kind == FREE:
+                yield Free(*_U64.unpack_from(buf, pos))
+                pos += _U64.size
+            elif kind == XATTR:
+                ino, nlen, vlen = _XATTR.unpack_from(buf, pos)
+                pos += _XATTR.size
+                name = os.fsdecode(bytes(buf[pos:pos + nlen]))
+                pos += nlen
+                yield Xattr(ino, name, bytes(buf[pos:pos + vlen]))
+                pos += vlen
+            elif kind == TRUNCATE:
+                yield Truncate(*_TRUNCATE.unpack_from(buf, pos))
+                pos += _TRUNCATE.size
+            elif kind == DATA:
+                yield Data(*_DATA.unpack_from(buf, pos))
+                pos += _DATA.size
+            elif kind == MAP:
+                yield Map(*_MAP.unpack_from(buf, pos))
+                pos += _MAP.size
+            elif kind == ZONE:
+                yield ZoneRecord(*_ZONE.unpack_from(buf, pos))
+                pos += _ZONE.size
+            elif kind == COUNTERS:
+                yield Counters(*_COUNTERS.unpack_from(buf, pos))
+                pos += _COUNTERS.size
+            else:
+                raise Corrupted(f"unknown metadata record type {kind} at byte {pos - 1} of {where}")
+    except struct.error:
+        raise Corrupted(f"metadata record cut short at byte {pos} of {where}") from None
+    if pos != end:
+        raise Corrupted(f"metadata record runs past the end of {where}")

@@ -1,0 +1,172 @@
+"""Mount-time recovery: the latest checkpoint plus a roll-forward of the log after it.
+
+Which zones can hold units newer than the checkpoint: its HEAD zones (from
+the position it recorded) and its FREE zones (from their start; units older
+than the checkpoint found there are garbage awaiting a reset). SEALED zones
+were finished before the checkpoint and are skipped, so a mount reads the
+log written since the last checkpoint and nothing else.
+
+Units are replayed in sequence-number order, starting at the checkpoint's
+``next_seq`` and stopping at the first gap. A crash keeps an arbitrary
+prefix of each zone's unflushed writes, so a unit can survive while an
+earlier one in another zone did not; stopping at the gap makes the result
+exactly the state after some prefix of the logged units, never a mixture.
+Units past the gap were never made durable (every fsync and sync flushes
+the whole device), so dropping them loses nothing that was promised.
+
+Afterwards each zone that received units gets a role again: a cleanly
+written, not full zone becomes its stream's head (if that stream has none),
+any other is finished and sealed. Inodes left with no links (unlinked while
+open) are freed, as ext4 does with its orphan list.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+
+from zcsdfs.lfs import records
+from zcsdfs.lfs.checkpoint import Checkpointer, load_latest, read_superblock
+from zcsdfs.lfs.errors import Corrupted
+from zcsdfs.lfs.format import UNIT_MAGIC, frame_records
+from zcsdfs.lfs.log import LogWriter, Role, Stream
+from zcsdfs.lfs.namespace import Namespace
+from zcsdfs.lfs.scan import Walk, read_frame, written_end
+
+log = logging.getLogger("zcsdfs.lfs")
+
+
+@attrs.frozen
+class RecoveryReport:
+    checkpoint: int  # generation mounted from
+    replayed: int  # log units applied
+    dropped: int  # valid units after a sequence gap
+    orphans: int  # unlinked inodes freed
+    messages: tuple[str, ...]  # damage found: checkpoints or units failing their checks
+
+
+@attrs.frozen
+class _Unit:
+    seq: int
+    zone: int
+    lba: int
+    data_lba: int
+    recs: list
+
+
+@attrs.define
+class Replayed:
+    """What the device holds, read without changing it: ``recover`` and ``fsck`` start here."""
+
+    sb: object
+    loaded: object  # checkpoint.Loaded
+    ns: Namespace
+    table: dict  # zone -> ZoneRecord from the checkpoint
+    log_zones: list
+    streams: dict  # zone -> stream of the newest units found in it
+    clean: dict  # zone -> whether its frames run cleanly up to its write pointer
+    newest: int  # highest sequence number seen
+    replayed: int
+    dropped: int
+    messages: list
+
+    def role(self, zone: int) -> Role:
+        rec = self.table.get(zone)
+        return Role(rec.state) if rec else Role.FREE
+
+
+def replay(device) -> Replayed:
+    """Load the latest checkpoint and apply the log after it, in memory only."""
+    sb = read_superblock(device)
+    loaded = load_latest(device, sb)
+    g = device.geometry
+    ns = Namespace(g.zones, g.zone_size)
+    table: dict[int, records.ZoneRecord] = {}
+    counters = None
+    for rec in loaded.records:
+        if isinstance(rec, records.ZoneRecord):
+            table[rec.zone] = rec
+        else:
+            if isinstance(rec, records.Counters):
+                counters = rec
+            ns.apply(rec)
+    if counters is None:
+        raise Corrupted(f"checkpoint {loaded.generation} has no counters record")
+    log_zones = [z for z in range(g.zones) if z not in sb.checkpoint_zones]
+    r = Replayed(sb, loaded, ns, table, log_zones, {}, {}, counters.next_seq - 1, 0, 0,
+                 list(loaded.messages))
+
+    units: list[_Unit] = []
+    for zone in log_zones:
+        role = r.role(zone)
+        if role is Role.SEALED:
+            continue
+        start = device.zone(zone).start
+        begin = start + table[zone].written if role is Role.HEAD else start
+        walk = Walk(device, sb.uuid, UNIT_MAGIC, begin, written_end(device, zone))
+        ok = True
+        for lba, header in walk:
+            frame = read_frame(device, lba, header)
+            if frame is None:
+                r.messages.append(f"log unit at LBA {lba} (zone {zone}) fails its CRC32C; the log ends there")
+                ok = False
+                break
+            if header.seq < counters.next_seq:
+                continue  # older than the checkpoint: garbage in a zone not yet reset
+            recs = list(records.decode(frame_records(frame, header), f"log unit {header.seq} at LBA {lba}"))
+            units.append(_Unit(header.seq, zone, lba, lba + header.header_blocks, recs))
+            r.streams[zone] = Stream(header.stream)
+            r.newest = max(r.newest, header.seq)
+        r.clean[zone] = ok and walk.reason is None
+        if role is Role.HEAD:
+            r.streams.setdefault(zone, Stream(table[zone].stream))
+
+    units.sort(key=lambda u: u.seq)
+    expected = counters.next_seq
+    for unit in units:
+        if unit.seq != expected:
+            break
+        try:
+            ns.apply_unit(unit.recs, unit.data_lba)
+        except (KeyError, AttributeError, TypeError, ValueError) as e:
+            raise Corrupted(f"log unit {unit.seq} at LBA {unit.lba} does not apply to the namespace: "
+                            f"{type(e).__name__}: {e}") from None
+        expected += 1
+        r.replayed += 1
+    r.dropped = len(units) - r.replayed
+    return r
+
+
+def recover(device):
+    """Replay, then give every log zone its role again and free orphans.
+
+    Returns (superblock, namespace, log writer, checkpointer, report).
+    """
+    r = replay(device)
+    for m in r.messages:
+        log.warning(m)
+    if r.dropped:
+        log.info("%d log unit(s) after a sequence gap were never durable; dropped", r.dropped)
+    ns = r.ns
+    writer = LogWriter(device, r.sb.uuid, r.log_zones, r.newest + 1)
+    for zone in r.log_zones:
+        z = device.zone(zone)
+        if r.role(zone) is Role.SEALED:
+            writer.role[zone] = Role.SEALED
+        elif zone in r.streams and z.write_pointer != z.start:
+            head = writer.route[r.streams[zone]]
+            if not z.state.is_active or not r.clean[zone] or head in writer.heads:
+                writer.seal(zone)
+            else:
+                writer.adopt_head(zone, head, written_end(device, zone))
+        elif z.write_pointer != z.start:
+            writer.release(zone)
+
+    orphans = [node.ino for node in ns.inodes.values() if node.nlink == 0]
+    for ino in orphans:
+        ns.apply(records.Free(ino))
+    loaded = r.loaded
+    checkpointer = Checkpointer(device, r.sb, loaded.zone, loaded.generation, loaded.at_end)
+    report = RecoveryReport(loaded.generation, r.replayed, r.dropped, len(orphans), tuple(r.messages))
+    return r.sb, ns, writer, checkpointer, report

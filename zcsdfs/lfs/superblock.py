@@ -1,0 +1,67 @@
+"""The superblock: the first block of each checkpoint zone.
+
+It names the file system (magic, version, uuid) and the geometry it was
+made for, so mount can refuse a foreign device or one whose geometry
+changed. Both checkpoint zones start with the same superblock; a zone is
+reset only when the other holds the latest checkpoint, so at least one copy
+always survives.
+
+Layout (little-endian)::
+
+    magic 4s "ZCSB" | version u16 | reserved u16 | uuid 16s | block_size u32
+    zones u32 | zone_size u64 | zone_capacity u64 | checkpoint zones 2 x u32
+    created_ns u64 | crc32c u32 (over everything before it)
+"""
+
+from __future__ import annotations
+
+import struct
+
+import attrs
+import crc32c
+
+from zcsdfs.lfs.errors import Corrupted, NotZcsdfs
+
+MAGIC = b"ZCSB"
+VERSION = 1
+LAYOUT = struct.Struct("<4sHH16sIIQQIIQ")
+CRC = struct.Struct("<I")
+CHECKPOINT_ZONES = (0, 1)
+
+
+@attrs.frozen
+class Superblock:
+    uuid: bytes
+    block_size: int
+    zones: int
+    zone_size: int
+    zone_capacity: int
+    created_ns: int
+    checkpoint_zones: tuple[int, int] = CHECKPOINT_ZONES
+
+    def encode(self) -> bytes:
+        body = LAYOUT.pack(MAGIC, VERSION, 0, self.uuid, self.block_size, self.zones, self.zone_size,
+                           self.zone_capacity, *self.checkpoint_zones, self.created_ns)
+        block = body + CRC.pack(crc32c.crc32c(body))
+        return block + bytes(self.block_size - len(block))
+
+    @classmethod
+    def decode(cls, block, where: str) -> "Superblock":
+        """Parse one superblock copy; ``where`` names it in error messages."""
+        magic, version, _, uuid, bs, zones, zsize, zcap, cp0, cp1, created = LAYOUT.unpack_from(block, 0)
+        if magic != MAGIC:
+            raise NotZcsdfs(f"no zcsdfs superblock at {where}")
+        if version != VERSION:
+            raise Corrupted(f"superblock at {where} has version {version}, this code reads {VERSION}")
+        (crc,) = CRC.unpack_from(block, LAYOUT.size)
+        if crc != crc32c.crc32c(bytes(block[:LAYOUT.size])):
+            raise Corrupted(f"superblock at {where} fails its CRC32C")
+        return cls(uuid, bs, zones, zsize, zcap, created, (cp0, cp1))
+
+    def check_geometry(self, geometry) -> None:
+        """Refuse a device whose shape differs from the one this file system was made on."""
+        mine = (self.block_size, self.zones, self.zone_size, self.zone_capacity)
+        theirs = (geometry.block_size, geometry.zones, geometry.zone_size, geometry.zone_capacity)
+        if mine != theirs:
+            raise Corrupted(f"superblock geometry (block size, zones, zone size, capacity) {mine} "
+                            f"does not match the device's {theirs}")
