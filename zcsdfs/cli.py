@@ -21,7 +21,7 @@ COMMAND_MODULES = (
     "zcsdfs.csd.commands",
 )
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # messages stay one line
 
 
 def build_parser() -> argparse.ArgumentParser:

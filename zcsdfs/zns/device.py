@@ -137,6 +137,8 @@ class ZonedDevice:
         """Zone descriptors, like ``blkzone report``."""
         if not 0 <= start_zone <= self.geometry.zones:
             raise InvalidField(f"start zone {start_zone} out of range", zone=start_zone)
+        if count is not None and count < 0:
+            raise InvalidField(f"negative zone count {count}", zone=start_zone)
         end = self.geometry.zones if count is None else min(self.geometry.zones, start_zone + count)
         g = self.geometry
         return [
@@ -165,6 +167,8 @@ class ZonedDevice:
     # -- I/O -------------------------------------------------------------------------
 
     def read(self, lba: int, nblocks: int) -> bytes:
+        if nblocks <= 0:
+            raise InvalidField(f"read of {nblocks} blocks", lba=lba)
         buf = bytearray(nblocks * self.block_size)
         self.read_into(lba, buf)
         return bytes(buf)
@@ -189,15 +193,19 @@ class ZonedDevice:
         if self.faults.active:
             self.faults.check_read(lba, nblocks)
         zone_size = self.geometry.zone_size
+        last = lba + nblocks
+        # Check every zone first, so a failed read neither copies nor counts anything.
+        for z in self._zones[lba // zone_size:(last - 1) // zone_size + 1]:
+            cur = max(lba, z.start)
+            if z.state is OFFLINE:
+                raise ZoneOffline("read from an offline zone", zone=z.index, lba=cur)
+            if min(last, z.start + zone_size) > z.cap_end:
+                raise ZoneBoundaryError("read beyond the zone capacity", zone=z.index, lba=max(cur, z.cap_end))
         pos = 0
         while pos < nbytes:
             cur = lba + pos // bs
             z = self._zones[cur // zone_size]
-            if z.state is OFFLINE:
-                raise ZoneOffline("read from an offline zone", zone=z.index, lba=cur)
-            end = min(lba + nblocks, z.start + zone_size)
-            if end > z.cap_end:
-                raise ZoneBoundaryError("read beyond the zone capacity", zone=z.index, lba=max(cur, z.cap_end))
+            end = min(last, z.start + zone_size)
             valid_end = min(end, z.wp)
             piece = (end - cur) * bs
             if valid_end > cur:
@@ -214,6 +222,8 @@ class ZonedDevice:
 
     def write(self, lba: int, data, *, fua: bool = False) -> None:
         """Write whole blocks at the write pointer of the zone holding ``lba``."""
+        if self._closed:
+            raise InvalidField("device is closed")
         z = self._zones[self.zone_of(lba)]
         if lba != z.wp and z.state not in (FULL, READ_ONLY, OFFLINE):
             raise ZoneInvalidWrite(f"write not at the write pointer (LBA {z.wp})", zone=z.index, lba=lba)
@@ -227,8 +237,7 @@ class ZonedDevice:
         return lba
 
     def _write(self, z: _ZoneCtl, data, fua: bool, appended: bool) -> None:
-        if self._closed:
-            raise InvalidField("device is closed")
+        """Every check comes before the implicit open, so a failed write changes nothing."""
         mv = memoryview(data)
         nbytes = mv.nbytes
         bs = self.block_size
@@ -236,8 +245,9 @@ class ZonedDevice:
             raise InvalidField(f"write length {nbytes} is not a positive multiple of {bs}",
                                zone=z.index, lba=z.wp)
         state = z.state
-        if state is not IMPLICIT_OPEN and state is not EXPLICIT_OPEN:
-            self._open_for_write(z)
+        opening = state is not IMPLICIT_OPEN and state is not EXPLICIT_OPEN
+        if opening:
+            self._check_writable(z)
         nblocks = nbytes // bs
         lba = z.wp
         end = lba + nblocks
@@ -246,6 +256,8 @@ class ZonedDevice:
                                     f"({z.cap_end - lba} blocks left)", zone=z.index, lba=lba)
         if self.faults.active:
             self.faults.check_write(z.index, lba)
+        if opening:
+            self._open_for_write(z)
         if z.buffer is None:
             z.buffer = self._backend.zone_buffer(z.index)
         off = (lba - z.start) * bs
@@ -354,6 +366,8 @@ class ZonedDevice:
     # -- the state machine --------------------------------------------------------------
 
     def _ctl(self, zone: int) -> _ZoneCtl:
+        if self._closed:
+            raise InvalidField("device is closed")
         if not isinstance(zone, int) or not 0 <= zone < self.geometry.zones:
             raise InvalidField(f"no zone {zone} (the device has {self.geometry.zones})")
         return self._zones[zone]
@@ -364,12 +378,14 @@ class ZonedDevice:
         if z.state is READ_ONLY:
             raise ZoneReadOnly(f"cannot {action} a read-only zone", zone=z.index)
 
-    def _open_for_write(self, z: _ZoneCtl) -> None:
-        state = z.state
-        if state is FULL:
+    def _check_writable(self, z: _ZoneCtl) -> None:
+        if z.state is FULL:
             raise ZoneFull("write to a full zone", zone=z.index, lba=z.wp)
         self._check_usable(z, "write to")
-        if state is EMPTY:
+
+    def _open_for_write(self, z: _ZoneCtl) -> None:
+        """Implicit open of an EMPTY or CLOSED zone (its write already validated)."""
+        if z.state is EMPTY:
             self._check_active(z)
         self._check_open(z, implicit=True)
         self._transition(z, IMPLICIT_OPEN)
@@ -429,6 +445,8 @@ class ZonedDevice:
 
     def _force_state(self, zone: int, state: ZoneState) -> None:
         z = self._ctl(zone)
+        if z.state is OFFLINE:
+            raise ZoneOffline("an offline zone stays offline", zone=z.index)
         self._transition(z, state)
         self._make_durable(z)
 

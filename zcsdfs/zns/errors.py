@@ -1,8 +1,12 @@
 """Errors of the zoned device, one class per NVMe status.
 
-Each carries the NVMe status code it stands for (``status``) and the errno
-Linux's block layer reports for it (nvme_error_status -> blk_status_to_errno),
-so upper layers can both reason about the device and hand users a real errno.
+Each carries the NVMe status code it stands for (``status``) and an errno, so
+upper layers can both reason about the device and hand users a real errno.
+The errno is the one Linux's block layer reports where that is specific
+(EOVERFLOW and ETOOMANYREFS for the active and open resource limits, EIO for
+write-pointer and boundary violations); where Linux folds a status into a
+vague code we give the precise one (EROFS for a read-only zone, EINVAL for a
+malformed command).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Tests of the zoned device (zcsdfs.zns)."""
