@@ -18,6 +18,7 @@ from rich_argparse import RichHelpFormatter
 COMMAND_MODULES = (
     "zcsdfs.demo",
     "zcsdfs.zns.commands",
+    "zcsdfs.lfs.commands",
     "zcsdfs.csd.commands",
 )
 

@@ -39,6 +39,14 @@ blocks (found through its unit headers) copied to the GC stream, a
 checkpoint is made durable, then the zone is reset. A device full of live
 data answers ENOSPC and stays consistent and mountable.
 
+Snapshots (``snapshot.py``) are copies of the metadata saved after the
+live image in every checkpoint; their references count in the per-zone
+valid blocks, and GC moves each shared block once, remapping every tree
+(``Kept`` records carry blocks only snapshots reference). Frozen views
+(``frozen.py``) pin one file's blocks in memory for CSD kernels: GC skips
+and checkpoints never reset a zone a view pins. ``usage.py`` reads space
+accounting without mounting (``zcsdfs df``); ``commands.py`` is the CLI.
+
 What is durable when (the promises a program can rely on):
 
 - ``fsync``/``fdatasync`` of a file: its data, size and attributes, and

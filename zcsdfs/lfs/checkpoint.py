@@ -2,7 +2,8 @@
 
 A checkpoint is one frame (magic ZCKP, ``seq`` = its generation) whose
 records rebuild everything: a ``Counters`` record (where log sequence
-numbers and inode numbers resume), one ``ZoneRecord`` per log zone (its
+numbers and inode numbers resume), a ``Usage`` record (lifetime totals for
+write amplification), one ``ZoneRecord`` per log zone (its
 role, how far it was written, its valid blocks), then the namespace image.
 Roll-forward starts from the positions it records.
 
@@ -42,15 +43,53 @@ class Loaded:
     messages: tuple[str, ...]
 
 
-def image(ns, writer, freed: list[int]) -> bytes:
-    """The records of a checkpoint of ``ns``, with the zones in ``freed`` recorded as FREE."""
-    recs = [records.Counters(writer.next_seq, ns.next_ino)]
+def image(ns, writer, freed: list[int], usage: records.Usage = records.Usage(0, 0, 0),
+          snapshots: dict | None = None) -> bytes:
+    """The records of a checkpoint of ``ns``, with the zones in ``freed`` recorded as FREE.
+
+    ``snapshots`` maps a name to (creation time, namespace); each follows the
+    live image behind a ``Snapshot`` record.
+    """
+    recs = [records.Counters(writer.next_seq, ns.next_ino), usage]
     for z in writer.log_zones:
         free = z in freed or writer.role[z] is Role.FREE
         recs.append(records.ZoneRecord(z, Role.FREE if free else writer.role[z], writer.stream_of.get(z, 0),
                                        0 if free else writer.written(z), ns.valid[z]))
     recs.extend(ns.image())
+    for name, (created_ns, snap) in (snapshots or {}).items():
+        recs.append(records.Snapshot(name, created_ns))
+        recs.extend(snap.image())
     return b"".join(records.encode(r) for r in recs)
+
+
+@attrs.define
+class Image:
+    """A checkpoint's records sorted by what they rebuild."""
+
+    counters: records.Counters | None = None
+    usage: records.Usage = records.Usage(0, 0, 0)
+    zones: dict = attrs.Factory(dict)  # zone -> ZoneRecord
+    live: list = attrs.Factory(list)  # records of the live namespace
+    snapshots: dict = attrs.Factory(dict)  # name -> (created_ns, records)
+
+
+def split_image(recs) -> Image:
+    out = Image()
+    target = out.live
+    for rec in recs:
+        match rec:
+            case records.ZoneRecord():
+                out.zones[rec.zone] = rec
+            case records.Usage():
+                out.usage = rec
+            case records.Snapshot():
+                target = []
+                out.snapshots[rec.name] = (rec.created_ns, target)
+            case _:
+                if isinstance(rec, records.Counters):
+                    out.counters = rec
+                target.append(rec)
+    return out
 
 
 def read_superblock(device) -> Superblock:

@@ -29,7 +29,7 @@ import threading
 import time
 
 from zcsdfs.lfs import records
-from zcsdfs.lfs.attributes import DirEntry, Stat, StatFs
+from zcsdfs.lfs.attributes import Stat, StatFs
 from zcsdfs.lfs.checkpoint import image
 from zcsdfs.lfs.directory import NAME_MAX, as_name, as_new_name
 from zcsdfs.lfs.errors import (
@@ -44,26 +44,26 @@ from zcsdfs.lfs.errors import (
     NotEmpty,
     NotFound,
     NotPermitted,
-    NotSupported,
-    OutOfRange,
     TooBig,
     TooManyLinks,
     Unmounted,
 )
+from zcsdfs.lfs.frozen import FrozenView
 from zcsdfs.lfs.gc import collect, greedy_victim
 from zcsdfs.lfs.inode import Inode
 from zcsdfs.lfs.log import Role, Stream
 from zcsdfs.lfs.namespace import ROOT_INO
+from zcsdfs.lfs.reader import TreeReader
 from zcsdfs.lfs.recovery import recover
+from zcsdfs.lfs.snapshot import Snapshot, SnapshotInfo, snapshot_name
+from zcsdfs.lfs.usage import usable_blocks
 
 MAX_FILE_SIZE = 1 << 46
 LINK_MAX = 65000
 PATH_MAX = 4096
-XATTR_NAME_MAX = 255
 XATTR_SIZE_MAX = 65536
 XATTR_CREATE = 1
 XATTR_REPLACE = 2
-XATTR_NAMESPACES = ("user.", "trusted.", "security.")
 PENDING_LIMIT = 16 << 10  # bytes of queued records before they go out as a metadata unit
 
 
@@ -71,7 +71,7 @@ def _now() -> int:
     return time.time_ns()
 
 
-class FileSystem:
+class FileSystem(TreeReader):
     """A mounted zcsdfs. Build it with ``zcsdfs.lfs.mount(device)``."""
 
     ROOT = ROOT_INO
@@ -79,7 +79,12 @@ class FileSystem:
     def __init__(self, device):
         self.device = device
         self.block_size = device.block_size
-        self.sb, self.ns, self.writer, self.checkpointer, self.recovery = recover(device)
+        self._lock = threading.RLock()
+        r, self.writer, self.checkpointer, self.recovery = recover(device)
+        self.sb, self.ns, self._usage_base = r.sb, r.ns, r.usage
+        self.snapshots: dict[str, Snapshot] = {name: Snapshot(self, name, created, ns)
+                                               for name, (created, ns) in r.snapshots.items()}
+        self.viewed = [0] * device.geometry.zones  # blocks per zone pinned by frozen views
         self.writer.on_low_space = self._reclaim
         self.checkpoint_interval = device.geometry.zone_capacity
         self.user_blocks_written = 0
@@ -88,68 +93,12 @@ class FileSystem:
         self._pending: list[bytes] = []
         self._pending_len = 0
         self._held: dict[int, int] = {}
-        self._lock = threading.RLock()
         self._mounted = True
         self.checkpoint()
 
-    # -- lookups --------------------------------------------------------------------------
-
-    def _node(self, ino: int) -> Inode:
+    def _check_usable(self) -> None:
         if not self._mounted:
             raise Unmounted("the file system is unmounted")
-        try:
-            return self.ns.inodes[ino]
-        except KeyError:
-            raise NotFound(f"no inode {ino}") from None
-
-    def _dir(self, ino: int) -> Inode:
-        node = self._node(ino)
-        if not node.is_dir:
-            raise NotADirectory(f"inode {ino} is not a directory")
-        return node
-
-    def _file(self, ino: int) -> Inode:
-        node = self._node(ino)
-        if node.is_dir:
-            raise IsADirectory(f"inode {ino} is a directory")
-        if not node.is_reg:
-            raise Invalid(f"inode {ino} is not a regular file")
-        return node
-
-    def lookup(self, dir_ino: int, name: str | bytes) -> int:
-        """The inode ``name`` names in directory ``dir_ino`` ("." and ".." included)."""
-        with self._lock:
-            d = self._dir(dir_ino)
-            name = as_name(name)
-            if name == ".":
-                return d.ino
-            if name == "..":
-                return d.parent
-            try:
-                return d.entries[name]
-            except KeyError:
-                raise NotFound(f"no entry {name!r} in directory {dir_ino}", name) from None
-
-    def readdir(self, dir_ino: int) -> list[DirEntry]:
-        """Entries of a directory, in creation order, without "." and ".."."""
-        with self._lock:
-            d = self._dir(dir_ino)
-            inodes = self.ns.inodes
-            return [DirEntry(name, ino, stat.S_IFMT(inodes[ino].mode)) for name, ino in d.entries.items()]
-
-    def readlink(self, ino: int) -> str:
-        with self._lock:
-            node = self._node(ino)
-            if not node.is_symlink:
-                raise Invalid(f"inode {ino} is not a symbolic link")
-            return node.target
-
-    def getattr(self, ino: int) -> Stat:
-        with self._lock:
-            n = self._node(ino)
-            blocks = n.extents.blocks * (self.block_size // 512) if n.is_reg else 0
-            return Stat(n.ino, n.mode, n.nlink, n.uid, n.gid, n.size, blocks, self.block_size,
-                        n.atime_ns, n.mtime_ns, n.ctime_ns)
 
     # -- logging ----------------------------------------------------------------------------
 
@@ -186,8 +135,10 @@ class FileSystem:
         """Write a full metadata image, flush, and reset the zones it no longer needs."""
         with self._lock:
             w = self.writer
-            freed = [z for z in w.log_zones if w.role[z] is Role.SEALED and self.ns.valid[z] == 0]
-            body = image(self.ns, w, freed)
+            freed = [z for z in w.log_zones
+                     if w.role[z] is Role.SEALED and self.ns.valid[z] == 0 and self.viewed[z] == 0]
+            snapshots = {name: (snap.created_ns, snap.ns) for name, snap in self.snapshots.items()}
+            body = image(self.ns, w, freed, self.usage(), snapshots)
             self.checkpointer.write(body)
             self._take_pending()
             w.since_checkpoint = 0
@@ -227,6 +178,55 @@ class FileSystem:
                     break
                 freed += 1
             return freed
+
+    # -- snapshots and frozen views -----------------------------------------------------------
+
+    def create_snapshot(self, name: str) -> SnapshotInfo:
+        """Take a named, read-only snapshot of the whole volume; durable when this returns."""
+        with self._lock:
+            self._check_usable()
+            name = snapshot_name(name)
+            if name in self.snapshots:
+                raise Exists(f"snapshot {name!r} exists", name)
+            snap = self.snapshots[name] = Snapshot(self, name, _now(), self.ns.snapshot())
+            try:
+                self.checkpoint()
+            except NoSpace:
+                self._forget_snapshot(name)
+                raise
+            return snap.info
+
+    def snapshot(self, name: str) -> Snapshot:
+        """The snapshot ``name``, to read files from."""
+        with self._lock:
+            self._check_usable()
+            try:
+                return self.snapshots[name]
+            except KeyError:
+                raise NotFound(f"no snapshot {name!r}", name) from None
+
+    def list_snapshots(self) -> list[SnapshotInfo]:
+        """Every snapshot, oldest first."""
+        with self._lock:
+            self._check_usable()
+            return sorted((s.info for s in self.snapshots.values()), key=lambda i: i.created_ns)
+
+    def delete_snapshot(self, name: str) -> None:
+        """Delete a snapshot; blocks only it referenced become garbage. Durable when this returns."""
+        with self._lock:
+            self.snapshot(name)
+            self._forget_snapshot(name)
+            self.checkpoint()
+
+    def _forget_snapshot(self, name: str) -> None:
+        snap = self.snapshots.pop(name)
+        snap.ns.drop()
+        snap.deleted = True
+
+    def freeze(self, ino: int) -> FrozenView:
+        """A frozen view of a regular file's blocks; GC leaves them in place until it is released."""
+        with self._lock:
+            return FrozenView(self, self._file(ino))
 
     # -- creating and removing names ----------------------------------------------------------
 
@@ -394,25 +394,6 @@ class FileSystem:
 
     # -- data -------------------------------------------------------------------------------
 
-    def read(self, ino: int, offset: int, size: int) -> bytes:
-        """Up to ``size`` bytes from ``offset``; holes read as zeros; short at end of file."""
-        with self._lock:
-            node = self._file(ino)
-            if offset < 0 or size < 0:
-                raise Invalid(f"negative offset or size ({offset}, {size})")
-            end = min(offset + size, node.size)
-            if offset >= end:
-                return b""
-            bs = self.block_size
-            first, last = offset // bs, -(-end // bs)
-            buf = bytearray((last - first) * bs)
-            view = memoryview(buf)
-            for block, count, lba in node.extents.runs(first, last - first):
-                if lba is not None:
-                    at = (block - first) * bs
-                    self.device.read_into(lba, view[at:at + count * bs])
-            return bytes(view[offset - first * bs:end - first * bs])
-
     def write(self, ino: int, offset: int, data) -> int:
         """Write ``data`` at ``offset``; returns the bytes written (short only when space ran out)."""
         with self._lock:
@@ -529,16 +510,6 @@ class FileSystem:
             self._log(node.record(**changes))
             return self.getattr(ino)
 
-    def _xattr_name(self, name: str | bytes) -> str:
-        name = name if isinstance(name, str) else name.decode("utf-8", "surrogateescape")
-        raw = name.encode("utf-8", "surrogateescape")
-        if not raw or len(raw) > XATTR_NAME_MAX:
-            raise OutOfRange(f"extended attribute name of {len(raw)} bytes", name)
-        if not name.startswith(XATTR_NAMESPACES) or name in XATTR_NAMESPACES:
-            raise NotSupported(f"extended attribute {name!r} is not in the user, trusted or security "
-                               f"namespace", name)
-        return name
-
     def setxattr(self, ino: int, name: str | bytes, value: bytes, flags: int = 0) -> None:
         with self._lock:
             node = self._node(ino)
@@ -551,19 +522,6 @@ class FileSystem:
             if flags & XATTR_REPLACE and name not in node.xattrs:
                 raise NoData(f"no extended attribute {name!r}", name)
             self._log(records.Xattr(ino, name, value), node.record(ctime_ns=_now()))
-
-    def getxattr(self, ino: int, name: str | bytes) -> bytes:
-        with self._lock:
-            node = self._node(ino)
-            name = self._xattr_name(name)
-            try:
-                return node.xattrs[name]
-            except KeyError:
-                raise NoData(f"no extended attribute {name!r}", name) from None
-
-    def listxattr(self, ino: int) -> list[str]:
-        with self._lock:
-            return list(self._node(ino).xattrs)
 
     def removexattr(self, ino: int, name: str | bytes) -> None:
         with self._lock:
@@ -596,20 +554,24 @@ class FileSystem:
 
     def statfs(self) -> StatFs:
         with self._lock:
-            g = self.device.geometry
             w = self.writer
-            # Usable space leaves out the reserve and one zone per log head: the
-            # room GC needs to keep every head writable on a device full of data.
-            total = (len(w.log_zones) - w.reserve - len(set(w.route.values()))) * g.zone_capacity
+            total = usable_blocks(self.device.geometry, len(w.log_zones), w.reserve)
             used = sum(self.ns.valid[z] for z in w.log_zones)
             free = max(0, total - used)
             files = 1 << 32
             return StatFs(self.block_size, self.block_size, total, free, free, files,
                           files - len(self.ns.inodes), files - len(self.ns.inodes), NAME_MAX)
 
+    def usage(self) -> records.Usage:
+        """Lifetime totals: those saved by the last checkpoint mounted from plus this mount's."""
+        base = self._usage_base
+        return records.Usage(base.user_blocks + self.user_blocks_written,
+                             base.device_blocks + self.writer.blocks_written + self.checkpointer.blocks_written,
+                             base.gc_blocks + self.gc_blocks_moved)
+
     @property
     def write_amplification(self) -> float:
-        """Device blocks written by the log and checkpoints per user data block written."""
+        """Device blocks written by the log and checkpoints per user data block written, this mount."""
         device_blocks = self.writer.blocks_written + self.checkpointer.blocks_written
         return device_blocks / self.user_blocks_written if self.user_blocks_written else 0.0
 

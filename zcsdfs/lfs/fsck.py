@@ -5,7 +5,8 @@ and then checks the result from scratch: extents inside written parts of
 log zones and never sharing a block, valid-block counts equal to what the
 extents reference (both the checkpoint's saved counts and the live ones),
 no blocks mapped past the end of a file, the directory tree connected with
-every inode reachable, and link counts right.
+every inode reachable, and link counts right. Snapshots are checked the
+same way; their references count towards the valid blocks of each zone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import stat
 
 import attrs
 
-from zcsdfs.lfs import records
+from zcsdfs.lfs.checkpoint import split_image
 from zcsdfs.lfs.directory import NAME_MAX
 from zcsdfs.lfs.errors import FsError
 from zcsdfs.lfs.namespace import ROOT_INO, Namespace
@@ -31,6 +32,7 @@ class FsckReport:
     files: int = 0
     directories: int = 0
     valid_blocks: int = 0
+    snapshots: int = 0
 
     @property
     def clean(self) -> bool:
@@ -50,17 +52,26 @@ def fsck(device) -> FsckReport:
     _check_checkpoint_counts(r, device, report)
     _check_extents(ns, r, device, report)
     _check_tree(ns, report)
+    for name, (_, snap) in r.snapshots.items():
+        snap_report = FsckReport()
+        _check_tree(snap, snap_report)
+        report.errors.extend(f"snapshot {name!r}: {e}" for e in snap_report.errors)
     report.inodes = len(ns.inodes)
+    report.snapshots = len(r.snapshots)
     return report
 
 
 def _check_checkpoint_counts(r, device, report: FsckReport) -> None:
     """The valid counts a checkpoint saved must equal those its own extents give."""
     g = device.geometry
+    img = split_image(r.loaded.records)
     image = Namespace(g.zones, g.zone_size)
-    for rec in r.loaded.records:
-        if not isinstance(rec, records.ZoneRecord):
-            image.apply(rec)
+    for rec in img.live:
+        image.apply(rec)
+    for _, recs in img.snapshots.values():
+        snap = Namespace(g.zones, g.zone_size, image.valid)
+        for rec in recs:
+            snap.apply(rec)
     for zone, rec in r.table.items():
         if rec.valid != image.valid[zone]:
             report.errors.append(f"checkpoint {r.loaded.generation} saves {rec.valid} valid blocks for zone "
@@ -69,17 +80,33 @@ def _check_checkpoint_counts(r, device, report: FsckReport) -> None:
 
 def _check_extents(ns: Namespace, r, device, report: FsckReport) -> None:
     g = device.geometry
-    bs = g.block_size
     valid = [0] * g.zones
-    used: list[tuple[int, int, int]] = []
     ends = {z: written_end(device, z) for z in range(g.zones)}
+    report.files = sum(node.is_reg for node in ns.inodes.values())
+    _check_tree_extents(ns, "", r, g, ends, valid, report)
+    for name, (_, snap) in r.snapshots.items():
+        _check_tree_extents(snap, f"snapshot {name!r}: ", r, g, ends, valid, report)
+    for zone in range(g.zones):
+        if valid[zone] != ns.valid[zone]:
+            report.errors.append(f"zone {zone} counts {ns.valid[zone]} valid blocks, extents reference "
+                                 f"{valid[zone]}")
+    report.valid_blocks = sum(valid)
+
+
+def _check_tree_extents(ns: Namespace, where: str, r, g, ends, valid: list[int], report: FsckReport) -> None:
+    """One tree's extents: inside written log zones, within file sizes, no block mapped twice.
+
+    Adds the tree's references to ``valid``: trees may share blocks, and each reference counts.
+    """
+    bs = g.block_size
+    used: list[tuple[int, int, int]] = []
+    mine = [0] * g.zones
     for node in ns.inodes.values():
         if not node.is_reg:
             continue
-        report.files += 1
         last = -(-node.size // bs)
         if node.extents.end() > last:
-            report.errors.append(f"inode {node.ino} maps block {node.extents.end() - 1} past its size "
+            report.errors.append(f"{where}inode {node.ino} maps block {node.extents.end() - 1} past its size "
                                  f"{node.size}")
         blocks = 0
         for first, lba, count in node.extents:
@@ -89,25 +116,22 @@ def _check_extents(ns: Namespace, r, device, report: FsckReport) -> None:
                 lo = max(lba, zone * g.zone_size)
                 hi = min(lba + count, (zone + 1) * g.zone_size)
                 if zone in r.sb.checkpoint_zones:
-                    report.errors.append(f"inode {node.ino} block {first} maps into checkpoint zone {zone}")
+                    report.errors.append(f"{where}inode {node.ino} block {first} maps into checkpoint zone {zone}")
                 elif hi > ends[zone]:
-                    report.errors.append(f"inode {node.ino} maps LBAs {lo}..{hi - 1} beyond the written end "
-                                         f"{ends[zone]} of zone {zone}")
-                valid[zone] += hi - lo
+                    report.errors.append(f"{where}inode {node.ino} maps LBAs {lo}..{hi - 1} beyond the written "
+                                         f"end {ends[zone]} of zone {zone}")
+                mine[zone] += hi - lo
         if blocks != node.extents.blocks:
-            report.errors.append(f"inode {node.ino} counts {node.extents.blocks} blocks, its extents hold "
-                                 f"{blocks}")
+            report.errors.append(f"{where}inode {node.ino} counts {node.extents.blocks} blocks, its extents "
+                                 f"hold {blocks}")
     used.sort()
     for (a, n, ino), (b, _, other) in zip(used, used[1:]):
         if a + n > b:
-            report.errors.append(f"inodes {ino} and {other} both map LBA {b}")
+            report.errors.append(f"{where}inodes {ino} and {other} both map LBA {b}")
     for zone in range(g.zones):
-        if valid[zone] != ns.valid[zone]:
-            report.errors.append(f"zone {zone} counts {ns.valid[zone]} valid blocks, extents reference "
-                                 f"{valid[zone]}")
-        if valid[zone] > g.zone_capacity:
-            report.errors.append(f"zone {zone} has {valid[zone]} valid blocks, more than its capacity")
-    report.valid_blocks = sum(valid)
+        if mine[zone] > g.zone_capacity:
+            report.errors.append(f"{where}zone {zone} has {mine[zone]} valid blocks, more than its capacity")
+        valid[zone] += mine[zone]
 
 
 def _check_tree(ns: Namespace, report: FsckReport) -> None:

@@ -8,6 +8,10 @@ on replay as on the live system) and everything else in the zone is
 garbage. The zone is reset only after a checkpoint that no longer needs it
 is durable, and only if its valid-block count really dropped to zero.
 
+Live means referenced by the live tree or by any snapshot; each physical
+block moves once and every tree that maps it is remapped. Zones pinned by a
+frozen view are left alone until the view is released.
+
 Victims are chosen greedily: the sealed zone with the fewest valid blocks.
 """
 
@@ -20,16 +24,24 @@ from zcsdfs.lfs.scan import Walk, read_frame, written_end
 
 
 def greedy_victim(fs) -> int | None:
-    """The sealed zone with the fewest valid blocks, if moving them frees anything."""
-    w, valid = fs.writer, fs.ns.valid
+    """The sealed zone with the fewest valid blocks, if moving them frees anything.
+
+    Zones a frozen view pins are never victims: the view's block list must stay true.
+    """
+    w, valid, viewed = fs.writer, fs.ns.valid, fs.viewed
     capacity = fs.device.geometry.zone_capacity
-    sealed = [z for z in w.log_zones if w.role[z] is Role.SEALED and valid[z] < capacity]
+    sealed = [z for z in w.log_zones if w.role[z] is Role.SEALED and valid[z] < capacity and not viewed[z]]
     return min(sealed, key=lambda z: valid[z], default=None)
 
 
 def live_runs(fs, zone: int):
-    """(ino, first file block, count, lba) for every run of blocks in ``zone`` still mapped there."""
-    device, inodes = fs.device, fs.ns.inodes
+    """(ino, first file block, count, lba, trees) for every run of blocks in ``zone`` still mapped there.
+
+    ``trees`` are the namespaces (the live one first, then snapshots) whose
+    extent maps point at the run; a block several trees share is one run.
+    """
+    device = fs.device
+    trees = [fs.ns] + [snap.ns for snap in fs.snapshots.values()]
     start = device.zone(zone).start
     for lba, header in Walk(device, fs.sb.uuid, UNIT_MAGIC, start, written_end(device, zone)):
         frame = read_frame(device, lba, header)
@@ -37,19 +49,36 @@ def live_runs(fs, zone: int):
             return  # the zone's valid count will not reach zero, so it is not reset
         at = lba + header.header_blocks
         for rec in records.decode(frame_records(frame, header), f"log unit at LBA {lba}"):
-            if not isinstance(rec, records.Data):
+            if not isinstance(rec, (records.Data, records.Kept)):
                 continue
-            node = inodes.get(rec.ino)
-            if node is not None:
+            owners: list[list] = [[] for _ in range(rec.count)]
+            for ns in trees:
+                node = ns.inodes.get(rec.ino)
+                if node is None or not node.is_reg:
+                    continue
                 for block, count, where in node.extents.runs(rec.first_block, rec.count):
                     offset = block - rec.first_block
                     if where == at + offset:
-                        yield rec.ino, block, count, where
+                        for i in range(offset, offset + count):
+                            owners[i].append(ns)
+            i = 0
+            while i < rec.count:
+                j = i + 1
+                while j < rec.count and owners[j] == owners[i]:
+                    j += 1
+                if owners[i]:
+                    yield rec.ino, rec.first_block + i, j - i, at + i, tuple(owners[i])
+                i = j
             at += rec.count
 
 
 def collect(fs, zone: int) -> int:
-    """Relocate the live blocks of ``zone``, many runs per unit; return how many moved."""
+    """Relocate the live blocks of ``zone``, many runs per unit; return how many moved.
+
+    A run the live tree maps travels as ``Data`` (replay remaps the live
+    file); a run only snapshots map travels as ``Kept``. Snapshots are
+    remapped in memory, and the checkpoint that follows GC saves them.
+    """
     bs = fs.block_size
     per_record = len(records.encode(records.Data(0, 0, 0)))
     runs = list(live_runs(fs, zone))
@@ -57,19 +86,25 @@ def collect(fs, zone: int) -> int:
     while runs:
         batch = runs[:max(1, (bs - HEADER.size) // per_record)]
         room = fs.writer.room(Stream.GC, fs._pending_len + len(batch) * per_record,
-                              sum(count for _, _, count, _ in batch))
-        recs, buf = [], bytearray(room * bs)
+                              sum(run[2] for run in batch))
+        recs, remaps, buf = [], [], bytearray(room * bs)
         used = 0
         while runs and used < room:
-            ino, block, count, lba = runs[0]
+            ino, block, count, lba, trees = runs[0]
             n = min(count, room - used)
             fs.device.read_into(lba, memoryview(buf)[used * bs:(used + n) * bs])
-            recs.append(records.Data(ino, block, n))
-            runs[0] = (ino, block + n, count - n, lba + n)
+            live = trees[0] is fs.ns
+            recs.append((records.Data if live else records.Kept)(ino, block, n))
+            remaps.append((trees[1:] if live else trees, ino, block, n, used))
+            runs[0] = (ino, block + n, count - n, lba + n, trees)
             if n == count:
                 runs.pop(0)
             used += n
         encoded = fs._take_pending() + b"".join(records.encode(r) for r in recs)
-        fs.ns.apply_unit(recs, fs.writer.append(Stream.GC, encoded, buf))
+        data_lba = fs.writer.append(Stream.GC, encoded, buf)
+        fs.ns.apply_unit(recs, data_lba)
+        for trees, ino, block, n, offset in remaps:
+            for ns in trees:
+                ns.apply(records.Map(ino, block, n, data_lba + offset))
         moved += used
     return moved

@@ -22,6 +22,7 @@ from zcsdfs.lfs.errors import NoSpace
 from zcsdfs.lfs.format import UNIT_MAGIC, build_frame, header_blocks_for
 
 MAX_UNIT_DATA_BLOCKS = 1024
+RESERVE_ZONES = 1  # free zones data may not take: room for metadata and GC on a full device
 
 
 class Stream(enum.IntEnum):
@@ -54,7 +55,7 @@ def stream_heads(max_active: int) -> dict[Stream, Stream]:
 class LogWriter:
     """Appends units; knows each log zone's role and each head's write pointer."""
 
-    def __init__(self, device, uuid: bytes, log_zones: list[int], next_seq: int, reserve: int = 1):
+    def __init__(self, device, uuid: bytes, log_zones: list[int], next_seq: int, reserve: int = RESERVE_ZONES):
         g = device.geometry
         self.device = device
         self.uuid = uuid

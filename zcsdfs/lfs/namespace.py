@@ -17,9 +17,16 @@ ROOT_INO = 1
 
 
 class Namespace:
-    def __init__(self, zones: int, zone_size: int):
+    """The inodes of the live tree or of one snapshot.
+
+    Snapshots share the live tree's ``valid`` list, so a zone's count is the
+    number of references to its blocks from the live tree and every snapshot
+    (a block both reference counts twice); a zone with none holds garbage.
+    """
+
+    def __init__(self, zones: int, zone_size: int, valid: list[int] | None = None):
         self.inodes: dict[int, Inode] = {}
-        self.valid = [0] * zones
+        self.valid = [0] * zones if valid is None else valid
         self.next_ino = ROOT_INO + 1
         self._zone_size = zone_size
 
@@ -52,6 +59,8 @@ class Namespace:
                 self._release(self.inodes[rec.ino].extents.unmap_from(rec.first_block))
             case records.Data():
                 self._map(rec.ino, rec.first_block, rec.count, data_lba)
+            case records.Kept():
+                pass
             case records.Map():
                 self._map(rec.ino, rec.first_block, rec.count, rec.lba)
             case records.Counters():
@@ -63,7 +72,7 @@ class Namespace:
         """Apply a log unit's records; its ``Data`` records take its data blocks in order."""
         for rec in recs:
             self.apply(rec, data_lba)
-            if isinstance(rec, records.Data):
+            if isinstance(rec, (records.Data, records.Kept)):
                 data_lba += rec.count
 
     def _map(self, ino: int, first: int, count: int, lba: int) -> None:
@@ -82,6 +91,27 @@ class Namespace:
             self.valid[zone] += sign * n
             lba += n
             count -= n
+
+    def snapshot(self) -> "Namespace":
+        """A point-in-time copy sharing this namespace's valid counts (and adding its references)."""
+        copy = Namespace(len(self.valid), self._zone_size, self.valid)
+        copy.next_ino = self.next_ino
+        for node in self.inodes.values():
+            twin = copy.inodes[node.ino] = Inode(node.record())
+            twin.parent = node.parent
+            twin.xattrs = dict(node.xattrs)
+            if node.is_dir:
+                twin.entries = dict(node.entries)
+            elif node.is_reg:
+                twin.extents = node.extents.copy()
+                for _, lba, count in node.extents:
+                    self._account(lba, count, 1)
+        return copy
+
+    def drop(self) -> None:
+        """Remove every inode, releasing its references (deleting a snapshot)."""
+        for ino in list(self.inodes):
+            self.apply(records.Free(ino))
 
     def image(self) -> Iterator:
         """Records that rebuild this namespace from nothing (inodes before the entries naming them)."""

@@ -119,6 +119,32 @@ class Counters:
     next_ino: int
 
 
+@attrs.frozen
+class Usage:
+    """Lifetime totals, saved in each checkpoint: the basis of write amplification."""
+
+    user_blocks: int  # file blocks programs wrote
+    device_blocks: int  # blocks the log and checkpoints appended
+    gc_blocks: int  # blocks garbage collection relocated
+
+
+@attrs.frozen
+class Kept:
+    """Like ``Data``, but the blocks are kept for snapshots only: replay maps nothing."""
+
+    ino: int
+    first_block: int
+    count: int
+
+
+@attrs.frozen
+class Snapshot:
+    """In a checkpoint image: the records after it, up to the next, rebuild snapshot ``name``."""
+
+    name: str
+    created_ns: int
+
+
 _INODE = struct.Struct("<QIIIIQqqqH")
 _DENTRY = struct.Struct("<QQB")
 _NAMED = struct.Struct("<QB")
@@ -129,8 +155,10 @@ _DATA = struct.Struct("<QQI")
 _MAP = struct.Struct("<QQIQ")
 _ZONE = struct.Struct("<IBBII")
 _COUNTERS = struct.Struct("<QQ")
+_USAGE = struct.Struct("<QQQ")
+_SNAPSHOT = struct.Struct("<qB")
 
-INODE, DENTRY, UNDENTRY, FREE, XATTR, UNXATTR, TRUNCATE, DATA, MAP, ZONE, COUNTERS = range(1, 12)
+INODE, DENTRY, UNDENTRY, FREE, XATTR, UNXATTR, TRUNCATE, DATA, MAP, ZONE, COUNTERS, USAGE, KEPT, SNAPSHOT = range(1, 15)
 
 
 def _name(name: str) -> bytes:
@@ -170,6 +198,13 @@ def encode(record) -> bytes:
                                                record.valid)
         case Counters():
             return bytes((COUNTERS,)) + _COUNTERS.pack(record.next_seq, record.next_ino)
+        case Kept():
+            return bytes((KEPT,)) + _DATA.pack(record.ino, record.first_block, record.count)
+        case Snapshot():
+            name = _name(record.name)
+            return bytes((SNAPSHOT,)) + _SNAPSHOT.pack(record.created_ns, len(name)) + name
+        case Usage():
+            return bytes((USAGE,)) + _USAGE.pack(record.user_blocks, record.device_blocks, record.gc_blocks)
     raise TypeError(f"not a metadata record: {record!r}")
 
 
@@ -222,6 +257,17 @@ def decode(buf, where: str):
             elif kind == COUNTERS:
                 yield Counters(*_COUNTERS.unpack_from(buf, pos))
                 pos += _COUNTERS.size
+            elif kind == KEPT:
+                yield Kept(*_DATA.unpack_from(buf, pos))
+                pos += _DATA.size
+            elif kind == SNAPSHOT:
+                created, nlen = _SNAPSHOT.unpack_from(buf, pos)
+                pos += _SNAPSHOT.size
+                yield Snapshot(os.fsdecode(bytes(buf[pos:pos + nlen])), created)
+                pos += nlen
+            elif kind == USAGE:
+                yield Usage(*_USAGE.unpack_from(buf, pos))
+                pos += _USAGE.size
             else:
                 raise Corrupted(f"unknown metadata record type {kind} at byte {pos - 1} of {where}")
     except struct.error:

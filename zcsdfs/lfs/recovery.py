@@ -27,7 +27,7 @@ import logging
 import attrs
 
 from zcsdfs.lfs import records
-from zcsdfs.lfs.checkpoint import Checkpointer, load_latest, read_superblock
+from zcsdfs.lfs.checkpoint import Checkpointer, load_latest, read_superblock, split_image
 from zcsdfs.lfs.errors import Corrupted
 from zcsdfs.lfs.format import UNIT_MAGIC, frame_records
 from zcsdfs.lfs.log import LogWriter, Role, Stream
@@ -62,7 +62,9 @@ class Replayed:
     sb: object
     loaded: object  # checkpoint.Loaded
     ns: Namespace
+    snapshots: dict  # name -> (created_ns, Namespace)
     table: dict  # zone -> ZoneRecord from the checkpoint
+    usage: records.Usage  # lifetime totals as of the checkpoint
     log_zones: list
     streams: dict  # zone -> stream of the newest units found in it
     clean: dict  # zone -> whether its frames run cleanly up to its write pointer
@@ -82,19 +84,19 @@ def replay(device) -> Replayed:
     loaded = load_latest(device, sb)
     g = device.geometry
     ns = Namespace(g.zones, g.zone_size)
-    table: dict[int, records.ZoneRecord] = {}
-    counters = None
-    for rec in loaded.records:
-        if isinstance(rec, records.ZoneRecord):
-            table[rec.zone] = rec
-        else:
-            if isinstance(rec, records.Counters):
-                counters = rec
-            ns.apply(rec)
+    img = split_image(loaded.records)
+    table, counters, usage = img.zones, img.counters, img.usage
+    for rec in img.live:
+        ns.apply(rec)
+    snapshots = {}
+    for name, (created_ns, recs) in img.snapshots.items():
+        snap = snapshots[name] = (created_ns, Namespace(g.zones, g.zone_size, ns.valid))
+        for rec in recs:
+            snap[1].apply(rec)
     if counters is None:
         raise Corrupted(f"checkpoint {loaded.generation} has no counters record")
     log_zones = [z for z in range(g.zones) if z not in sb.checkpoint_zones]
-    r = Replayed(sb, loaded, ns, table, log_zones, {}, {}, counters.next_seq - 1, 0, 0,
+    r = Replayed(sb, loaded, ns, snapshots, table, usage, log_zones, {}, {}, counters.next_seq - 1, 0, 0,
                  list(loaded.messages))
 
     units: list[_Unit] = []
@@ -141,7 +143,7 @@ def replay(device) -> Replayed:
 def recover(device):
     """Replay, then give every log zone its role again and free orphans.
 
-    Returns (superblock, namespace, log writer, checkpointer, report).
+    Returns the ``Replayed`` state, the log writer, the checkpointer and a report.
     """
     r = replay(device)
     for m in r.messages:
@@ -169,4 +171,4 @@ def recover(device):
     loaded = r.loaded
     checkpointer = Checkpointer(device, r.sb, loaded.zone, loaded.generation, loaded.at_end)
     report = RecoveryReport(loaded.generation, r.replayed, r.dropped, len(orphans), tuple(r.messages))
-    return r.sb, ns, writer, checkpointer, report
+    return r, writer, checkpointer, report

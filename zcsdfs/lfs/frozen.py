@@ -1,0 +1,87 @@
+"""Frozen views: one file's blocks as they were at one moment, for CSD kernels.
+
+A kernel bound to a file reads the blocks of a frozen view and nothing else,
+so later writes to the file cannot change what it sees mid-run. The view
+copies the file's extent map and pins the zones it points into: GC never
+picks a zone a view pins, and a checkpoint never resets one, so the blocks
+stay where the view says until ``release``. Views live in memory only; a
+crash or unmount drops them.
+"""
+
+from __future__ import annotations
+
+from zcsdfs.lfs.errors import Invalid
+
+
+class FrozenView:
+    """A file's size and extents frozen at ``fs.freeze(ino)``; read it, then ``release`` it."""
+
+    def __init__(self, fs, node):
+        self._fs = fs
+        self.ino = node.ino
+        self.size = node.size
+        self.block_size = fs.block_size
+        self._extents = node.extents.copy()
+        self.released = False
+        self._pin(1)
+
+    def extents(self) -> list[tuple[int, int, int]]:
+        """(first file block, first LBA, block count) for every mapped run, in file order."""
+        return list(self._extents)
+
+    def lbas(self) -> list[int]:
+        """The device block behind each file block (-1 for a hole), up to the frozen size."""
+        blocks = -(-self.size // self.block_size)
+        out = [-1] * blocks
+        for first, lba, count in self._extents:
+            for i in range(count):
+                if first + i < blocks:
+                    out[first + i] = lba + i
+        return out
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Like ``FileSystem.read`` on the file as it was when frozen."""
+        self._check()
+        if offset < 0 or size < 0:
+            raise Invalid(f"negative offset or size ({offset}, {size})")
+        end = min(offset + size, self.size)
+        if offset >= end:
+            return b""
+        bs = self.block_size
+        first, last = offset // bs, -(-end // bs)
+        buf = bytearray((last - first) * bs)
+        view = memoryview(buf)
+        with self._fs._lock:
+            for block, count, lba in self._extents.runs(first, last - first):
+                if lba is not None:
+                    at = (block - first) * bs
+                    self._fs.device.read_into(lba, view[at:at + count * bs])
+        return bytes(view[offset - first * bs:end - first * bs])
+
+    def release(self) -> None:
+        """Unpin the blocks; GC may move or free them from now on."""
+        self._check()
+        self.released = True
+        self._pin(-1)
+
+    def _check(self) -> None:
+        if self.released:
+            raise Invalid(f"the frozen view of inode {self.ino} was released")
+
+    def _pin(self, sign: int) -> None:
+        zone_size = self._fs.device.geometry.zone_size
+        with self._fs._lock:
+            for _, lba, count in self._extents:
+                while count:
+                    zone = lba // zone_size
+                    n = min(count, (zone + 1) * zone_size - lba)
+                    self._fs.viewed[zone] += sign * n
+                    lba += n
+                    count -= n
+
+    def __enter__(self) -> "FrozenView":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.released:
+            self.release()
