@@ -34,7 +34,9 @@ more than the log since the last checkpoint.
 Space (``gc.py``). Valid-block counts per zone follow every extent change;
 a checkpoint frees sealed zones with none. When data would dip into the
 reserve (one free zone, kept for metadata and GC), a checkpoint and then
-greedy GC run: the sealed zone with the fewest valid blocks has its live
+GC run: a victim chosen by the mount's policy (greedy: fewest valid blocks;
+cost-benefit: Sprite LFS's ``(1-u) * age / (1+u)``, age from the sequence
+number of the zone's last unit, saved in the checkpoint) has its live
 blocks (found through its unit headers) copied to the GC stream, a
 checkpoint is made durable, then the zone is reset. A device full of live
 data answers ENOSPC and stays consistent and mountable.
@@ -65,9 +67,12 @@ from zcsdfs.lfs.fsck import FsckReport, fsck
 from zcsdfs.lfs.mkfs import mkfs
 
 
-def mount(device) -> FileSystem:
-    """Mount the file system on ``device``: recover, then write a fresh checkpoint."""
-    return FileSystem(device)
+def mount(device, gc_policy: str = "greedy") -> FileSystem:
+    """Mount the file system on ``device``: recover, then write a fresh checkpoint.
+
+    ``gc_policy`` picks foreground GC's victims: "greedy" or "cost-benefit".
+    """
+    return FileSystem(device, gc_policy)
 
 
 __all__ = ["mkfs", "mount", "fsck", "FileSystem", "FsckReport", "FsError", "Corrupted", "NotZcsdfs"]

@@ -4,16 +4,18 @@ A checkpoint is one frame (magic ZCKP, ``seq`` = its generation) whose
 records rebuild everything: a ``Counters`` record (where log sequence
 numbers and inode numbers resume), a ``Usage`` record (lifetime totals for
 write amplification), one ``ZoneRecord`` per log zone (its
-role, how far it was written, its valid blocks), then the namespace image.
+role, how far it was written, its valid blocks, the sequence number of its
+last unit), then the namespace image.
 Roll-forward starts from the positions it records.
 
 Checkpoints are appended to the current checkpoint zone after its
 superblock copy. When the next one does not fit, the current zone is
 finished and the other zone is reset and started afresh (superblock, then
 the checkpoint), as FluffleFS and ZenFS do; the reset never touches the
-zone holding the latest durable checkpoint. Every checkpoint is followed by
-a device flush, so a checkpoint that was written is durable before any
-zone it stops referencing is reset.
+zone holding the latest durable checkpoint. Every checkpoint is preceded by
+a device flush, so it never outlives the log blocks it maps in a crash, and
+followed by one, so it is durable before any zone it stops referencing is
+reset.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def image(ns, writer, freed: list[int], usage: records.Usage = records.Usage(0, 
     for z in writer.log_zones:
         free = z in freed or writer.role[z] is Role.FREE
         recs.append(records.ZoneRecord(z, Role.FREE if free else writer.role[z], writer.stream_of.get(z, 0),
-                                       0 if free else writer.written(z), ns.valid[z]))
+                                       0 if free else writer.written(z), ns.valid[z],
+                                       0 if free else writer.modified.get(z, 0)))
     recs.extend(ns.image())
     for name, (created_ns, snap) in (snapshots or {}).items():
         recs.append(records.Snapshot(name, created_ns))
@@ -176,6 +179,7 @@ class Checkpointer:
             self.blocks_written += 1
             self.zone = other
             self._switch = False
+        device.flush()  # the log the image points into is durable before the image can be
         device.append(self.zone, frame)
         device.flush()
         self.blocks_written += nblocks

@@ -1,4 +1,4 @@
-"""CLI: ``zcsdfs mkfs``, ``fsck``, ``df`` and ``snapshot create|list|delete``.
+"""CLI: ``zcsdfs mkfs``, ``fsck``, ``df``, ``gc`` and ``snapshot create|list|delete``.
 
 Each takes an image file, or the embedded default device when none is given.
 ``fsck`` and ``df`` only read; ``mkfs`` refuses to overwrite a file system
@@ -16,6 +16,7 @@ from zcsdfs.cli import subcommand
 from zcsdfs.lfs import fsck, mkfs, mount
 from zcsdfs.lfs.checkpoint import read_superblock
 from zcsdfs.lfs.errors import Corrupted, Exists, Invalid, NotZcsdfs
+from zcsdfs.lfs.gc import POLICIES
 from zcsdfs.lfs.usage import disk_usage
 from zcsdfs.zns import ZonedDevice, default_device_path
 from zcsdfs.zns.commands import ensure_default_device
@@ -31,6 +32,11 @@ def register(sub) -> None:
     p.add_argument("image", nargs="?", help="image file (default: the embedded default device)")
     p = subcommand(sub, "df", "show space usage, free zones, valid blocks and write amplification", cmd_df)
     p.add_argument("image", nargs="?", help="image file (default: the embedded default device)")
+    p = subcommand(sub, "gc", "garbage-collect zones now; print zones cleaned, blocks moved, write amplification",
+                   cmd_gc)
+    p.add_argument("image", nargs="?", help="image file (default: the embedded default device)")
+    p.add_argument("--policy", choices=POLICIES, default="greedy", help="victim selection (default: greedy)")
+    p.add_argument("--zones", type=int, default=1, metavar="N", help="clean up to N zones (default: 1)")
     snap = sub.add_parser("snapshot", help="create, list or delete read-only snapshots of the volume")
     ssub = snap.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = subcommand(ssub, "list", "list snapshots, oldest first", cmd_snapshot)
@@ -96,6 +102,25 @@ def cmd_df(args) -> int:
     table.add_row("blocks moved by GC", str(u.gc_blocks))
     table.add_row("write amplification", f"{u.write_amplification:.2f}" if u.user_blocks else "n/a")
     console.print(table)
+    return 0
+
+
+def cmd_gc(args) -> int:
+    if args.zones < 1:
+        raise Invalid(f"--zones must be at least 1, not {args.zones}")
+    path = args.image or default_device_path()
+    with ZonedDevice.open(path) as device:
+        fs = mount(device)
+        try:
+            moved_before = fs.gc_blocks_moved
+            cleaned = fs.gc(args.zones, args.policy)
+            moved = fs.gc_blocks_moved - moved_before
+        finally:
+            fs.unmount()
+        usage = fs.usage()
+    wa = f"{usage.device_blocks / usage.user_blocks:.2f}" if usage.user_blocks else "n/a"
+    console.print(f"{path}: {args.policy} GC cleaned {cleaned} zone(s), moved {moved} blocks; "
+                  f"write amplification {wa}")
     return 0
 
 

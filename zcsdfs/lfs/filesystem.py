@@ -49,7 +49,7 @@ from zcsdfs.lfs.errors import (
     Unmounted,
 )
 from zcsdfs.lfs.frozen import FrozenView
-from zcsdfs.lfs.gc import collect, greedy_victim
+from zcsdfs.lfs.gc import check_policy, choose_victim, collect
 from zcsdfs.lfs.inode import Inode
 from zcsdfs.lfs.log import Role, Stream
 from zcsdfs.lfs.namespace import ROOT_INO
@@ -76,7 +76,8 @@ class FileSystem(TreeReader):
 
     ROOT = ROOT_INO
 
-    def __init__(self, device):
+    def __init__(self, device, gc_policy: str = "greedy"):
+        self.gc_policy = check_policy(gc_policy)  # foreground GC's victim selection
         self.device = device
         self.block_size = device.block_size
         self._lock = threading.RLock()
@@ -161,20 +162,25 @@ class FileSystem(TreeReader):
         finally:
             self._reclaiming = False
 
-    def _collect_one(self) -> bool:
-        victim = greedy_victim(self)
+    def _collect_one(self, policy: str | None = None) -> bool:
+        victim = choose_victim(self, policy or self.gc_policy)
         if victim is None:
             return False
         self.gc_blocks_moved += collect(self, victim)
         self.checkpoint()
         return self.writer.role[victim] is Role.FREE
 
-    def gc(self, zones: int = 1) -> int:
-        """Background garbage collection of up to ``zones`` victims; returns the zones freed."""
+    def gc(self, zones: int = 1, policy: str | None = None) -> int:
+        """Background garbage collection of up to ``zones`` victims; returns the zones freed.
+
+        ``policy`` ("greedy" or "cost-benefit") defaults to the mount's ``gc_policy``.
+        """
         with self._lock:
+            if policy is not None:
+                check_policy(policy)
             freed = 0
             for _ in range(zones):
-                if not self._collect_one():
+                if not self._collect_one(policy):
                     break
                 freed += 1
             return freed

@@ -12,26 +12,65 @@ Live means referenced by the live tree or by any snapshot; each physical
 block moves once and every tree that maps it is remapped. Zones pinned by a
 frozen view are left alone until the view is released.
 
-Victims are chosen greedily: the sealed zone with the fewest valid blocks.
+Victims are chosen by a policy. Greedy takes the sealed zone with the
+fewest valid blocks: cheapest to clean now. Cost-benefit (Rosenblum and
+Ousterhout's Sprite LFS) takes the zone with the largest
+``(1 - u) * age / (1 + u)``, u its valid fraction and age the log sequence
+numbers since its last unit: space freed times how long it is likely to
+stay free, per block read and rewritten. Cold zones are cleaned at a higher
+utilisation than hot ones, whose blocks are still dying on their own.
 """
 
 from __future__ import annotations
 
 from zcsdfs.lfs import records
+from zcsdfs.lfs.errors import Invalid
 from zcsdfs.lfs.format import HEADER, UNIT_MAGIC, frame_records
 from zcsdfs.lfs.log import Role, Stream
 from zcsdfs.lfs.scan import Walk, read_frame, written_end
 
 
-def greedy_victim(fs) -> int | None:
-    """The sealed zone with the fewest valid blocks, if moving them frees anything.
+POLICIES = ("greedy", "cost-benefit")
+
+
+def check_policy(policy: str) -> str:
+    if policy not in POLICIES:
+        raise Invalid(f"unknown GC policy {policy!r} (known: {', '.join(POLICIES)})", policy)
+    return policy
+
+
+def candidates(fs) -> list[int]:
+    """Sealed zones whose cleaning frees something.
 
     Zones a frozen view pins are never victims: the view's block list must stay true.
     """
     w, valid, viewed = fs.writer, fs.ns.valid, fs.viewed
     capacity = fs.device.geometry.zone_capacity
-    sealed = [z for z in w.log_zones if w.role[z] is Role.SEALED and valid[z] < capacity and not viewed[z]]
-    return min(sealed, key=lambda z: valid[z], default=None)
+    return [z for z in w.log_zones if w.role[z] is Role.SEALED and valid[z] < capacity and not viewed[z]]
+
+
+def greedy_victim(fs) -> int | None:
+    """The candidate with the fewest valid blocks."""
+    valid = fs.ns.valid
+    return min(candidates(fs), key=lambda z: valid[z], default=None)
+
+
+def cost_benefit(u: float, age: int) -> float:
+    """Sprite LFS's score: free space gained times its age, per unit of cleaning cost (read 1, write u)."""
+    return (1 - u) * age / (1 + u)
+
+
+def cost_benefit_victim(fs) -> int | None:
+    """The candidate with the highest cost-benefit score; ties go to the lower zone."""
+    w, valid = fs.writer, fs.ns.valid
+    capacity = fs.device.geometry.zone_capacity
+    now = w.next_seq
+    return max(candidates(fs), default=None,
+               key=lambda z: (cost_benefit(valid[z] / capacity, now - w.modified.get(z, 0)), -z))
+
+
+def choose_victim(fs, policy: str) -> int | None:
+    return greedy_victim(fs) if check_policy(policy) == "greedy" else cost_benefit_victim(fs)
 
 
 def live_runs(fs, zone: int):

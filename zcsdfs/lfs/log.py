@@ -8,6 +8,10 @@ zone; with fewer heads, streams share them.
 
 Every log zone has a role: FREE (empty, ready to be a head), HEAD (being
 appended to by a stream) or SEALED (finished, read-only until GC frees it).
+The writer also remembers, per zone, the sequence number of the last unit
+written into it (``modified``): the zone's age for cost-benefit GC, kept in
+memory and saved in each checkpoint's zone records.
+
 A head that cannot take the next unit is finished, which releases its
 active-zone resource before a free zone is opened. Data streams may not take
 the last ``reserve`` free zones: those are kept so that metadata and GC can
@@ -65,6 +69,7 @@ class LogWriter:
         self.stream_of: dict[int, Stream] = {}  # head zone -> stream
         self.heads: dict[Stream, int] = {}  # stream -> head zone
         self.wp: dict[int, int] = {}  # head zone -> next LBA
+        self.modified: dict[int, int] = {}  # zone -> sequence number of the last unit written into it
         self.route = stream_heads(g.max_active)
         self.next_seq = next_seq
         self.reserve = reserve
@@ -97,6 +102,7 @@ class LogWriter:
         """Reset a zone nothing needs any more and make it FREE."""
         self.device.reset(zone)
         self.role[zone] = Role.FREE
+        self.modified.pop(zone, None)
 
     def written(self, zone: int) -> int:
         """Blocks of ``zone`` in use, as a checkpoint records it."""
@@ -130,6 +136,7 @@ class LogWriter:
         frame = build_frame(UNIT_MAGIC, self.uuid, self.next_seq, records, data, self.block_size, stream)
         nblocks = len(frame) // self.block_size
         lba = self.device.append(zone, frame)
+        self.modified[zone] = self.next_seq
         self.next_seq += 1
         self.wp[zone] = lba + nblocks
         self.blocks_written += nblocks

@@ -102,13 +102,20 @@ class Map:
 
 @attrs.frozen
 class ZoneRecord:
-    """A log zone's role at checkpoint time (see ``zones.py``)."""
+    """A log zone's role at checkpoint time (see ``log.py``).
+
+    ``modified`` is the sequence number of the last unit written into the
+    zone, the age cost-benefit GC weighs. It came with version 2 of the
+    record (type ``ZONE_V2``); a version 1 record reads back as 0 (as old as
+    can be).
+    """
 
     zone: int
     state: int
     stream: int
     written: int
     valid: int
+    modified: int = 0
 
 
 @attrs.frozen
@@ -154,11 +161,13 @@ _TRUNCATE = struct.Struct("<QQ")
 _DATA = struct.Struct("<QQI")
 _MAP = struct.Struct("<QQIQ")
 _ZONE = struct.Struct("<IBBII")
+_ZONE_V2 = struct.Struct("<IBBIIQ")
 _COUNTERS = struct.Struct("<QQ")
 _USAGE = struct.Struct("<QQQ")
 _SNAPSHOT = struct.Struct("<qB")
 
-INODE, DENTRY, UNDENTRY, FREE, XATTR, UNXATTR, TRUNCATE, DATA, MAP, ZONE, COUNTERS, USAGE, KEPT, SNAPSHOT = range(1, 15)
+INODE, DENTRY, UNDENTRY, FREE, XATTR, UNXATTR, TRUNCATE, DATA, MAP, ZONE, COUNTERS, USAGE, KEPT, SNAPSHOT, ZONE_V2 = \
+    range(1, 16)
 
 
 def _name(name: str) -> bytes:
@@ -194,8 +203,8 @@ def encode(record) -> bytes:
         case Map():
             return bytes((MAP,)) + _MAP.pack(record.ino, record.first_block, record.count, record.lba)
         case ZoneRecord():
-            return bytes((ZONE,)) + _ZONE.pack(record.zone, record.state, record.stream, record.written,
-                                               record.valid)
+            return bytes((ZONE_V2,)) + _ZONE_V2.pack(record.zone, record.state, record.stream, record.written,
+                                                     record.valid, record.modified)
         case Counters():
             return bytes((COUNTERS,)) + _COUNTERS.pack(record.next_seq, record.next_ino)
         case Kept():
@@ -254,6 +263,9 @@ def decode(buf, where: str):
             elif kind == ZONE:
                 yield ZoneRecord(*_ZONE.unpack_from(buf, pos))
                 pos += _ZONE.size
+            elif kind == ZONE_V2:
+                yield ZoneRecord(*_ZONE_V2.unpack_from(buf, pos))
+                pos += _ZONE_V2.size
             elif kind == COUNTERS:
                 yield Counters(*_COUNTERS.unpack_from(buf, pos))
                 pos += _COUNTERS.size

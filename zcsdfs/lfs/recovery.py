@@ -67,6 +67,7 @@ class Replayed:
     usage: records.Usage  # lifetime totals as of the checkpoint
     log_zones: list
     streams: dict  # zone -> stream of the newest units found in it
+    modified: dict  # zone -> sequence number of the last unit in it (checkpoint, then replayed units)
     clean: dict  # zone -> whether its frames run cleanly up to its write pointer
     newest: int  # highest sequence number seen
     replayed: int
@@ -96,8 +97,9 @@ def replay(device) -> Replayed:
     if counters is None:
         raise Corrupted(f"checkpoint {loaded.generation} has no counters record")
     log_zones = [z for z in range(g.zones) if z not in sb.checkpoint_zones]
-    r = Replayed(sb, loaded, ns, snapshots, table, usage, log_zones, {}, {}, counters.next_seq - 1, 0, 0,
-                 list(loaded.messages))
+    modified = {z: rec.modified for z, rec in table.items() if rec.modified}
+    r = Replayed(sb, loaded, ns, snapshots, table, usage, log_zones, {}, modified, {}, counters.next_seq - 1,
+                 0, 0, list(loaded.messages))
 
     units: list[_Unit] = []
     for zone in log_zones:
@@ -134,6 +136,7 @@ def replay(device) -> Replayed:
         except (KeyError, AttributeError, TypeError, ValueError) as e:
             raise Corrupted(f"log unit {unit.seq} at LBA {unit.lba} does not apply to the namespace: "
                             f"{type(e).__name__}: {e}") from None
+        r.modified[unit.zone] = unit.seq
         expected += 1
         r.replayed += 1
     r.dropped = len(units) - r.replayed
@@ -164,6 +167,7 @@ def recover(device):
                 writer.adopt_head(zone, head, written_end(device, zone))
         elif z.write_pointer != z.start:
             writer.release(zone)
+    writer.modified.update((z, seq) for z, seq in r.modified.items() if writer.role[z] is not Role.FREE)
 
     orphans = [node.ino for node in ns.inodes.values() if node.nlink == 0]
     for ino in orphans:
