@@ -154,7 +154,7 @@ class JitRun:
         ctx.budget = jit.budget
         self.input = None
         if mem is not None:
-            buffer = _input_buffer(mem)
+            buffer = memoryview(memory.context_buffer(mem))
             self.input = _Region(self.pin(buffer), buffer, True)
             ctx.mem_start, ctx.mem_len = self.input.start, len(buffer)
         self.regions: list[_Region] = []
@@ -307,14 +307,6 @@ class JitRun:
 
 # Regions memory.Memory counts before any section: null, context and the frames.
 FIXED_REGIONS = 2 + MAX_FRAMES
-
-
-def _input_buffer(mem) -> memoryview:
-    """The caller's buffer if writable (so it sees the program's stores), else a copy."""
-    view = memoryview(mem)
-    if view.readonly or not view.c_contiguous:
-        return memoryview(bytearray(view))
-    return view.cast("B")
 
 
 @ffi.callback(DISPATCH_TYPE)

@@ -52,7 +52,7 @@ class Memory:
         self.env = env
         self.stopped = False
         self.result = 0
-        context = _context_buffer(context)
+        context = context_buffer(context)
         self.context_length = 0 if context is None else len(context)
         self.context_address = 0 if context is None else region_base(CONTEXT_REGION)
         self.readable: list = [b"", b"" if context is None else context]
@@ -102,7 +102,7 @@ class Memory:
         self.result = r0 & 0xFFFFFFFFFFFFFFFF
 
 
-def _context_buffer(mem):
+def context_buffer(mem):
     """The caller's buffer if it is writable (so it sees the program's stores), else a copy."""
     if mem is None:
         return None

@@ -11,6 +11,7 @@ crash or unmount drops them.
 from __future__ import annotations
 
 from zcsdfs.lfs.errors import Invalid
+from zcsdfs.lfs.reader import read_extents
 
 
 class FrozenView:
@@ -44,19 +45,8 @@ class FrozenView:
         self._check()
         if offset < 0 or size < 0:
             raise Invalid(f"negative offset or size ({offset}, {size})")
-        end = min(offset + size, self.size)
-        if offset >= end:
-            return b""
-        bs = self.block_size
-        first, last = offset // bs, -(-end // bs)
-        buf = bytearray((last - first) * bs)
-        view = memoryview(buf)
         with self._fs._lock:
-            for block, count, lba in self._extents.runs(first, last - first):
-                if lba is not None:
-                    at = (block - first) * bs
-                    self._fs.device.read_into(lba, view[at:at + count * bs])
-        return bytes(view[offset - first * bs:end - first * bs])
+            return read_extents(self._fs.device, self._extents, self.size, offset, size)
 
     def release(self) -> None:
         """Unpin the blocks; GC may move or free them from now on."""

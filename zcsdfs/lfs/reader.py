@@ -90,18 +90,7 @@ class TreeReader:
             node = self._file(ino)
             if offset < 0 or size < 0:
                 raise Invalid(f"negative offset or size ({offset}, {size})")
-            end = min(offset + size, node.size)
-            if offset >= end:
-                return b""
-            bs = self.block_size
-            first, last = offset // bs, -(-end // bs)
-            buf = bytearray((last - first) * bs)
-            view = memoryview(buf)
-            for block, count, lba in node.extents.runs(first, last - first):
-                if lba is not None:
-                    at = (block - first) * bs
-                    self.device.read_into(lba, view[at:at + count * bs])
-            return bytes(view[offset - first * bs:end - first * bs])
+            return read_extents(self.device, node.extents, node.size, offset, size)
 
     def _xattr_name(self, name: str | bytes) -> str:
         name = name if isinstance(name, str) else name.decode("utf-8", "surrogateescape")
@@ -125,3 +114,19 @@ class TreeReader:
     def listxattr(self, ino: int) -> list[str]:
         with self._lock:
             return list(self._node(ino).xattrs)
+
+
+def read_extents(device, extents, file_size: int, offset: int, size: int) -> bytes:
+    """Up to ``size`` bytes at ``offset`` of a file mapped by ``extents``; holes read as zeros."""
+    end = min(offset + size, file_size)
+    if offset >= end:
+        return b""
+    bs = device.block_size
+    first, last = offset // bs, -(-end // bs)
+    buf = bytearray((last - first) * bs)
+    view = memoryview(buf)
+    for block, count, lba in extents.runs(first, last - first):
+        if lba is not None:
+            at = (block - first) * bs
+            device.read_into(lba, view[at:at + count * bs])
+    return bytes(view[offset - first * bs:end - first * bs])
