@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from zcsdfs import cli
+from tests.lfs.clirun import run
 from zcsdfs.lfs import mkfs, mount
 from zcsdfs.lfs.usage import disk_usage
 from zcsdfs.zns import ZonedDevice
 
 BS = 4096
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        status = cli.main([str(a) for a in argv])
-    except SystemExit as exc:
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 @pytest.fixture

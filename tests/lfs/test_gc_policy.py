@@ -6,9 +6,9 @@ import errno
 
 import pytest
 
-from zcsdfs import cli
+from tests.lfs.clirun import run
 from zcsdfs.lfs import filesystem, fsck, gc, mkfs, mount, records
-from zcsdfs.lfs.gc import cost_benefit, cost_benefit_victim, greedy_victim
+from zcsdfs.lfs.gc import cost_benefit_victim, greedy_victim
 from zcsdfs.lfs.log import Role
 from zcsdfs.zns import Geometry, ZonedDevice
 
@@ -117,15 +117,6 @@ def test_version_1_zone_records_read_as_oldest():
     v2 = records.ZoneRecord(5, Role.SEALED, 2, CAPACITY, 10, 1234)
     assert records.encode(v2)[0] == records.ZONE_V2
     assert list(records.decode(records.encode(v2), "test")) == [v2]
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        status = cli.main([str(a) for a in argv])
-    except SystemExit as exc:
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 @pytest.mark.parametrize("policy", ["greedy", "cost-benefit"])

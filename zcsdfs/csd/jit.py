@@ -127,7 +127,7 @@ class _Region:
         return 0 <= addr - self.start and addr - self.start + n <= len(self.view)
 
 
-class JitRun:
+class JitRun(memory.HelperAccess):
     """The state of one run; also the ``vm`` object helpers receive.
 
     It mirrors ``memory.Memory`` (same checks, same errors) with real
@@ -231,13 +231,6 @@ class JitRun:
                 return region.view[at:at + n] if writable else region.view[at:at + n].toreadonly()
         kind = "write" if writable else "read"
         raise MemoryFault(f"{kind} of {n} bytes at {addr:#x} is outside every {kind}able region", pc=self.ctx.pc)
-
-    def read(self, addr: int, n: int) -> bytes:
-        return bytes(self.view(addr, n))
-
-    def write(self, addr: int, data) -> None:
-        data = memoryview(data).cast("B")
-        self.view(addr, len(data), writable=True)[:] = data
 
     def stop(self, r0: int) -> None:
         """End the run once the current helper returns, with ``r0`` as its result."""

@@ -45,7 +45,21 @@ def section_address(index: int) -> int:
     return region_base(FIRST_SECTION_REGION + index)
 
 
-class Memory:
+class HelperAccess:
+    """``read`` and ``write`` for helpers, in terms of the engine's checked ``view``."""
+
+    def view(self, addr: int, n: int, writable: bool = False) -> memoryview:
+        raise NotImplementedError
+
+    def read(self, addr: int, n: int) -> bytes:
+        return bytes(self.view(addr, n))
+
+    def write(self, addr: int, data) -> None:
+        data = memoryview(data).cast("B")
+        self.view(addr, len(data), writable=True)[:] = data
+
+
+class Memory(HelperAccess):
     """Regions of one run plus the run's stop flag and environment."""
 
     def __init__(self, context=None, sections: tuple[Section, ...] = (), env=None):
@@ -88,13 +102,6 @@ class Memory:
             kind = "write" if writable else "read"
             raise MemoryFault(f"{kind} of {n} bytes at {addr:#x} is outside every {kind}able region")
         return memoryview(buffer)[offset:offset + n]
-
-    def read(self, addr: int, n: int) -> bytes:
-        return bytes(self.view(addr, n))
-
-    def write(self, addr: int, data) -> None:
-        data = memoryview(data).cast("B")
-        self.view(addr, len(data), writable=True)[:] = data
 
     def stop(self, r0: int) -> None:
         """End the run once the current helper returns, with ``r0`` as its result."""
