@@ -1,8 +1,107 @@
 """zcsdfs: a computational-storage file system you can import.
 
-The os-compatible surface (``import zcsdfs as os``) grows here as the vfs
-layer lands; for now the package exposes the zoned device in ``zcsdfs.zns``
-and the eBPF runtime in ``zcsdfs.csd``.
+``import zcsdfs as os`` gives ``os``'s file functions over a zcsdfs volume:
+the process's default volume, mounted on first use from the embedded
+default device ($ZCSDFS_DEVICE, else $XDG_DATA_HOME/zcsdfs/default.zns,
+created and formatted when missing). ``mount``/``unmount`` switch it;
+``Volume`` objects give independent volumes with the same surface as
+methods. Every attribute of ``os`` that does not touch the file system is
+re-exported unchanged, so a program that swaps the import keeps working.
+
+Layers: ``zns`` (the zoned device), ``lfs`` (the log-structured file
+system), ``vfs`` (paths, permissions, descriptors), ``csd`` (eBPF kernels).
 """
 
+from __future__ import annotations
+
+import os as _os
+import threading as _threading
+
 __version__ = "0.1.0"
+
+# Everything of os first; the file-touching names are replaced below.
+for _name in dir(_os):
+    if not _name.startswith("__"):
+        globals()[_name] = getattr(_os, _name)
+
+from zcsdfs.volume import Volume  # noqa: E402
+from zcsdfs.scandir import DirEntry  # noqa: E402,F401
+from zcsdfs import path  # noqa: E402,F401
+from zcsdfs import io  # noqa: E402,F401
+
+error = OSError
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+
+# The os functions served by the default volume (each is the Volume method of that name).
+SURFACE = (
+    "open", "close", "closerange", "dup", "dup2", "read", "readv", "write", "writev", "pread",
+    "preadv", "pwrite", "pwritev", "lseek", "fstat", "fsync", "fdatasync", "ftruncate",
+    "posix_fallocate", "posix_fadvise", "fstatvfs", "fchmod", "fchown", "fchdir", "sendfile",
+    "copy_file_range", "set_blocking", "get_blocking", "isatty", "fdopen", "umask",
+    "stat", "lstat", "access", "chmod", "lchmod", "chown", "lchown", "utime", "truncate",
+    "mkdir", "makedirs", "mkfifo", "mknod", "symlink", "readlink", "link", "unlink", "remove",
+    "rmdir", "removedirs", "rename", "replace", "renames", "listdir", "scandir", "walk", "fwalk",
+    "getcwd", "getcwdb", "chdir", "getxattr", "setxattr", "listxattr", "removexattr", "statvfs",
+    "sync",
+)
+
+# os names that touch the file system and that zcsdfs does not serve: absent rather than
+# silently acting on the real file system.
+WITHHELD = ("chroot", "pathconf", "fpathconf", "lockf", "chflags", "lchflags")
+
+_default: Volume | None = None
+_default_lock = _threading.Lock()
+
+
+def default_volume() -> Volume:
+    """The volume the module-level functions use, mounted on first call."""
+    volume = _default
+    if volume is not None and volume.mounted:
+        return volume
+    with _default_lock:
+        if _default is None or not _default.mounted:
+            mount()
+        return _default
+
+
+def mount(image_or_device=None, **kwargs) -> Volume:
+    """Make ``image_or_device`` (default: the embedded default device) the default volume.
+
+    The previous default volume is unmounted. Keyword arguments go to ``Volume``.
+    """
+    global _default
+    if image_or_device is None:
+        from zcsdfs.zns.commands import ensure_default_device
+        image_or_device = ensure_default_device()
+    volume = image_or_device if isinstance(image_or_device, Volume) else Volume(image_or_device, **kwargs)
+    old, _default = _default, volume
+    if old is not None and old is not volume:
+        old.unmount()
+    return volume
+
+
+def unmount() -> None:
+    """Unmount the default volume (flush and checkpoint); the next call mounts it again."""
+    global _default
+    volume, _default = _default, None
+    if volume is not None:
+        volume.unmount()
+
+
+def _serve(name: str):
+    method = getattr(Volume, name)
+
+    def call(*args, **kwargs):
+        return getattr(default_volume(), name)(*args, **kwargs)
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = method.__doc__ or getattr(getattr(_os, name, None), "__doc__", None)
+    call.__wrapped__ = method
+    return call
+
+
+for _name in SURFACE:
+    globals()[_name] = _serve(_name)
+for _name in WITHHELD:
+    globals().pop(_name, None)
+del _name

@@ -1,0 +1,550 @@
+"""The vfs: POSIX semantics over the lfs, for a caller, by path or by open file.
+
+Every front end calls these methods with a ``Caller``: the os API with the
+current process, the FUSE server with the request's ids. Paths are str
+(``os.fsdecode`` of what the program passed) and relative ones start at the
+inode ``start``; the lfs below knows nothing of paths or permissions.
+
+Errors carry Linux's errno; the front end sets the file names a program
+sees (``os`` puts the path, not an inode number, in ``filename``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from zcsdfs.lfs.filesystem import XATTR_CREATE, XATTR_REPLACE
+from zcsdfs.vfs.cache import BlockCache
+from zcsdfs.vfs.caller import Caller
+from zcsdfs.vfs.errors import bad_fd, os_error
+from zcsdfs.vfs.files import OpenFile
+from zcsdfs.vfs.permissions import R, W, X, allowed, check, check_owner, check_sticky
+from zcsdfs.vfs.walk import Resolved, Walker
+
+OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_APPEND | os.O_DIRECTORY
+              | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_SYNC | os.O_DSYNC | os.O_NONBLOCK | os.O_NOCTTY
+              | os.O_LARGEFILE | os.O_NOATIME | os.O_DIRECT)
+STATUS_FLAGS = os.O_APPEND | os.O_SYNC | os.O_DSYNC | os.O_NONBLOCK
+POSIX_ADVICE = range(os.POSIX_FADV_NORMAL, os.POSIX_FADV_NOREUSE + 1)
+READAHEAD_MIN = 128 << 10
+READAHEAD_MAX = 2 << 20
+USER_XATTR_TYPES = (stat.S_IFREG, stat.S_IFDIR)
+
+
+class Vfs:
+    """One mounted lfs, served to callers."""
+
+    def __init__(self, fs, *, readonly: bool = False):
+        self.fs = fs
+        self.readonly = readonly
+        self.walker = Walker(fs)
+        self.cache = BlockCache(fs.block_size)
+        self.root = fs.ROOT
+
+    # -- resolution ---------------------------------------------------------------------------
+
+    def resolve(self, caller: Caller, path: str, start: int, follow: bool = True) -> Resolved:
+        return self.walker.resolve(caller, path, start, follow=follow)
+
+    def lookup(self, caller: Caller, path: str, start: int, follow: bool = True) -> int:
+        """The inode ``path`` names; ENOENT if missing, ENOTDIR for "file/"."""
+        r = self.resolve(caller, path, start, follow)
+        if r.ino is None:
+            raise os_error(errno.ENOENT)
+        if r.slash and not stat.S_ISDIR(self.fs.getattr(r.ino).st_mode):
+            raise os_error(errno.ENOTDIR)
+        return r.ino
+
+    def _parent_for_change(self, caller: Caller, r: Resolved) -> None:
+        """Adding or removing a name needs write and search permission on its directory."""
+        self._check_writable()
+        check(caller, self.fs.getattr(r.parent), W | X)
+
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise os_error(errno.EROFS)
+
+    def _new_owner(self, caller: Caller, parent: int, mode: int) -> tuple[int, int, int]:
+        """uid, gid and mode of a new inode: a setgid directory passes on its group (and, to
+        subdirectories, the setgid bit)."""
+        pst = self.fs.getattr(parent)
+        gid = caller.gid
+        if pst.st_mode & stat.S_ISGID:
+            gid = pst.st_gid
+            if stat.S_ISDIR(mode):
+                mode |= stat.S_ISGID
+        elif mode & stat.S_ISGID and not caller.is_root and not caller.in_group(gid):
+            mode &= ~stat.S_ISGID
+        return caller.uid, gid, mode
+
+    # -- attributes ---------------------------------------------------------------------------
+
+    def getattr(self, ino: int):
+        return self.fs.getattr(ino)
+
+    def stat(self, caller: Caller, path: str, start: int, follow: bool = True):
+        return self.fs.getattr(self.lookup(caller, path, start, follow))
+
+    def access(self, caller: Caller, path: str, start: int, mode: int, follow: bool = True) -> bool:
+        """``os.access``: False instead of an error when the answer is no."""
+        try:
+            ino = self.lookup(caller, path, start, follow)
+        except OSError:
+            return False
+        if mode & W and self.readonly:
+            return False
+        return allowed(caller, self.fs.getattr(ino), mode & 7)
+
+    def chmod(self, caller: Caller, ino: int, mode: int):
+        self._check_writable()
+        st = self.fs.getattr(ino)
+        check_owner(caller, st)
+        mode &= 0o7777
+        if not caller.is_root and not caller.in_group(st.st_gid):
+            mode &= ~stat.S_ISGID
+        return self.fs.setattr(ino, mode=mode)
+
+    def chown(self, caller: Caller, ino: int, uid: int, gid: int):
+        """Root may give a file away; an owner may only change its group to one of theirs."""
+        self._check_writable()
+        st = self.fs.getattr(ino)
+        uid = None if uid == -1 else uid
+        gid = None if gid == -1 else gid
+        if not caller.is_root:
+            if caller.uid != st.st_uid or (uid is not None and uid != st.st_uid) \
+                    or (gid is not None and gid != st.st_gid and not caller.in_group(gid)):
+                raise os_error(errno.EPERM)
+        mode = None
+        if not stat.S_ISDIR(st.st_mode) and (uid is not None or gid is not None) \
+                and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+            kill = stat.S_ISUID | (stat.S_ISGID if st.st_mode & stat.S_IXGRP else 0)
+            mode = st.st_mode & 0o7777 & ~kill
+        return self.fs.setattr(ino, uid=uid, gid=gid, mode=mode)
+
+    def utime(self, caller: Caller, ino: int, atime_ns: int | None, mtime_ns: int | None, now: bool):
+        """Set times: to now (``now``; the owner or anyone who may write) or to given values
+        (the owner only)."""
+        self._check_writable()
+        st = self.fs.getattr(ino)
+        if now:
+            if not caller.is_root and caller.uid != st.st_uid and not allowed(caller, st, W):
+                raise os_error(errno.EACCES)
+        else:
+            check_owner(caller, st)
+        return self.fs.setattr(ino, atime_ns=atime_ns, mtime_ns=mtime_ns)
+
+    def truncate(self, caller: Caller, ino: int, size: int, check_access: bool = True) -> None:
+        self._check_writable()
+        st = self.fs.getattr(ino)
+        if stat.S_ISDIR(st.st_mode):
+            raise os_error(errno.EISDIR)
+        if not stat.S_ISREG(st.st_mode):
+            raise os_error(errno.EINVAL)
+        if check_access:
+            check(caller, st, W)
+        if size < 0:
+            raise os_error(errno.EINVAL)
+        self.cache.drop(ino)
+        self.fs.truncate(ino, size)
+        self._kill_suid(caller, st)
+
+    def _kill_suid(self, caller: Caller, st) -> None:
+        """A write by someone other than root drops setuid (and setgid with group exec)."""
+        if caller.is_root or not st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+            return
+        kill = stat.S_ISUID | (stat.S_ISGID if st.st_mode & stat.S_IXGRP else 0)
+        if st.st_mode & kill:
+            self.fs.setattr(st.st_ino, mode=st.st_mode & 0o7777 & ~kill)
+
+    # -- names --------------------------------------------------------------------------------
+
+    def mkdir(self, caller: Caller, path: str, start: int, mode: int) -> int:
+        r = self.resolve(caller, path, start, follow=False)
+        if r.ino is not None:
+            raise os_error(errno.EEXIST)
+        self._parent_for_change(caller, r)
+        uid, gid, mode = self._new_owner(caller, r.parent, stat.S_IFDIR | (mode & 0o1777))
+        return self.fs.mkdir(r.parent, r.name, mode & 0o7777, uid, gid)
+
+    def mknod(self, caller: Caller, path: str, start: int, mode: int, rdev: int = 0) -> int:
+        r = self.resolve(caller, path, start, follow=False)
+        if r.ino is not None:
+            raise os_error(errno.EEXIST)
+        if r.slash:
+            raise os_error(errno.ENOENT)
+        kind = stat.S_IFMT(mode) or stat.S_IFREG
+        if kind in (stat.S_IFCHR, stat.S_IFBLK) and not caller.is_root:
+            raise os_error(errno.EPERM)
+        self._parent_for_change(caller, r)
+        uid, gid, perm = self._new_owner(caller, r.parent, kind | (mode & 0o7777))
+        return self.fs.mknod(r.parent, r.name, perm, rdev, uid, gid)
+
+    def symlink(self, caller: Caller, target: str, path: str, start: int) -> int:
+        r = self.resolve(caller, path, start, follow=False)
+        if r.ino is not None:
+            raise os_error(errno.EEXIST)
+        if r.slash:
+            raise os_error(errno.ENOENT)
+        self._parent_for_change(caller, r)
+        uid, gid, _ = self._new_owner(caller, r.parent, stat.S_IFLNK)
+        return self.fs.symlink(r.parent, r.name, target, uid, gid)
+
+    def readlink(self, caller: Caller, path: str, start: int) -> str:
+        r = self.resolve(caller, path, start, follow=False)
+        if r.ino is None:
+            raise os_error(errno.ENOENT)
+        if not stat.S_ISLNK(self.fs.getattr(r.ino).st_mode):
+            raise os_error(errno.EINVAL)
+        return self.fs.readlink(r.ino)
+
+    def link(self, caller: Caller, src: str, src_start: int, dst: str, dst_start: int,
+             follow: bool = False) -> None:
+        ino = self.lookup(caller, src, src_start, follow)
+        r = self.resolve(caller, dst, dst_start, follow=False)
+        if r.ino is not None:
+            raise os_error(errno.EEXIST)
+        if stat.S_ISDIR(self.fs.getattr(ino).st_mode):
+            raise os_error(errno.EPERM)
+        if r.slash:
+            raise os_error(errno.ENOENT)
+        self._parent_for_change(caller, r)
+        self.fs.link(ino, r.parent, r.name)
+
+    def unlink(self, caller: Caller, path: str, start: int) -> None:
+        r = self.resolve(caller, path, start, follow=False)
+        if r.ino is None:
+            raise os_error(errno.ENOENT)
+        st = self.fs.getattr(r.ino)
+        if stat.S_ISDIR(st.st_mode):
+            raise os_error(errno.EISDIR)
+        if r.slash:
+            raise os_error(errno.ENOTDIR)
+        self._parent_for_change(caller, r)
+        check_sticky(caller, self.fs.getattr(r.parent), st)
+        self.fs.unlink(r.parent, r.name)
+        self.cache.drop(r.ino)
+
+    def rmdir(self, caller: Caller, path: str, start: int) -> None:
+        r = self.resolve(caller, path, start, follow=False)
+        if r.ino is None:
+            raise os_error(errno.ENOENT)
+        if r.name == "":
+            raise os_error(errno.EBUSY)
+        st = self.fs.getattr(r.ino)
+        if not stat.S_ISDIR(st.st_mode):
+            raise os_error(errno.ENOTDIR)
+        if r.name == ".":
+            raise os_error(errno.EINVAL)
+        if r.name == "..":
+            raise os_error(errno.ENOTEMPTY)
+        self._parent_for_change(caller, r)
+        check_sticky(caller, self.fs.getattr(r.parent), st)
+        self.fs.rmdir(r.parent, r.name)
+
+    def rename(self, caller: Caller, src: str, src_start: int, dst: str, dst_start: int,
+               flags: int = 0) -> None:
+        s = self.resolve(caller, src, src_start, follow=False)
+        d = self.resolve(caller, dst, dst_start, follow=False)
+        if s.ino is None:
+            raise os_error(errno.ENOENT)
+        if s.name in ("", ".", "..") or d.name in ("", ".", ".."):
+            raise os_error(errno.EBUSY if "" in (s.name, d.name) else errno.EINVAL)
+        sst = self.fs.getattr(s.ino)
+        is_dir = stat.S_ISDIR(sst.st_mode)
+        if (s.slash or d.slash) and not is_dir:
+            raise os_error(errno.ENOTDIR)
+        self._parent_for_change(caller, s)
+        self._parent_for_change(caller, d)
+        check_sticky(caller, self.fs.getattr(s.parent), sst)
+        if d.ino is not None and d.ino != s.ino:
+            check_sticky(caller, self.fs.getattr(d.parent), self.fs.getattr(d.ino))
+        if is_dir and s.parent != d.parent:
+            check(caller, sst, W)  # its ".." changes
+        if flags:
+            self.fs.rename(s.parent, s.name, d.parent, d.name, flags=flags)
+        else:
+            self.fs.rename(s.parent, s.name, d.parent, d.name)
+        if d.ino is not None:
+            self.cache.drop(d.ino)
+
+    def readdir(self, caller: Caller, ino: int):
+        st = self.fs.getattr(ino)
+        if not stat.S_ISDIR(st.st_mode):
+            raise os_error(errno.ENOTDIR)
+        check(caller, st, R)
+        return self.fs.readdir(ino)
+
+    def path_of(self, ino: int) -> str:
+        """The absolute path of directory ``ino`` (ENOENT once it has been removed)."""
+        fs = self.fs
+        parts = []
+        while ino != self.root:
+            parent = fs.lookup(ino, "..")
+            for entry in fs.readdir(parent):
+                if entry.ino == ino:
+                    parts.append(entry.name)
+                    break
+            else:
+                raise os_error(errno.ENOENT)
+            ino = parent
+        return "/" + "/".join(reversed(parts))
+
+    # -- extended attributes ------------------------------------------------------------------
+
+    def _xattr_access(self, caller: Caller, ino: int, name: str, want: int) -> None:
+        st = self.fs.getattr(ino)
+        if name.startswith("user."):
+            if stat.S_IFMT(st.st_mode) not in USER_XATTR_TYPES:
+                raise os_error(errno.EPERM if want == W else errno.ENODATA)
+            check(caller, st, want)
+        elif name.startswith("trusted.") and not caller.is_root:
+            raise os_error(errno.EPERM if want == W else errno.ENODATA)
+        elif want == W:
+            check_owner(caller, st)
+
+    def getxattr(self, caller: Caller, ino: int, name: str) -> bytes:
+        self._xattr_access(caller, ino, name, R)
+        return self.fs.getxattr(ino, name)
+
+    def setxattr(self, caller: Caller, ino: int, name: str, value: bytes, flags: int = 0) -> None:
+        self._check_writable()
+        if flags & ~(XATTR_CREATE | XATTR_REPLACE):
+            raise os_error(errno.EINVAL)
+        self._xattr_access(caller, ino, name, W)
+        self.fs.setxattr(ino, name, value, flags)
+
+    def removexattr(self, caller: Caller, ino: int, name: str) -> None:
+        self._check_writable()
+        self._xattr_access(caller, ino, name, W)
+        self.fs.removexattr(ino, name)
+
+    def listxattr(self, caller: Caller, ino: int) -> list[str]:
+        names = self.fs.listxattr(ino)
+        if not caller.is_root:
+            names = [n for n in names if not n.startswith("trusted.")]
+        return names
+
+    # -- open files ---------------------------------------------------------------------------
+
+    def open(self, caller: Caller, path: str, start: int, flags: int, mode: int = 0o666) -> OpenFile:
+        """``open(2)``: ``mode`` is the final permission (the front end applied the umask)."""
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise os_error(errno.EOPNOTSUPP)
+        creat, excl = flags & os.O_CREAT, flags & os.O_EXCL
+        r = self.resolve(caller, path, start, follow=not (flags & os.O_NOFOLLOW or (creat and excl)))
+        if r.ino is None:
+            if not creat:
+                raise os_error(errno.ENOENT)
+            if r.slash:
+                raise os_error(errno.EISDIR)
+            self._parent_for_change(caller, r)
+            uid, gid, perm = self._new_owner(caller, r.parent, stat.S_IFREG | (mode & 0o7777))
+            ino = self.fs.create(r.parent, r.name, perm & 0o7777, uid, gid)
+            return self._opened(ino, flags, False)
+        if creat and excl:
+            raise os_error(errno.EEXIST)
+        st = self.fs.getattr(r.ino)
+        kind = stat.S_IFMT(st.st_mode)
+        if kind == stat.S_IFLNK:
+            raise os_error(errno.ELOOP)
+        if kind == stat.S_IFDIR:
+            if creat or flags & os.O_ACCMODE != os.O_RDONLY:
+                raise os_error(errno.EISDIR)
+        elif flags & os.O_DIRECTORY or r.slash:
+            raise os_error(errno.ENOTDIR)
+        elif kind != stat.S_IFREG:
+            raise os_error(errno.ENXIO)
+        want = {os.O_RDONLY: R, os.O_WRONLY: W, os.O_RDWR: R | W}.get(flags & os.O_ACCMODE)
+        if want is None:
+            raise os_error(errno.EINVAL)
+        if flags & os.O_TRUNC and kind == stat.S_IFREG:
+            want |= W
+        if want & W:
+            self._check_writable()
+        check(caller, st, want)
+        if flags & os.O_TRUNC and kind == stat.S_IFREG and want & W:
+            self.cache.drop(r.ino)
+            self.fs.truncate(r.ino, 0)
+        return self._opened(r.ino, flags, kind == stat.S_IFDIR)
+
+    def open_inode(self, caller: Caller, ino: int, flags: int) -> OpenFile:
+        """Open an inode found by lookup (FUSE's OPEN), with the same checks as ``open``."""
+        st = self.fs.getattr(ino)
+        want = {os.O_RDONLY: R, os.O_WRONLY: W, os.O_RDWR: R | W}.get(flags & os.O_ACCMODE, R)
+        if stat.S_ISDIR(st.st_mode) and want & W:
+            raise os_error(errno.EISDIR)
+        if want & W or flags & os.O_TRUNC:
+            self._check_writable()
+        check(caller, st, want | (W if flags & os.O_TRUNC else 0))
+        if flags & os.O_TRUNC and stat.S_ISREG(st.st_mode):
+            self.cache.drop(ino)
+            self.fs.truncate(ino, 0)
+        return self._opened(ino, flags, stat.S_ISDIR(st.st_mode))
+
+    def _opened(self, ino: int, flags: int, is_dir: bool) -> OpenFile:
+        self.fs.hold(ino)
+        return OpenFile(ino, flags & OPEN_FLAGS, is_dir)
+
+    def close(self, of: OpenFile) -> None:
+        """Drop one reference to a description; the last one releases the inode."""
+        of.refs -= 1
+        if of.refs == 0:
+            self.fs.release(of.ino)
+
+    def set_status_flags(self, of: OpenFile, flags: int) -> None:
+        of.flags = (of.flags & ~STATUS_FLAGS) | (flags & STATUS_FLAGS)
+
+    def read(self, of: OpenFile, size: int, offset: int | None = None) -> bytes:
+        """Read at ``offset``, or at the description's offset (advancing it)."""
+        if not of.readable:
+            raise bad_fd()
+        if of.is_dir:
+            raise os_error(errno.EISDIR)
+        if size < 0:
+            raise os_error(errno.EINVAL)
+        if offset is not None:
+            if offset < 0:
+                raise os_error(errno.EINVAL)
+            return self._read(of, offset, size)
+        with of.lock:
+            data = self._read(of, of.offset, size)
+            of.offset += len(data)
+            return data
+
+    def _read(self, of: OpenFile, offset: int, size: int) -> bytes:
+        if of.advice == os.POSIX_FADV_SEQUENTIAL or self.cache.caches(of.ino):
+            return self._read_cached(of, offset, size)
+        return self.fs.read(of.ino, offset, size)
+
+    def _read_cached(self, of: OpenFile, offset: int, size: int) -> bytes:
+        fs, bs = self.fs, self.fs.block_size
+        file_size = fs.getattr(of.ino).st_size
+        end = min(offset + size, file_size)
+        if offset >= end:
+            return b""
+        first, last = offset // bs, -(-end // bs)
+        blocks = self.cache.get(of.ino, first, last - first)
+        if blocks is None:
+            data = fs.read(of.ino, first * bs, (last - first) * bs)
+            self.cache.put(of.ino, first, data.ljust((last - first) * bs, b"\0"))
+            out = data[offset - first * bs:end - first * bs]
+        else:
+            out = b"".join(blocks)[offset - first * bs:end - first * bs]
+        if of.advice == os.POSIX_FADV_SEQUENTIAL:
+            window = of.state.get("readahead", READAHEAD_MIN)
+            self._fill(of.ino, end, window, file_size)
+            of.state["readahead"] = min(window * 2, READAHEAD_MAX)
+        return out
+
+    def _fill(self, ino: int, offset: int, length: int, file_size: int) -> None:
+        """Read ``[offset, offset+length)`` (clipped to the file) into the cache where missing."""
+        bs = self.fs.block_size
+        end = min(offset + length, file_size) if length else file_size
+        if offset >= end:
+            return
+        first, last = offset // bs, -(-end // bs)
+        missing = self.cache.missing(ino, first, last - first)
+        if not missing:
+            return
+        lo, hi = missing[0], missing[-1] + 1
+        data = self.fs.read(ino, lo * bs, (hi - lo) * bs)
+        self.cache.put(ino, lo, data.ljust((hi - lo) * bs, b"\0"))
+
+    def write(self, caller: Caller, of: OpenFile, data, offset: int | None = None) -> int:
+        """Write at ``offset``, or at the description's offset (advancing it); O_APPEND writes
+        go to the end of file atomically."""
+        if not of.writable:
+            raise bad_fd()
+        self._check_writable()
+        fs = self.fs
+        if offset is not None and offset < 0:
+            raise os_error(errno.EINVAL)
+        self.cache.drop(of.ino)
+        with of.lock:
+            if of.append:
+                with fs._lock:  # end of file and the write, as one step
+                    at = fs.getattr(of.ino).st_size
+                    done = fs.write(of.ino, at, data)
+                if offset is None:
+                    of.offset = at + done
+            elif offset is None:
+                done = fs.write(of.ino, of.offset, data)
+                of.offset += done
+            else:
+                done = fs.write(of.ino, offset, data)
+        if of.sync:
+            fs.fsync(of.ino)
+        if not caller.is_root:
+            self._kill_suid(caller, fs.getattr(of.ino))
+        return done
+
+    def seek(self, of: OpenFile, offset: int, whence: int) -> int:
+        with of.lock:
+            if whence == os.SEEK_SET:
+                new = offset
+            elif whence == os.SEEK_CUR:
+                new = of.offset + offset
+            elif whence == os.SEEK_END:
+                new = self.fs.getattr(of.ino).st_size + offset
+            elif whence in (os.SEEK_DATA, os.SEEK_HOLE):
+                if of.is_dir:
+                    raise os_error(errno.EINVAL)
+                if offset < 0:
+                    raise os_error(errno.ENXIO)
+                find = self.fs.seek_data if whence == os.SEEK_DATA else self.fs.seek_hole
+                new = find(of.ino, offset)
+            else:
+                raise os_error(errno.EINVAL)
+            if new < 0:
+                raise os_error(errno.EINVAL)
+            of.offset = new
+            return new
+
+    def fsync(self, of: OpenFile, data_only: bool = False) -> None:
+        if data_only:
+            self.fs.fdatasync(of.ino)
+        else:
+            self.fs.fsync(of.ino)
+
+    def fallocate(self, of: OpenFile, offset: int, length: int, mode: int = 0) -> None:
+        if offset < 0 or length <= 0:
+            raise os_error(errno.EINVAL)
+        if not of.writable:
+            raise bad_fd()
+        if of.is_dir:
+            raise os_error(errno.EISDIR)
+        self._check_writable()
+        self.cache.drop(of.ino)
+        self.fs.fallocate(of.ino, offset, length, mode)
+
+    def fadvise(self, of: OpenFile, offset: int, length: int, advice: int) -> None:
+        """``posix_fadvise``: readahead and cache hints; NOREUSE sends later writes to cold zones.
+
+        Values outside POSIX's are reserved for CSD kernels and give EINVAL
+        until one is registered.
+        """
+        if offset < 0 or length < 0 or advice not in POSIX_ADVICE:
+            raise os_error(errno.EINVAL)
+        if of.is_dir:
+            return
+        bs = self.fs.block_size
+        if advice == os.POSIX_FADV_WILLNEED:
+            self._fill(of.ino, offset, length, self.fs.getattr(of.ino).st_size)
+            return
+        if advice == os.POSIX_FADV_DONTNEED:
+            first = -(-offset // bs)
+            count = None if not length else max(0, (offset + length) // bs - first)
+            self.cache.drop(of.ino, first, count)
+            return
+        of.advice = advice
+        of.state.pop("readahead", None)
+
+    # -- volume -------------------------------------------------------------------------------
+
+    def statfs(self):
+        return self.fs.statfs()
+
+    def sync(self) -> None:
+        self.fs.sync()

@@ -1,0 +1,661 @@
+"""A Volume: one mounted zcsdfs with the whole ``os`` file surface as methods.
+
+``zcsdfs.stat(...)`` and friends are these methods on the process's default
+volume; ``Volume`` objects give several independent volumes in one process.
+Signatures, return types and errors follow Python's ``os`` on Linux:
+paths may be str, bytes or path-like (bytes in, bytes out), functions that
+take a path also take a descriptor where ``os`` does, and every failure is an
+``OSError`` with Linux's errno and the file names ``os`` would report.
+
+Paths always name files in the volume; its root is "/". Descriptor
+numbers are real descriptors of the process, reserved for zcsdfs (see
+``vfs.files``); a descriptor zcsdfs did not open (a pipe, a socket, a real
+file) is passed to the real ``os`` function, so ``import zcsdfs as os``
+keeps working for code that mixes both.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import errno
+import os
+import stat as stat_module
+import threading
+import weakref
+
+from zcsdfs.lfs import mkfs, mount as lfs_mount
+from zcsdfs.vfs.caller import Caller
+from zcsdfs.vfs.core import Vfs
+from zcsdfs.vfs.errors import bad_fd, os_error
+from zcsdfs.vfs.files import Descriptors, OpenFile
+from zcsdfs.zns import ZonedDevice
+from zcsdfs.zns.zone import ZoneState
+
+_volumes: "weakref.WeakSet[Volume]" = weakref.WeakSet()
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it (os.umask would, racing other threads)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def _fspath(path) -> tuple[str, bool]:
+    """(path as str, whether the caller used bytes); os's TypeError and ValueError for bad ones."""
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        if b"\0" in path:
+            raise ValueError("embedded null byte")
+        return os.fsdecode(path), True
+    if "\0" in path:
+        raise ValueError("embedded null byte")
+    return path, False
+
+
+def stat_result(st, dev: int) -> os.stat_result:
+    """An ``os.stat_result`` from the lfs's attributes."""
+    a, m, c = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
+    return os.stat_result(
+        (st.st_mode, st.st_ino, dev, st.st_nlink, st.st_uid, st.st_gid, st.st_size,
+         a // 10**9, m // 10**9, c // 10**9),
+        {"st_atime": a / 1e9, "st_mtime": m / 1e9, "st_ctime": c / 1e9,
+         "st_atime_ns": a, "st_mtime_ns": m, "st_ctime_ns": c,
+         "st_blksize": st.st_blksize, "st_blocks": st.st_blocks, "st_rdev": st.st_rdev})
+
+
+def _is_blank(device) -> bool:
+    return all(z.state is ZoneState.EMPTY for z in device.report())
+
+
+class Volume:
+    """One zcsdfs volume, mounted; call ``unmount`` (or let interpreter exit do it)."""
+
+    def __init__(self, device, *, gc_policy: str = "greedy", readonly: bool = False,
+                 _caller: Caller | None = None):
+        self._owns_device = not isinstance(device, ZonedDevice)
+        if self._owns_device:
+            device = ZonedDevice.open(os.fspath(device))
+        try:
+            if _is_blank(device):
+                mkfs(device)
+            self.fs = lfs_mount(device, gc_policy)
+        except BaseException:
+            if self._owns_device:
+                device.close_device()
+            raise
+        self.device = device
+        self.vfs = Vfs(self.fs, readonly=readonly)
+        self.dev = 0x5A000000 | int.from_bytes(self.fs.sb.uuid[:3], "little")  # st_dev and f_fsid
+        self._fds = Descriptors()
+        self._cwd = self.vfs.root
+        self._umask = _current_umask()
+        self._caller = _caller
+        self._lock = threading.Lock()
+        self.mounted = True
+        from zcsdfs.path import VolumePath
+        from zcsdfs.io import VolumeIO
+        self.path = VolumePath(self)
+        self.io = VolumeIO(self)
+        _volumes.add(self)
+
+    @classmethod
+    def memory(cls, geometry: str = "qemu", **kwargs) -> "Volume":
+        """A fresh volume on a memory device (gone when the process ends)."""
+        return cls(ZonedDevice.memory(geometry), **kwargs)
+
+    def as_user(self, uid: int, gid: int, groups=()) -> "Volume":
+        """The same volume (files, descriptors) as another caller sees it: the FUSE server's
+        situation, and how tests check permissions while running as root."""
+        from zcsdfs.path import VolumePath
+        from zcsdfs.io import VolumeIO
+        view = copy.copy(self)
+        view._caller = Caller(uid, gid, frozenset(groups), os.getpid())
+        view.path = VolumePath(view)
+        view.io = VolumeIO(view)
+        return view
+
+    @property
+    def caller(self) -> Caller:
+        return self._caller or Caller.current()
+
+    def unmount(self) -> None:
+        """Close every descriptor, checkpoint, and let go of the device."""
+        with self._lock:
+            if not self.mounted:
+                return
+            self.mounted = False
+            for of in self._fds.close_all():
+                of.refs = 1
+                self.vfs.close(of)
+            self.fs.unmount()
+            if self._owns_device:
+                self.device.close_device()
+        _volumes.discard(self)
+
+    def __enter__(self) -> "Volume":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.unmount()
+
+    def __repr__(self) -> str:
+        state = "mounted" if self.mounted else "unmounted"
+        return f"<zcsdfs.Volume {self.device!r} {state}>"
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _start(self, path: str, dir_fd) -> int:
+        """Where a relative path starts: the current directory or ``dir_fd``'s directory."""
+        if dir_fd is None or path.startswith("/"):
+            return self._cwd
+        of = self._fds.get(dir_fd)
+        if not of.is_dir:
+            raise os_error(errno.ENOTDIR)
+        return of.ino
+
+    def _ino(self, path, dir_fd=None, follow_symlinks=True) -> int:
+        """The inode a path (or descriptor, where os takes one) names."""
+        if isinstance(path, int):
+            return self._fds.get(path).ino
+        text, _ = _fspath(path)
+        try:
+            return self.vfs.lookup(self.caller, text, self._start(text, dir_fd), follow_symlinks)
+        except OSError as exc:
+            raise os_error(exc.errno, path) from None
+
+    def _file(self, fd) -> OpenFile:
+        return self._fds.get(fd)
+
+    def _call(self, fn, *args, filename=None, filename2=None):
+        try:
+            return fn(*args)
+        except OSError as exc:
+            raise os_error(exc.errno, filename, filename2) from None
+
+    def _mine(self, fd) -> bool:
+        return fd in self._fds
+
+    # -- descriptors --------------------------------------------------------------------------
+
+    def umask(self, mask: int) -> int:
+        """Set the volume's (and the process's) umask; returns the previous one."""
+        old, self._umask = self._umask, mask & 0o777
+        os.umask(mask)
+        return old
+
+    def open(self, path, flags: int, mode: int = 0o777, *, dir_fd=None) -> int:
+        text, _ = _fspath(path)
+        try:
+            of = self.vfs.open(self.caller, text, self._start(text, dir_fd), flags, mode & ~self._umask)
+        except OSError as exc:
+            raise os_error(exc.errno, path) from None
+        return self._fds.add(of)
+
+    def close(self, fd: int) -> None:
+        if not self._mine(fd):
+            return os.close(fd)
+        self.vfs.close(self._fds.remove(fd))
+
+    def closerange(self, fd_low: int, fd_high: int) -> None:
+        """Close zcsdfs descriptors in the range, and real ones as ``os.closerange`` would
+        (except the numbers zcsdfs holds in reserve)."""
+        mine = sorted(fd for fd, _ in self._fds.items() if fd_low <= fd < fd_high)
+        for fd in mine:
+            self.close(fd)
+        reserved = {self._fds._null}
+        low = fd_low
+        for fd in sorted(reserved) + [fd_high]:
+            if fd < low or fd > fd_high:
+                continue
+            if low < fd:
+                os.closerange(low, fd)
+            low = fd + 1
+
+    def dup(self, fd: int) -> int:
+        if not self._mine(fd):
+            return os.dup(fd)
+        of = self._file(fd)
+        of.refs += 1
+        return self._fds.add(of)
+
+    def dup2(self, fd: int, fd2: int, inheritable: bool = True) -> int:
+        if not self._mine(fd):
+            if self._mine(fd2):
+                self.close(fd2)
+            return os.dup2(fd, fd2, inheritable)
+        of = self._file(fd)
+        if fd == fd2:
+            return fd2
+        if self._mine(fd2):
+            self.close(fd2)
+        of.refs += 1
+        return self._fds.add(of, at=fd2)
+
+    def read(self, fd: int, n: int) -> bytes:
+        if not self._mine(fd):
+            return os.read(fd, n)
+        return self.vfs.read(self._file(fd), n)
+
+    def pread(self, fd: int, n: int, offset: int) -> bytes:
+        if not self._mine(fd):
+            return os.pread(fd, n, offset)
+        return self.vfs.read(self._file(fd), n, offset)
+
+    def readv(self, fd: int, buffers) -> int:
+        if not self._mine(fd):
+            return os.readv(fd, buffers)
+        return self._scatter(self._file(fd), buffers, None)
+
+    def preadv(self, fd: int, buffers, offset: int, flags: int = 0) -> int:
+        if not self._mine(fd):
+            return os.preadv(fd, buffers, offset, flags)
+        return self._scatter(self._file(fd), buffers, offset)
+
+    def _scatter(self, of: OpenFile, buffers, offset) -> int:
+        views = [memoryview(b).cast("B") for b in buffers]
+        data = self.vfs.read(of, sum(v.nbytes for v in views), offset)
+        at = 0
+        for v in views:
+            chunk = data[at:at + v.nbytes]
+            v[:len(chunk)] = chunk
+            at += len(chunk)
+        return len(data)
+
+    def write(self, fd: int, data) -> int:
+        if not self._mine(fd):
+            return os.write(fd, data)
+        return self.vfs.write(self.caller, self._file(fd), data)
+
+    def pwrite(self, fd: int, data, offset: int) -> int:
+        if not self._mine(fd):
+            return os.pwrite(fd, data, offset)
+        return self.vfs.write(self.caller, self._file(fd), data, offset)
+
+    def writev(self, fd: int, buffers) -> int:
+        if not self._mine(fd):
+            return os.writev(fd, buffers)
+        return self.vfs.write(self.caller, self._file(fd), b"".join(bytes(b) for b in buffers))
+
+    def pwritev(self, fd: int, buffers, offset: int, flags: int = 0) -> int:
+        if not self._mine(fd):
+            return os.pwritev(fd, buffers, offset, flags)
+        return self.vfs.write(self.caller, self._file(fd), b"".join(bytes(b) for b in buffers), offset)
+
+    def lseek(self, fd: int, position: int, whence: int) -> int:
+        if not self._mine(fd):
+            return os.lseek(fd, position, whence)
+        return self.vfs.seek(self._file(fd), position, whence)
+
+    def fstat(self, fd: int) -> os.stat_result:
+        if not self._mine(fd):
+            return os.fstat(fd)
+        return stat_result(self.vfs.getattr(self._file(fd).ino), self.dev)
+
+    def fsync(self, fd) -> None:
+        fd = fd if isinstance(fd, int) else fd.fileno()
+        if not self._mine(fd):
+            return os.fsync(fd)
+        self.vfs.fsync(self._file(fd))
+
+    def fdatasync(self, fd) -> None:
+        fd = fd if isinstance(fd, int) else fd.fileno()
+        if not self._mine(fd):
+            return os.fdatasync(fd)
+        self.vfs.fsync(self._file(fd), data_only=True)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        if not self._mine(fd):
+            return os.ftruncate(fd, length)
+        of = self._file(fd)
+        if not of.writable or of.is_dir:
+            raise os_error(errno.EINVAL)
+        self.vfs.truncate(self.caller, of.ino, length, check_access=False)
+
+    def posix_fallocate(self, fd: int, offset: int, length: int) -> None:
+        if not self._mine(fd):
+            return os.posix_fallocate(fd, offset, length)
+        self.vfs.fallocate(self._file(fd), offset, length)
+
+    def posix_fadvise(self, fd: int, offset: int, length: int, advice: int) -> None:
+        if not self._mine(fd):
+            return os.posix_fadvise(fd, offset, length, advice)
+        self.vfs.fadvise(self._file(fd), offset, length, advice)
+
+    def fstatvfs(self, fd: int) -> os.statvfs_result:
+        if not self._mine(fd):
+            return os.fstatvfs(fd)
+        self._file(fd)
+        return self._statvfs()
+
+    def fchmod(self, fd: int, mode: int) -> None:
+        if not self._mine(fd):
+            return os.fchmod(fd, mode)
+        self.vfs.chmod(self.caller, self._file(fd).ino, mode)
+
+    def fchown(self, fd: int, uid: int, gid: int) -> None:
+        if not self._mine(fd):
+            return os.fchown(fd, uid, gid)
+        self.vfs.chown(self.caller, self._file(fd).ino, uid, gid)
+
+    def fchdir(self, fd: int) -> None:
+        of = self._file(fd)
+        if not of.is_dir:
+            raise os_error(errno.ENOTDIR)
+        self._cwd = of.ino
+
+    def sendfile(self, out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        if not (self._mine(out_fd) and self._mine(in_fd)):
+            if self._mine(out_fd) or self._mine(in_fd):
+                raise os_error(errno.EINVAL)
+            return os.sendfile(out_fd, in_fd, offset, count)
+        return self._copy(self._file(in_fd), self._file(out_fd), count, offset, None)
+
+    def copy_file_range(self, src: int, dst: int, count: int, offset_src=None, offset_dst=None) -> int:
+        if not (self._mine(src) and self._mine(dst)):
+            if self._mine(src) or self._mine(dst):
+                raise os_error(errno.EXDEV)
+            return os.copy_file_range(src, dst, count, offset_src, offset_dst)
+        s, d = self._file(src), self._file(dst)
+        if s.is_dir or d.is_dir:
+            raise os_error(errno.EISDIR)
+        if d.append:
+            raise os_error(errno.EBADF)
+        return self._copy(s, d, count, offset_src, offset_dst)
+
+    def _copy(self, s: OpenFile, d: OpenFile, count: int, offset_src, offset_dst) -> int:
+        if count < 0 or (offset_src is not None and offset_src < 0) \
+                or (offset_dst is not None and offset_dst < 0):
+            raise os_error(errno.EINVAL)
+        if not s.readable or not d.writable:
+            raise bad_fd()
+        data = self.vfs.read(s, count, offset_src)
+        if offset_dst is None:
+            return self.vfs.write(self.caller, d, data)
+        return self.vfs.write(self.caller, d, data, offset_dst)
+
+    def set_blocking(self, fd: int, blocking: bool) -> None:
+        if not self._mine(fd):
+            return os.set_blocking(fd, blocking)
+        of = self._file(fd)
+        self.vfs.set_status_flags(of, of.flags & ~os.O_NONBLOCK if blocking else of.flags | os.O_NONBLOCK)
+
+    def get_blocking(self, fd: int) -> bool:
+        if not self._mine(fd):
+            return os.get_blocking(fd)
+        return not self._file(fd).flags & os.O_NONBLOCK
+
+    def isatty(self, fd: int) -> bool:
+        return False if self._mine(fd) else os.isatty(fd)
+
+    def get_inheritable(self, fd: int) -> bool:
+        return os.get_inheritable(fd)
+
+    def set_inheritable(self, fd: int, inheritable: bool) -> None:
+        os.set_inheritable(fd, inheritable)
+
+    def fdopen(self, fd: int, mode: str = "r", buffering: int = -1, encoding=None, *args, **kwargs):
+        """``os.fdopen``: a file object over a zcsdfs (or real) descriptor."""
+        if not self._mine(fd):
+            return os.fdopen(fd, mode, buffering, encoding, *args, **kwargs)
+        return self.io.open(fd, mode, buffering, encoding, *args, **kwargs)
+
+    # -- paths: attributes --------------------------------------------------------------------
+
+    def stat(self, path, *, dir_fd=None, follow_symlinks: bool = True) -> os.stat_result:
+        if isinstance(path, int):
+            return self.fstat(path)
+        return stat_result(self.vfs.getattr(self._ino(path, dir_fd, follow_symlinks)), self.dev)
+
+    def lstat(self, path, *, dir_fd=None) -> os.stat_result:
+        return self.stat(path, dir_fd=dir_fd, follow_symlinks=False)
+
+    def access(self, path, mode: int, *, dir_fd=None, effective_ids: bool = False,
+               follow_symlinks: bool = True) -> bool:
+        text, _ = _fspath(path)
+        if mode & ~7:
+            raise os_error(errno.EINVAL, path)
+        start = self._start(text, dir_fd)
+        return self.vfs.access(self.caller, text, start, mode, follow_symlinks)
+
+    def chmod(self, path, mode: int, *, dir_fd=None, follow_symlinks: bool = True) -> None:
+        ino = self._ino(path, dir_fd, follow_symlinks)
+        if not follow_symlinks and stat_module.S_ISLNK(self.vfs.getattr(ino).st_mode):
+            raise os_error(errno.EOPNOTSUPP, path)
+        self._call(self.vfs.chmod, self.caller, ino, mode, filename=path)
+
+    def lchmod(self, path, mode: int) -> None:
+        self.chmod(path, mode, follow_symlinks=False)
+
+    def chown(self, path, uid: int, gid: int, *, dir_fd=None, follow_symlinks: bool = True) -> None:
+        ino = self._ino(path, dir_fd, follow_symlinks)
+        self._call(self.vfs.chown, self.caller, ino, uid, gid, filename=path)
+
+    def lchown(self, path, uid: int, gid: int) -> None:
+        self.chown(path, uid, gid, follow_symlinks=False)
+
+    def utime(self, path, times=None, *, ns=None, dir_fd=None, follow_symlinks: bool = True) -> None:
+        if times is not None and ns is not None:
+            raise ValueError("utime: you may specify either 'times' or 'ns' but not both")
+        if times is not None:
+            if not isinstance(times, tuple) or len(times) != 2:
+                raise TypeError("utime: 'times' must be either a tuple of two ints or None")
+            atime, mtime = (int(round(t * 10**9)) if isinstance(t, float) else int(t) * 10**9
+                            for t in times)
+        elif ns is not None:
+            if not isinstance(ns, tuple) or len(ns) != 2:
+                raise TypeError("utime: 'ns' must be a tuple of two ints")
+            atime, mtime = ns
+        else:
+            atime = mtime = None
+        ino = self._ino(path, dir_fd, follow_symlinks)
+        if atime is None:
+            import time
+            atime = mtime = time.time_ns()
+            self._call(self.vfs.utime, self.caller, ino, atime, mtime, True, filename=path)
+        else:
+            self._call(self.vfs.utime, self.caller, ino, atime, mtime, False, filename=path)
+
+    def truncate(self, path, length: int) -> None:
+        if isinstance(path, int):
+            return self.ftruncate(path, length)
+        ino = self._ino(path)
+        self._call(self.vfs.truncate, self.caller, ino, length, filename=path)
+
+    # -- paths: names -------------------------------------------------------------------------
+
+    def mkdir(self, path, mode: int = 0o777, *, dir_fd=None) -> None:
+        text, _ = _fspath(path)
+        self._call(lambda: self.vfs.mkdir(self.caller, text, self._start(text, dir_fd),
+                                          mode & ~self._umask), filename=path)
+
+    def makedirs(self, name, mode: int = 0o777, exist_ok: bool = False) -> None:
+        head, tail = self.path.split(name)
+        if not tail:
+            head, tail = self.path.split(head)
+        if head and tail and not self.path.exists(head):
+            try:
+                self.makedirs(head, exist_ok=exist_ok)
+            except FileExistsError:
+                pass
+            cdir = os.curdir.encode() if isinstance(tail, bytes) else os.curdir
+            if tail == cdir:
+                return
+        try:
+            self.mkdir(name, mode)
+        except OSError:
+            if not exist_ok or not self.path.isdir(name):
+                raise
+
+    def mkfifo(self, path, mode: int = 0o666, *, dir_fd=None) -> None:
+        self.mknod(path, stat_module.S_IFIFO | (mode & 0o7777), dir_fd=dir_fd)
+
+    def mknod(self, path, mode: int = 0o600, device: int = 0, *, dir_fd=None) -> None:
+        text, _ = _fspath(path)
+        kind = stat_module.S_IFMT(mode)
+        self._call(lambda: self.vfs.mknod(self.caller, text, self._start(text, dir_fd),
+                                          kind | (mode & 0o7777 & ~self._umask), device), filename=path)
+
+    def symlink(self, src, dst, target_is_directory: bool = False, *, dir_fd=None) -> None:
+        target, _ = _fspath(src)
+        text, _ = _fspath(dst)
+        self._call(lambda: self.vfs.symlink(self.caller, target, text, self._start(text, dir_fd)),
+                   filename=src, filename2=dst)
+
+    def readlink(self, path, *, dir_fd=None):
+        text, as_bytes = _fspath(path)
+        target = self._call(lambda: self.vfs.readlink(self.caller, text, self._start(text, dir_fd)),
+                            filename=path)
+        return os.fsencode(target) if as_bytes else target
+
+    def link(self, src, dst, *, src_dir_fd=None, dst_dir_fd=None, follow_symlinks: bool = True) -> None:
+        s, _ = _fspath(src)
+        d, _ = _fspath(dst)
+        self._call(lambda: self.vfs.link(self.caller, s, self._start(s, src_dir_fd), d,
+                                         self._start(d, dst_dir_fd), follow_symlinks),
+                   filename=src, filename2=dst)
+
+    def unlink(self, path, *, dir_fd=None) -> None:
+        text, _ = _fspath(path)
+        self._call(lambda: self.vfs.unlink(self.caller, text, self._start(text, dir_fd)), filename=path)
+
+    remove = unlink
+
+    def rmdir(self, path, *, dir_fd=None) -> None:
+        text, _ = _fspath(path)
+        self._call(lambda: self.vfs.rmdir(self.caller, text, self._start(text, dir_fd)), filename=path)
+
+    def removedirs(self, name) -> None:
+        self.rmdir(name)
+        head, tail = self.path.split(name)
+        if not tail:
+            head, tail = self.path.split(head)
+        while head and tail:
+            try:
+                self.rmdir(head)
+            except OSError:
+                break
+            head, tail = self.path.split(head)
+
+    def rename(self, src, dst, *, src_dir_fd=None, dst_dir_fd=None, flags: int = 0) -> None:
+        s, _ = _fspath(src)
+        d, _ = _fspath(dst)
+        self._call(lambda: self.vfs.rename(self.caller, s, self._start(s, src_dir_fd), d,
+                                           self._start(d, dst_dir_fd), flags),
+                   filename=src, filename2=dst)
+
+    def replace(self, src, dst, *, src_dir_fd=None, dst_dir_fd=None) -> None:
+        self.rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+
+    def renames(self, old, new) -> None:
+        head, tail = self.path.split(new)
+        if head and tail and not self.path.exists(head):
+            self.makedirs(head)
+        self.rename(old, new)
+        head, tail = self.path.split(old)
+        if head and tail:
+            try:
+                self.removedirs(head)
+            except OSError:
+                pass
+
+    # -- directories --------------------------------------------------------------------------
+
+    def listdir(self, path=None) -> list:
+        if path is None:
+            path = "."
+        ino = self._ino(path)
+        entries = self._call(self.vfs.readdir, self.caller, ino, filename=path)
+        if isinstance(path, bytes):
+            return [os.fsencode(e.name) for e in entries]
+        return [e.name for e in entries]
+
+    def scandir(self, path=None):
+        from zcsdfs.scandir import ScandirIterator
+        if path is None:
+            path = "."
+        ino = self._ino(path)
+        entries = self._call(self.vfs.readdir, self.caller, ino, filename=path)
+        return ScandirIterator(self, path, entries)
+
+    def walk(self, top, topdown: bool = True, onerror=None, followlinks: bool = False):
+        from zcsdfs.scandir import walk
+        return walk(self, top, topdown, onerror, followlinks)
+
+    def fwalk(self, top=".", topdown: bool = True, onerror=None, *, follow_symlinks: bool = False,
+              dir_fd=None):
+        from zcsdfs.scandir import fwalk
+        return fwalk(self, top, topdown, onerror, follow_symlinks, dir_fd)
+
+    def getcwd(self) -> str:
+        return self._call(self.vfs.path_of, self._cwd)
+
+    def getcwdb(self) -> bytes:
+        return os.fsencode(self.getcwd())
+
+    def chdir(self, path) -> None:
+        if isinstance(path, int):
+            return self.fchdir(path)
+        ino = self._ino(path)
+        st = self.vfs.getattr(ino)
+        if not stat_module.S_ISDIR(st.st_mode):
+            raise os_error(errno.ENOTDIR, path)
+        from zcsdfs.vfs.permissions import X, allowed
+        if not allowed(self.caller, st, X):
+            raise os_error(errno.EACCES, path)
+        self._cwd = ino
+
+    # -- extended attributes ------------------------------------------------------------------
+
+    @staticmethod
+    def _xattr_name(attribute) -> str:
+        text, _ = _fspath(attribute)
+        return text
+
+    def getxattr(self, path, attribute, *, follow_symlinks: bool = True) -> bytes:
+        ino = self._ino(path, None, follow_symlinks)
+        name = self._xattr_name(attribute)
+        return self._call(self.vfs.getxattr, self.caller, ino, name, filename=path)
+
+    def setxattr(self, path, attribute, value, flags: int = 0, *, follow_symlinks: bool = True) -> None:
+        ino = self._ino(path, None, follow_symlinks)
+        name = self._xattr_name(attribute)
+        self._call(self.vfs.setxattr, self.caller, ino, name, bytes(value), flags, filename=path)
+
+    def listxattr(self, path=None, *, follow_symlinks: bool = True) -> list[str]:
+        ino = self._ino("." if path is None else path, None, follow_symlinks)
+        return self._call(self.vfs.listxattr, self.caller, ino, filename=path)
+
+    def removexattr(self, path, attribute, *, follow_symlinks: bool = True) -> None:
+        ino = self._ino(path, None, follow_symlinks)
+        name = self._xattr_name(attribute)
+        self._call(self.vfs.removexattr, self.caller, ino, name, filename=path)
+
+    # -- the volume ---------------------------------------------------------------------------
+
+    def statvfs(self, path) -> os.statvfs_result:
+        if isinstance(path, int):
+            return self.fstatvfs(path)
+        self._ino(path)
+        return self._statvfs()
+
+    def _statvfs(self) -> os.statvfs_result:
+        s = self.vfs.statfs()
+        flag = os.ST_NOSUID | os.ST_NODEV | (os.ST_RDONLY if self.vfs.readonly else 0)
+        return os.statvfs_result((s.f_bsize, s.f_frsize, s.f_blocks, s.f_bfree, s.f_bavail, s.f_files,
+                                  s.f_ffree, s.f_favail, flag, s.f_namemax), {"f_fsid": self.dev})
+
+    def sync(self) -> None:
+        self.vfs.sync()
+
+
+@atexit.register
+def _unmount_all() -> None:
+    for volume in list(_volumes):
+        volume.unmount()
