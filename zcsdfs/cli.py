@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "zcsdfs.zns.commands",
     "zcsdfs.lfs.commands",
     "zcsdfs.csd.commands",
+    "zcsdfs.fuse.commands",
+    "zcsdfs.shim.commands",
 )
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # messages stay one line
