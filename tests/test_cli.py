@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import zcsdfs
 from zcsdfs import cli
 from zcsdfs.zns import Geometry, ZonedDevice, ZoneState
 
@@ -165,14 +166,18 @@ def test_demo_with_zcsdfs_device(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ZCSDFS_DEVICE", str(path))
     status, out, err = run(capsys, "demo")
     assert (status, err) == (0, "")
-    assert path.exists()
+    assert "run 1 of the demo" in out and "blob.bin" in out
     with ZonedDevice.open(path) as dev:
         assert dev.geometry == Geometry.preset("qemu")
-        dev.append(0, bytes(4096))
-    # A second run reuses the device rather than creating a new one.
+    # A second run mounts the same volume and finds the first run's files.
     status, out, _ = run(capsys, "demo")
     assert status == 0
-    assert zone_rows(out)[0][5] == "CLOSED"
+    assert "run 2 of the demo" in out
+    with zcsdfs.Volume(path) as volume:
+        with volume.io.open("/demo/runs.log") as log:
+            assert log.read() == "run\nrun\n"
+        assert volume.stat("/demo/blob.bin").st_size == 1 << 20
+        assert volume.readlink("/demo/latest") == "summary.json"
 
 
 def test_demo_under_xdg_data_home(tmp_path, monkeypatch, capsys):

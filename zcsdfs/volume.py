@@ -80,8 +80,9 @@ class Volume:
     def __init__(self, device, *, gc_policy: str = "greedy", readonly: bool = False,
                  _caller: Caller | None = None):
         self._owns_device = not isinstance(device, ZonedDevice)
+        self.image = os.fspath(device) if self._owns_device else None  # None for a device object
         if self._owns_device:
-            device = ZonedDevice.open(os.fspath(device))
+            device = ZonedDevice.open(self.image)
         try:
             if _is_blank(device):
                 mkfs(device)
