@@ -425,18 +425,24 @@ class Vfs:
         if offset >= end:
             return b""
         first, last = offset // bs, -(-end // bs)
-        blocks = self.cache.get(of.ino, first, last - first)
-        if blocks is None:
-            data = fs.read(of.ino, first * bs, (last - first) * bs)
-            self.cache.put(of.ino, first, data.ljust((last - first) * bs, b"\0"))
-            out = data[offset - first * bs:end - first * bs]
-        else:
-            out = b"".join(blocks)[offset - first * bs:end - first * bs]
+        data = self.cache.get(of.ino, first, last - first)
+        if data is None:
+            data = fs.read(of.ino, first * bs, (last - first) * bs).ljust((last - first) * bs, b"\0")
+            self.cache.put(of.ino, first, data)
         if of.advice == os.POSIX_FADV_SEQUENTIAL:
-            window = of.state.get("readahead", READAHEAD_MIN)
-            self._fill(of.ino, end, window, file_size)
-            of.state["readahead"] = min(window * 2, READAHEAD_MAX)
-        return out
+            self._read_ahead(of, end, file_size)
+        return data[offset - first * bs:end - first * bs]
+
+    def _read_ahead(self, of: OpenFile, end: int, file_size: int) -> None:
+        """Keep a window of cached data ahead of a sequential reader, refilled when half used."""
+        window = of.state.get("readahead", READAHEAD_MIN)
+        frontier = of.state.get("readahead_end", 0)
+        if frontier >= file_size or end + window // 2 < frontier:
+            return
+        start = max(frontier, end)
+        self._fill(of.ino, start, window, file_size)
+        of.state["readahead_end"] = start + window
+        of.state["readahead"] = min(window * 2, READAHEAD_MAX)
 
     def _fill(self, ino: int, offset: int, length: int, file_size: int) -> None:
         """Read ``[offset, offset+length)`` (clipped to the file) into the cache where missing."""
@@ -540,6 +546,7 @@ class Vfs:
             return
         of.advice = advice
         of.state.pop("readahead", None)
+        of.state.pop("readahead_end", None)
 
     # -- volume -------------------------------------------------------------------------------
 
