@@ -288,3 +288,30 @@ class _Linker:
         if not -(1 << 15) <= delta < 1 << 15:
             raise ElfError(f"jump at {self.elf.get_section(sec).name}+{slot * isa.SLOT:#x}: too far after layout")
         return attrs.evolve(insn, off=delta)
+
+
+def program_sections(data: bytes) -> dict[str, list[str]]:
+    """Code section name -> the global functions defined in it, in symbol order.
+
+    What a registry needs to pick an entry by kind (the section name says it,
+    as ``SEC("csd/read_stream")`` does) before linking it with :func:`load_elf`.
+    """
+    data = bytes(data)
+    if data[:4] != b"\x7fELF":
+        raise ElfError("not an ELF object (bad magic)")
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        sections = {}
+        for sec in elf.iter_sections():
+            if sec["sh_type"] == "SHT_PROGBITS" and sec["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and sec["sh_size"]:
+                sections[sec.name] = []
+        symtab = elf.get_section_by_name(".symtab")
+        for sym in symtab.iter_symbols() if symtab is not None else ():
+            if (sym["st_info"]["type"] == "STT_FUNC" and sym["st_info"]["bind"] == "STB_GLOBAL"
+                    and isinstance(sym["st_shndx"], int)):
+                name = elf.get_section(sym["st_shndx"]).name
+                if name in sections:
+                    sections[name].append(sym.name)
+        return sections
+    except ELFError as e:
+        raise ElfError(f"malformed ELF object: {e}") from e

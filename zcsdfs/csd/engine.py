@@ -22,8 +22,13 @@ class Engine(Protocol):
 
     program: Program
 
-    def run(self, mem=None, *, env=None) -> int:
-        """Run once: r1 = address of ``mem`` (r2 its length); returns r0 (unsigned 64-bit)."""
+    def run(self, mem=None, *, env=None, budget: int | None = None) -> int:
+        """Run once: r1 = address of ``mem`` (r2 its length); returns r0 (unsigned 64-bit).
+
+        ``budget`` overrides the engine's instruction budget for this run.
+        When ``env`` has an ``instructions`` attribute, the instructions the
+        run executed are added to it.
+        """
 
 
 def load(

@@ -4,7 +4,9 @@ Every failure a caller can cause is an ``OSError`` with the errno Linux would
 give: a program the loader or verifier refuses is EINVAL (as bpf(2) answers
 for a rejected program), a malformed ELF object is ENOEXEC, and a runtime
 fault stops the program with EFAULT (bad memory access), ETIME (instruction
-budget exhausted) or E2BIG (output or call depth beyond its bound).
+budget exhausted), E2BIG (output or call depth beyond its bound) or EACCES
+(a device block outside the bound file); a kernel that ends with a negative
+status fails with EIO.
 """
 
 from __future__ import annotations
@@ -74,3 +76,19 @@ class HelperFault(RuntimeFault):
     """A helper refused its arguments at run time."""
 
     errno_value = errno.EINVAL
+
+
+class AccessDenied(RuntimeFault):
+    """A kernel asked for a device block outside the file it is bound to, or to write."""
+
+    errno_value = errno.EACCES
+
+
+class KernelFailed(RuntimeFault):
+    """The kernel ran to its end but returned a negative status (its own error code)."""
+
+    errno_value = errno.EIO
+
+    def __init__(self, message: str, *, status: int, pc: int | None = None):
+        self.status = status
+        super().__init__(message, pc=pc)

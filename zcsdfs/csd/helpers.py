@@ -33,6 +33,8 @@ class Ret(enum.Enum):
     INTEGER = "integer"
     VOID = "void"  # r0 is unreadable after the call
     PTR_TO_MEM_OR_NULL = "ptr_to_mem_or_null"  # readable memory of ret_size bytes, or 0
+    PTR_TO_MEM = "ptr_to_mem"  # writable memory of ret_size bytes, never 0 (scratch memory)
+    PTR_TO_CTX = "ptr_to_ctx"  # the context, as r1 held it at entry (a call record kept there)
 
 
 @attrs.frozen

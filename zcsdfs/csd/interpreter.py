@@ -53,7 +53,12 @@ _CACHE_SIZE = 64
 
 
 class _Stopped(Exception):
-    """A helper called ``vm.stop``: unwinds every eBPF frame back to ``run``."""
+    """A helper called ``vm.stop``: unwinds every eBPF frame back to ``run``
+    (carrying the budget left, so the run can still count its instructions)."""
+
+    def __init__(self, budget: int):
+        super().__init__(budget)
+        self.budget = budget
 
 
 @attrs.frozen
@@ -98,14 +103,26 @@ class Interpreter:
         exec(self._translation.code, namespace)
         self._entry = namespace["f0"]
 
-    def run(self, mem=None, *, env=None) -> int:
-        """Run once with ``mem`` as the context; returns r0 as an unsigned 64-bit int."""
+    def run(self, mem=None, *, env=None, budget: int | None = None) -> int:
+        """Run once with ``mem`` as the context; returns r0 as an unsigned 64-bit int.
+
+        ``budget`` overrides the interpreter's for this run. When ``env`` has an
+        ``instructions`` attribute, the instructions this run executed are
+        added to it (the whole budget when it ran out; a memory fault counts
+        nothing, its count being unknown here).
+        """
+        budget = self.budget if budget is None else budget
         vm = Memory(mem, self.program.sections, env)
+        left = budget
         try:
-            r0, _ = self._entry(vm.context_address, vm.context_length, 0, 0, 0,
-                                memory.frame_pointer(0), 0, self.budget, vm, vm.readable, vm.writable)
-        except _Stopped:
+            r0, left = self._entry(vm.context_address, vm.context_length, 0, 0, 0,
+                                   memory.frame_pointer(0), 0, budget, vm, vm.readable, vm.writable)
+        except _Stopped as stop:
+            left = stop.budget
             return vm.result
+        except BudgetExceeded as exc:
+            left = 0
+            raise BudgetExceeded(f"instruction budget of {budget} exhausted", pc=exc.pc) from None
         except _FAULT_ERRORS as exc:
             fault = self._memory_fault(exc)
             if fault is None:
@@ -118,10 +135,13 @@ class Interpreter:
             if tb is None:
                 raise
             raise type(exc)(exc.reason, pc=self._translation.line_pcs[tb.tb_lineno]) from None
+        finally:
+            if hasattr(env, "instructions"):
+                env.instructions += budget - left
         return r0
 
     def _out_of_budget(self, pc: int) -> BudgetExceeded:
-        return BudgetExceeded(f"instruction budget of {self.budget} exhausted", pc=pc)
+        return BudgetExceeded("instruction budget exhausted", pc=pc)
 
     def _memory_fault(self, exc: Exception) -> MemoryFault | None:
         """The fault for an access the program made, or None if ``exc`` came from elsewhere."""
@@ -561,7 +581,7 @@ class _Translator:
         if insn.src == isa.CALL_HELPER:
             self.helpers.setdefault(insn.imm, pc)
             return [f"r0 = helper_{insn.imm}(vm, r1, r2, r3, r4, r5) & M64",
-                    "if vm.stopped: raise Stopped"]
+                    "if vm.stopped: raise Stopped(budget)"]
         if insn.src == isa.CALL_LOCAL:
             target = pc + 1 + insn.imm
             return [f"r0, budget = f{target}(r1, r2, r3, r4, r5, FP[depth + 1], depth + 1, budget, vm, R, W)"

@@ -138,9 +138,9 @@ class JitRun(memory.HelperAccess):
     they stay valid (and safe) after the run.
     """
 
-    def __init__(self, jit: "Jit", mem, env):
+    def __init__(self, jit: "Jit", mem, env, budget: int):
         self.helpers = jit.helpers
-        self.budget = jit.budget
+        self.budget = budget
         self.env = env
         self.error: BaseException | None = None
         self.stopped: int | None = None
@@ -151,12 +151,14 @@ class JitRun(memory.HelperAccess):
         self.stack = memoryview(ffi.buffer(stack))
         ctx.stack_base = self.address(stack)
         ctx.stack_top = ctx.stack_base + FRAME_SIZE * MAX_FRAMES
-        ctx.budget = jit.budget
+        ctx.budget = budget
         self.input = None
+        self.context_address = 0
         if mem is not None:
             buffer = memoryview(memory.context_buffer(mem))
             self.input = _Region(self.pin(buffer), buffer, True)
             ctx.mem_start, ctx.mem_len = self.input.start, len(buffer)
+            self.context_address = self.input.start
         self.regions: list[_Region] = []
         sections = self.allocate("uint64_t[]", max(1, len(jit.program.sections)))
         for i, section in enumerate(jit.program.sections):
@@ -244,8 +246,10 @@ class JitRun(memory.HelperAccess):
         try:
             self.sync_natives()
             value = helper.func(self, *args) & MASK64
-            if helper.ret == Ret.PTR_TO_MEM_OR_NULL and value:
-                self._check_returned_memory(helper, value)
+            if (helper.ret == Ret.PTR_TO_MEM_OR_NULL and value) or helper.ret == Ret.PTR_TO_MEM:
+                self._check_returned_memory(helper, value, helper.ret == Ret.PTR_TO_MEM)
+            if helper.ret == Ret.PTR_TO_CTX and value != self.context_address:
+                raise HelperFault(f"helper {helper.name} returned {value:#x}, not the context", pc=self.ctx.pc)
         except BaseException as exc:  # re-raised by execute() once the native code has returned
             self.error = exc
             self.ctx.status = STATUS_HELPER
@@ -255,14 +259,15 @@ class JitRun(memory.HelperAccess):
             self.ctx.stop_r0 = self.stopped
         return value
 
-    def _check_returned_memory(self, helper, addr: int) -> None:
+    def _check_returned_memory(self, helper, addr: int, writable: bool) -> None:
         """The verifier trusts a helper's returned pointer for ``ret_size`` bytes, and
-        compiled code then reads there unchecked: hold the helper to its signature."""
+        compiled code then reads (or writes) there unchecked: hold the helper to its signature."""
         try:
-            self.view(addr, helper.ret_size)
+            self.view(addr, helper.ret_size, writable)
         except MemoryFault:
+            kind = "writable" if writable else "readable"
             raise HelperFault(f"helper {helper.name} returned {addr:#x}, not a pointer to "
-                              f"{helper.ret_size} readable bytes", pc=self.ctx.pc) from None
+                              f"{helper.ret_size} {kind} bytes", pc=self.ctx.pc) from None
 
     def sync_natives(self) -> None:
         """Fold what native helpers did into the env, so Python code sees it."""
@@ -279,6 +284,8 @@ class JitRun(memory.HelperAccess):
         finally:
             self.release()
         status = ctx.status
+        if hasattr(self.env, "instructions"):
+            self.env.instructions += self.budget if status == STATUS_BUDGET else self.budget - ctx.budget
         if status == STATUS_OK:
             return r0
         if status == STATUS_STOP:
@@ -326,7 +333,12 @@ class Jit:
                 raise ProgramRefused(f"call to unknown helper {insn.imm}", pc=pc)
         self.code, self.cached = compiler().get(program, self.helpers, checked)
 
-    def run(self, mem=None, *, env=None) -> int:
-        """Run once with input memory ``mem`` (r1/r2) and ``env`` for helpers; returns r0."""
-        run = JitRun(self, mem, env)
+    def run(self, mem=None, *, env=None, budget: int | None = None) -> int:
+        """Run once with input memory ``mem`` (r1/r2) and ``env`` for helpers; returns r0.
+
+        ``budget`` overrides the JIT's for this run; an ``env`` with an
+        ``instructions`` attribute gets the instructions charged added to it
+        (per basic block, as the interpreter counts them).
+        """
+        run = JitRun(self, mem, env, self.budget if budget is None else budget)
         return run.execute(self.code.entry)

@@ -8,7 +8,7 @@ table of the file's extents (file offset, address, length) with ``memmove``,
 load a number.
 
 Each form does only the common case and hands everything else to the
-Python helper (no ``StorageEnv``, a zero length, a buffer outside the
+Python helper (no ``StorageEnv`` or one with a ``reader``, a zero length, a buffer outside the
 program's memory, output past the chunk), so every error and edge case is
 the Python helper's own. The per-run state is one array of u64 (:data:`FIELDS`)
 built from the env when the run starts; ``finish`` folds the output and the
@@ -48,7 +48,7 @@ def _prepare(run) -> int:
     if state is None:
         state = run.native_state["zcsd"] = _State(run.allocate("uint64_t[]", len(FIELDS)))
         env = run.env
-        if isinstance(env, StorageEnv):
+        if isinstance(env, StorageEnv) and env.reader is None:
             table = run.allocate("uint64_t[]", EXTENT * max(1, len(env.extents)))
             for k, (offset, extent) in enumerate(zip(env.offsets, env.extents)):
                 table[EXTENT * k:EXTENT * k + EXTENT] = [offset, run.pin(extent), len(extent)]

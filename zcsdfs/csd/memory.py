@@ -12,8 +12,8 @@ directly and lets ``struct`` do the bounds check (an offset past the end
 raises ``struct.error``, a missing region ``IndexError``, a store into a
 read-only region — ``None`` in ``writable`` — ``TypeError``); everything else
 (helpers, the CLI) goes through the checked methods below. The same object is
-the ``vm`` a helper receives: ``read``, ``write``, ``view``, ``map``, ``stop``
-and ``env``.
+the ``vm`` a helper receives: ``read``, ``write``, ``view``, ``map``, ``stop``,
+``env`` and ``context_address`` (what r1 held at entry; 0 without a context).
 """
 
 from __future__ import annotations

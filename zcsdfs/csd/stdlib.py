@@ -19,6 +19,12 @@ and 5 doubles as the conformance suite's unwind helper in its own set.
 | 33     | zcsd_return_data   | ``(const void *data, u64 len) -> 0``: append to the output; past ``output_limit`` the run stops with LimitExceeded (E2BIG) |
 | 34     | zcsd_block_size    | ``() -> u64``: bytes per block of the bound file's device |
 | 35     | zcsd_file_size     | ``() -> u64``: bytes in the bound file (the kernel's view of it) |
+| 36     | zcsd_debug         | ``(const char *msg, u64 len) -> 0``: log ``msg`` (at most 256 bytes) on the ``zcsdfs.csd`` logger at DEBUG, naming the kernel |
+
+A file's bytes come either from ``extents`` in memory (views into the
+device: the JIT copies from them natively) or from a ``reader`` callable
+(``reader(offset, dst) -> count``, e.g. over an lfs frozen view), which every
+engine calls through Python once per ``zcsd_read``.
 
 The ``native`` tag on each helper names the form the JIT implements without
 a Python callback; its semantics are exactly those of ``func`` here.
@@ -29,6 +35,8 @@ from __future__ import annotations
 import bisect
 import errno
 import itertools
+import logging
+from typing import Callable
 
 import attrs
 
@@ -39,8 +47,12 @@ READ = 32
 RETURN_DATA = 33
 BLOCK_SIZE = 34
 FILE_SIZE = 35
+DEBUG = 36
 
 DEFAULT_OUTPUT_LIMIT = 1 << 20
+DEBUG_MESSAGE_LIMIT = 256
+
+log = logging.getLogger("zcsdfs.csd")
 
 
 def _extent(item) -> memoryview:
@@ -66,21 +78,30 @@ class StorageEnv:
     device, or ``(buffer, offset, length)``); a hole is an extent of zeros.
     ``file_size`` (default: the extents' total) may end inside the last
     extent, as a file whose size is not a multiple of the block size does.
-    Use one env per run: ``output`` and the counters accumulate.
+    Instead of extents, ``reader(offset, dst) -> count`` may supply the
+    bytes (then ``file_size`` is required). Use one env per run: ``output``
+    and the counters accumulate.
     """
 
     extents: tuple[memoryview, ...] = attrs.field(default=(), converter=_extents)
     block_size: int = 4096
     file_size: int = attrs.field(default=None)
     output_limit: int = DEFAULT_OUTPUT_LIMIT
+    reader: Callable[[int, memoryview], int] | None = None
+    name: str = "kernel"  # for log lines
     output: bytearray = attrs.field(factory=bytearray)
     bytes_read: int = 0  # device bytes the kernel asked for (data-movement accounting)
+    instructions: int = 0  # added to by the engine (see engine.Engine.run)
     offsets: tuple[int, ...] = attrs.field(init=False)
 
     def __attrs_post_init__(self):
         ends = tuple(itertools.accumulate(len(e) for e in self.extents))
         self.offsets = (0,) + ends[:-1] if ends else ()
         total = ends[-1] if ends else 0
+        if self.reader is not None:
+            if self.extents or self.file_size is None:
+                raise OSError(errno.EINVAL, "a reader replaces the extents and needs the file size")
+            total = self.file_size
         if self.file_size is None:
             self.file_size = total
         if not 0 <= self.file_size <= total:
@@ -93,6 +114,10 @@ class StorageEnv:
         if offset >= self.file_size:
             return 0
         wanted = min(len(dst), self.file_size - offset)
+        if self.reader is not None:
+            done = self.reader(offset, dst[:wanted])
+            self.bytes_read += done
+            return done
         i = bisect.bisect_right(self.offsets, offset) - 1
         done = 0
         while done < wanted:
@@ -138,6 +163,13 @@ def _file_size(vm, *_regs) -> int:
     return _env(vm).file_size
 
 
+def _debug(vm, msg, length, _r3=0, _r4=0, _r5=0) -> int:
+    env = _env(vm)
+    text = bytes(vm.view(msg, min(length, DEBUG_MESSAGE_LIMIT))).split(b"\0", 1)[0]
+    log.debug("kernel %s: %s", env.name, text.decode("utf-8", "replace"))
+    return 0
+
+
 HELPERS = (
     Helper(READ, "zcsd_read", (Arg.SCALAR, Arg.PTR_TO_UNINIT_MEM, Arg.SIZE_OR_ZERO), Ret.INTEGER,
            _read, native="zcsd_read"),
@@ -145,6 +177,7 @@ HELPERS = (
            _return_data, native="zcsd_return_data"),
     Helper(BLOCK_SIZE, "zcsd_block_size", (), Ret.INTEGER, _block_size, native="zcsd_block_size"),
     Helper(FILE_SIZE, "zcsd_file_size", (), Ret.INTEGER, _file_size, native="zcsd_file_size"),
+    Helper(DEBUG, "zcsd_debug", (Arg.PTR_TO_MEM, Arg.SIZE_OR_ZERO), Ret.INTEGER, _debug),
 )
 
 

@@ -31,6 +31,7 @@ from zcsdfs.csd.verifier_state import (
 
 WIDEN_AFTER = 2  # joins at a loop head before its growing bounds are widened
 THRESHOLD_ROUNDS = 3  # widenings to the next threshold before going to the extremes
+MAX_JOINS = 8 * (WIDEN_AFTER + THRESHOLD_ROUNDS)  # joins at one loop head, resets included, before the extremes
 NO_THRESHOLDS = Thresholds(set())
 MAX_PROCESSED = 1 << 18  # instructions analysed, over all visits and contexts
 NEAR = 1 << 32
@@ -72,6 +73,7 @@ class Analysis:
         self.helpers = helpers
         self.cfg = cfg
         self.checked: set[int] = set()
+        self.total_joins: dict[tuple, int] = {}
         self.processed = 0
         self.stack_depth: dict[int, int] = {f: 0 for f in cfg.functions}
         constants = {i.imm for i in program.insns if i.cls in (isa.JMP, isa.JMP32)
@@ -117,7 +119,13 @@ class Analysis:
     def widen(self, joins: dict, key: tuple, head: tuple, old: State, new: State) -> State:
         """Widen at a loop head once its back edges have grown it a few
         times; a change arriving from outside the loop (an outer iteration)
-        starts the count again, so inner loops keep their thresholds."""
+        starts the count again, so inner loops keep their thresholds. A loop
+        that clang rotated enters its head by a forward jump from its own
+        body, which looks like such a change: after MAX_JOINS joins in all,
+        the head widens to the extremes, so the fixpoint is always reached."""
+        self.total_joins[head] = total = self.total_joins.get(head, 0) + 1
+        if total > MAX_JOINS:
+            return old.widen(new, NO_THRESHOLDS)
         if not (key[:-1] == head[:-1] and key[-1] >= head[-1]):
             joins[head] = 0
             return new
@@ -412,6 +420,10 @@ class Analysis:
         if helper.ret == Ret.PTR_TO_MEM_OR_NULL:
             s = self._retire_ident(s, pc)
             r0 = Pointer(Region("mem", helper.number, helper.ret_size, False), maybe_null=True, ident=pc)
+        elif helper.ret == Ret.PTR_TO_MEM:
+            r0 = Pointer(Region("mem", helper.number, helper.ret_size, True))
+        elif helper.ret == Ret.PTR_TO_CTX:
+            r0 = Pointer(CTX)
         regs = list(s.regs)
         regs[0] = r0
         regs[1:6] = [CLOBBERED] * 5
@@ -431,12 +443,17 @@ class Analysis:
             raise ProgramRefused(f"{what} points to the read-only {region}", pc=pc)
         if region.kind == "ctx":
             return s  # the helper's vm.read/vm.write check the context at run time
-        limit, low = (0, -STACK_SIZE) if region.kind == "stack" else (region.size, 0)
-        if p.lo < low or p.hi + size.umax > limit:
+        if region.kind != "stack":
+            # Helpers check sections and helper memory at run time too (vm.view, or
+            # the native forms' bounds check), and what they write there is never
+            # tracked: refuse only what is outside on every path.
+            if p.hi < 0 or p.lo + size.umin > region.size:
+                raise ProgramRefused(f"{what}: r{reg} ({p}) with size r{reg + 1} (at least {size.umin:#x}) "
+                                     f"is outside the {region}", pc=pc)
+            return s
+        if p.lo < -STACK_SIZE or p.hi + size.umax > 0:
             raise ProgramRefused(f"{what}: r{reg} ({p}) with size r{reg + 1} (up to {size.umax:#x}) "
                                  f"may run outside the {region}", pc=pc)
-        if region.kind != "stack":
-            return s
         if size.umax == 0:
             return s
         span = Pointer(region, p.lo, p.hi + size.umax - 1)  # every byte it may touch

@@ -1,10 +1,12 @@
-"""Example CSD kernels in C, with their compiled eBPF objects.
+"""The kernels zcsdfs ships, in C, with their compiled eBPF objects.
 
-Each ``NAME.c`` has two entry points: ``NAME`` (section ``csd/memory``) runs
-over input memory (r1 = data, r2 = length) and ``NAME_file`` (section
-``csd/read_stream``) reads its bound file through the storage helpers
-(``zcsdfs.csd.stdlib``). ``zcsdfs.h`` declares those helpers for kernel
-authors; ``build.py`` recompiles the objects.
+Every ``NAME.c`` has a read-stream entry point, ``NAME_file`` (section
+``csd/read_stream``), that reads its bound file through the storage
+helpers (``zcsdfs.csd.stdlib``); the first four also have ``NAME`` (section
+``csd/memory``), which runs over input memory. ``opencsd_count_above`` is
+written against OpenCSD's API instead (``include/opencsd.h``; entry
+``main``). The headers are in ``zcsdfs/csd/include/``; ``build.py``
+recompiles the objects. ``load(NAME)`` gives the registry's Kernel.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from pathlib import Path
 
 from zcsdfs.csd.elf import load_elf
 from zcsdfs.csd.program import Program
+from zcsdfs.csd.registry import Kernel
+from zcsdfs.csd.registry import load as load_kernel
 
-KERNELS = ("sum_u32", "histogram", "count_above", "crc32c")
+MEMORY_KERNELS = ("sum_u32", "histogram", "count_above", "crc32c")
+KERNELS = MEMORY_KERNELS + ("passthrough", "columns", "grep_count", "bloom", "opencsd_count_above")
 
 
 def object_path(kernel: str) -> Path:
@@ -27,3 +32,8 @@ def object_path(kernel: str) -> Path:
 def program(kernel: str, *, file: bool = False) -> Program:
     """The memory entry point of a kernel, or with ``file=True`` its read-stream one."""
     return load_elf(object_path(kernel).read_bytes(), name=f"{kernel}_file" if file else kernel)
+
+
+def load(kernel: str, **options) -> Kernel:
+    """One of :data:`KERNELS` as a registry :class:`Kernel` (its read-stream entry)."""
+    return load_kernel(object_path(kernel), **options)

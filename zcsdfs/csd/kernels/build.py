@@ -16,7 +16,9 @@ from pathlib import Path
 from rich.console import Console
 
 KERNELS_DIR = Path(__file__).resolve().parent
-CFLAGS = ("-O2", "-g0", "-mcpu=v3", "-ffreestanding", "-target", "bpf", "-c")
+INCLUDE_DIR = KERNELS_DIR.parent / "include"
+# The include path is relative (clang runs in KERNELS_DIR) so no absolute path reaches the objects.
+CFLAGS = ("-O2", "-g0", "-mcpu=v3", "-ffreestanding", "-target", "bpf", "-I", "../include", "-c")
 
 
 def sources() -> list[Path]:

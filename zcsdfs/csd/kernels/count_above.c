@@ -1,7 +1,8 @@
 /* Count of the little-endian u32 values strictly above a threshold (the
  * OpenCSD example kernel). Over memory, the first u32 is the threshold and the
  * values follow; over a file, the threshold is the first u32 of the input
- * memory, or DEFAULT_THRESHOLD without one. */
+ * memory (the argument blob), or DEFAULT_THRESHOLD without one; the count
+ * goes out as a u64. */
 #include "zcsdfs.h"
 
 #define CHUNK 65536
@@ -37,5 +38,6 @@ SEC("csd/read_stream") uint64_t count_above_file(const uint8_t *args, uint64_t l
         above += count(chunk, n / 4, threshold);
         offset += n;
     }
-    return above;
+    zcsd_return_data(&above, sizeof above);
+    return 0;
 }

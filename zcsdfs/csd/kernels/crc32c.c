@@ -1,5 +1,5 @@
 /* CRC32C (Castagnoli, as iSCSI, ext4 and NVMe use it) of the data, through a
- * 256-entry constant table in .rodata. */
+ * 256-entry constant table in .rodata: r0 over memory, a u32 output over a file. */
 #include "zcsdfs.h"
 
 #define CHUNK 65536
@@ -78,5 +78,7 @@ SEC("csd/read_stream") uint64_t crc32c_file(const uint8_t *args, uint64_t len)
         crc = update(crc, chunk, n);
         offset += n;
     }
-    return ~crc;
+    crc = ~crc;
+    zcsd_return_data(&crc, sizeof crc);
+    return 0;
 }
