@@ -39,7 +39,7 @@ SURFACE = (
     "preadv", "pwrite", "pwritev", "lseek", "fstat", "fsync", "fdatasync", "ftruncate",
     "posix_fallocate", "posix_fadvise", "fstatvfs", "fchmod", "fchown", "fchdir", "sendfile",
     "copy_file_range", "set_blocking", "get_blocking", "isatty", "fdopen", "umask",
-    "stat", "lstat", "access", "chmod", "lchmod", "chown", "lchown", "utime", "truncate",
+    "stat", "lstat", "access", "chmod", "chown", "lchown", "utime", "truncate",
     "mkdir", "makedirs", "mkfifo", "mknod", "symlink", "readlink", "link", "unlink", "remove",
     "rmdir", "removedirs", "rename", "replace", "renames", "listdir", "scandir", "walk", "fwalk",
     "getcwd", "getcwdb", "chdir", "getxattr", "setxattr", "listxattr", "removexattr", "statvfs",

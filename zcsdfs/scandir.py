@@ -7,7 +7,6 @@ must be followed, and ``stat`` is fetched once and cached.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat as stat_module
 
@@ -135,17 +134,20 @@ def walk(volume, top, topdown=True, onerror=None, followlinks=False):
 
 
 def fwalk(volume, top=".", topdown=True, onerror=None, follow_symlinks=False, dir_fd=None):
-    """``os.fwalk`` over a volume: yields (dirpath, dirnames, filenames, dirfd)."""
+    """``os.fwalk`` over a volume: yields (dirpath, dirnames, filenames, dirfd).
+
+    As in ``os``: entries are sorted into dirnames by following symbolic
+    links, but a link is only walked into with ``follow_symlinks``; a
+    missing ``top`` raises.
+    """
     top = os.fspath(top)
+    if not follow_symlinks:
+        before = volume.stat(top, follow_symlinks=False, dir_fd=dir_fd)
+    topfd = volume.open(top, os.O_RDONLY, dir_fd=dir_fd)
     try:
-        topfd = volume.open(top, os.O_RDONLY | os.O_DIRECTORY | (0 if follow_symlinks else os.O_NOFOLLOW),
-                            dir_fd=dir_fd)
-    except OSError as exc:
-        if onerror is not None:
-            onerror(exc)
-        return
-    try:
-        yield from _fwalk(volume, topfd, top, topdown, onerror, follow_symlinks)
+        if follow_symlinks or (stat_module.S_ISDIR(before.st_mode)
+                               and os.path.samestat(before, volume.fstat(topfd))):
+            yield from _fwalk(volume, topfd, top, topdown, onerror, follow_symlinks)
     finally:
         volume.close(topfd)
 
@@ -156,23 +158,25 @@ def _fwalk(volume, topfd, toppath, topdown, onerror, follow_symlinks):
     for entry in volume.scandir(topfd):
         name = os.fsencode(entry.name) if as_bytes else entry.name
         try:
-            (dirs if entry.is_dir(follow_symlinks=follow_symlinks) else nondirs).append(name)
+            (dirs if entry.is_dir() else nondirs).append(name)
         except OSError:
-            nondirs.append(name)
+            if entry.is_symlink():
+                nondirs.append(name)
     if topdown:
         yield toppath, dirs, nondirs, topfd
     for name in dirs:
         try:
-            flags = os.O_RDONLY | os.O_DIRECTORY | (0 if follow_symlinks else os.O_NOFOLLOW)
-            dirfd = volume.open(name, flags, dir_fd=topfd)
+            if not follow_symlinks:
+                before = volume.stat(name, dir_fd=topfd, follow_symlinks=False)
+            dirfd = volume.open(name, os.O_RDONLY, dir_fd=topfd)
         except OSError as exc:
-            if exc.errno == errno.ELOOP and not follow_symlinks:  # a symlink: not walked into
-                continue
             if onerror is not None:
                 onerror(exc)
             continue
         try:
-            yield from _fwalk(volume, dirfd, os.path.join(toppath, name), topdown, onerror, follow_symlinks)
+            if follow_symlinks or os.path.samestat(before, volume.fstat(dirfd)):
+                yield from _fwalk(volume, dirfd, os.path.join(toppath, name), topdown, onerror,
+                                  follow_symlinks)
         finally:
             volume.close(dirfd)
     if not topdown:

@@ -59,13 +59,18 @@ def _fspath(path) -> tuple[str, bool]:
     return path, False
 
 
+def _seconds(ns: int) -> float:
+    """Float seconds computed as CPython does (whole seconds plus ns * 1e-9), to the same bits."""
+    return ns // 10**9 + (ns % 10**9) * 1e-9
+
+
 def stat_result(st, dev: int) -> os.stat_result:
     """An ``os.stat_result`` from the lfs's attributes."""
     a, m, c = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
     return os.stat_result(
         (st.st_mode, st.st_ino, dev, st.st_nlink, st.st_uid, st.st_gid, st.st_size,
          a // 10**9, m // 10**9, c // 10**9),
-        {"st_atime": a / 1e9, "st_mtime": m / 1e9, "st_ctime": c / 1e9,
+        {"st_atime": _seconds(a), "st_mtime": _seconds(m), "st_ctime": _seconds(c),
          "st_atime_ns": a, "st_mtime_ns": m, "st_ctime_ns": c,
          "st_blksize": st.st_blksize, "st_blocks": st.st_blocks, "st_rdev": st.st_rdev})
 
@@ -183,6 +188,15 @@ class Volume:
     def _mine(self, fd) -> bool:
         return fd in self._fds
 
+    def owns(self, fd) -> bool:
+        """Whether ``fd`` is one of this volume's descriptors (the shim routes descriptors by it)."""
+        return fd in self._fds
+
+    def reserves(self, fd) -> bool:
+        """Whether ``fd`` is the real descriptor this volume duplicates its descriptors from:
+        ``os.closerange`` under the shim must spare it, or the volume could open nothing more."""
+        return fd == self._fds._null
+
     # -- descriptors --------------------------------------------------------------------------
 
     def umask(self, mask: int) -> int:
@@ -237,7 +251,9 @@ class Volume:
         if self._mine(fd2):
             self.close(fd2)
         of.refs += 1
-        return self._fds.add(of, at=fd2)
+        self._fds.add(of, at=fd2)
+        os.set_inheritable(fd2, inheritable)
+        return fd2
 
     def read(self, fd: int, n: int) -> bytes:
         if not self._mine(fd):
@@ -261,6 +277,8 @@ class Volume:
 
     def _scatter(self, of: OpenFile, buffers, offset) -> int:
         views = [memoryview(b).cast("B") for b in buffers]
+        if any(v.readonly for v in views):
+            raise BufferError("Object is not writable.")
         data = self.vfs.read(of, sum(v.nbytes for v in views), offset)
         at = 0
         for v in views:
@@ -354,13 +372,17 @@ class Volume:
     def sendfile(self, out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
         if not (self._mine(out_fd) and self._mine(in_fd)):
             if self._mine(out_fd) or self._mine(in_fd):
-                raise os_error(errno.EINVAL)
+                self._check_real(in_fd if self._mine(out_fd) else out_fd)
+                raise os_error(errno.EINVAL)  # no copying between a volume and a real file
             return os.sendfile(out_fd, in_fd, offset, count)
         return self._copy(self._file(in_fd), self._file(out_fd), count, offset, None)
 
     def copy_file_range(self, src: int, dst: int, count: int, offset_src=None, offset_dst=None) -> int:
+        if count < 0:
+            raise ValueError("count cannot be negative")
         if not (self._mine(src) and self._mine(dst)):
             if self._mine(src) or self._mine(dst):
+                self._check_real(dst if self._mine(src) else src)
                 raise os_error(errno.EXDEV)
             return os.copy_file_range(src, dst, count, offset_src, offset_dst)
         s, d = self._file(src), self._file(dst)
@@ -368,7 +390,17 @@ class Volume:
             raise os_error(errno.EISDIR)
         if d.append:
             raise os_error(errno.EBADF)
+        if s.ino == d.ino:
+            start_s = s.offset if offset_src is None else offset_src
+            start_d = d.offset if offset_dst is None else offset_dst
+            if start_s < start_d + count and start_d < start_s + count:
+                raise os_error(errno.EINVAL)  # overlapping ranges of one file
         return self._copy(s, d, count, offset_src, offset_dst)
+
+    @staticmethod
+    def _check_real(fd: int) -> None:
+        """EBADF, as the kernel would give, when ``fd`` is not an open descriptor at all."""
+        os.fstat(fd)
 
     def _copy(self, s: OpenFile, d: OpenFile, count: int, offset_src, offset_dst) -> int:
         if count < 0 or (offset_src is not None and offset_src < 0) \
@@ -428,11 +460,8 @@ class Volume:
     def chmod(self, path, mode: int, *, dir_fd=None, follow_symlinks: bool = True) -> None:
         ino = self._ino(path, dir_fd, follow_symlinks)
         if not follow_symlinks and stat_module.S_ISLNK(self.vfs.getattr(ino).st_mode):
-            raise os_error(errno.EOPNOTSUPP, path)
+            raise NotImplementedError("chmod: follow_symlinks unavailable on this platform")
         self._call(self.vfs.chmod, self.caller, ino, mode, filename=path)
-
-    def lchmod(self, path, mode: int) -> None:
-        self.chmod(path, mode, follow_symlinks=False)
 
     def chown(self, path, uid: int, gid: int, *, dir_fd=None, follow_symlinks: bool = True) -> None:
         ino = self._ino(path, dir_fd, follow_symlinks)
@@ -455,13 +484,16 @@ class Volume:
             atime, mtime = ns
         else:
             atime = mtime = None
-        ino = self._ino(path, dir_fd, follow_symlinks)
+        try:
+            ino = self._ino(path, dir_fd, follow_symlinks)
+        except OSError as exc:
+            raise os_error(exc.errno) from None  # CPython's utime names no file in its errors
         if atime is None:
             import time
             atime = mtime = time.time_ns()
-            self._call(self.vfs.utime, self.caller, ino, atime, mtime, True, filename=path)
+            self._call(self.vfs.utime, self.caller, ino, atime, mtime, True)
         else:
-            self._call(self.vfs.utime, self.caller, ino, atime, mtime, False, filename=path)
+            self._call(self.vfs.utime, self.caller, ino, atime, mtime, False)
 
     def truncate(self, path, length: int) -> None:
         if isinstance(path, int):
@@ -518,8 +550,10 @@ class Volume:
     def link(self, src, dst, *, src_dir_fd=None, dst_dir_fd=None, follow_symlinks: bool = True) -> None:
         s, _ = _fspath(src)
         d, _ = _fspath(dst)
+        # CPython on Linux calls link(2), which never follows, unless a dir_fd asks for linkat
+        follow = follow_symlinks and (src_dir_fd is not None or dst_dir_fd is not None)
         self._call(lambda: self.vfs.link(self.caller, s, self._start(s, src_dir_fd), d,
-                                         self._start(d, dst_dir_fd), follow_symlinks),
+                                         self._start(d, dst_dir_fd), follow),
                    filename=src, filename2=dst)
 
     def unlink(self, path, *, dir_fd=None) -> None:

@@ -195,17 +195,31 @@ class Vfs:
         r = self.resolve(caller, path, start, follow=False)
         if r.ino is None:
             raise os_error(errno.ENOENT)
-        if not stat.S_ISLNK(self.fs.getattr(r.ino).st_mode):
+        mode = self.fs.getattr(r.ino).st_mode
+        if r.slash and not stat.S_ISDIR(mode):
+            raise os_error(errno.ENOTDIR)
+        if not stat.S_ISLNK(mode):
             raise os_error(errno.EINVAL)
         return self.fs.readlink(r.ino)
 
     def link(self, caller: Caller, src: str, src_start: int, dst: str, dst_start: int,
              follow: bool = False) -> None:
+        """``link(2)``: a symbolic link source is linked itself unless ``follow``.
+
+        As with Linux's protected_hardlinks, only the owner may link a file they
+        could not read and write (or a setuid one).
+        """
         ino = self.lookup(caller, src, src_start, follow)
         r = self.resolve(caller, dst, dst_start, follow=False)
         if r.ino is not None:
             raise os_error(errno.EEXIST)
-        if stat.S_ISDIR(self.fs.getattr(ino).st_mode):
+        st = self.fs.getattr(ino)
+        if stat.S_ISDIR(st.st_mode):
+            raise os_error(errno.EPERM)
+        if not caller.is_root and caller.uid != st.st_uid and (
+                not stat.S_ISREG(st.st_mode) or st.st_mode & stat.S_ISUID
+                or st.st_mode & (stat.S_ISGID | stat.S_IXGRP) == stat.S_ISGID | stat.S_IXGRP
+                or not allowed(caller, st, R | W)):
             raise os_error(errno.EPERM)
         if r.slash:
             raise os_error(errno.ENOENT)
@@ -250,7 +264,9 @@ class Vfs:
         if s.ino is None:
             raise os_error(errno.ENOENT)
         if s.name in ("", ".", "..") or d.name in ("", ".", ".."):
-            raise os_error(errno.EBUSY if "" in (s.name, d.name) else errno.EINVAL)
+            raise os_error(errno.EBUSY)
+        if d.ino is not None and d.ino != s.ino and self._is_ancestor(d.ino, s.parent):
+            raise os_error(errno.ENOTEMPTY)  # the target is an ancestor of the source
         sst = self.fs.getattr(s.ino)
         is_dir = stat.S_ISDIR(sst.st_mode)
         if (s.slash or d.slash) and not is_dir:
@@ -268,6 +284,15 @@ class Vfs:
             self.fs.rename(s.parent, s.name, d.parent, d.name)
         if d.ino is not None:
             self.cache.drop(d.ino)
+
+    def _is_ancestor(self, ancestor: int, ino: int) -> bool:
+        """Whether directory ``ancestor`` is ``ino`` or lies on its path to the root."""
+        while True:
+            if ino == ancestor:
+                return True
+            if ino == self.root:
+                return False
+            ino = self.fs.lookup(ino, "..")
 
     def readdir(self, caller: Caller, ino: int):
         st = self.fs.getattr(ino)
@@ -294,6 +319,8 @@ class Vfs:
     # -- extended attributes ------------------------------------------------------------------
 
     def _xattr_access(self, caller: Caller, ino: int, name: str, want: int) -> None:
+        if name in ("user.", "trusted.", "security.", "system."):
+            raise os_error(errno.EINVAL)
         st = self.fs.getattr(ino)
         if name.startswith("user."):
             if stat.S_IFMT(st.st_mode) not in USER_XATTR_TYPES:
@@ -333,6 +360,10 @@ class Vfs:
         if flags & os.O_TMPFILE == os.O_TMPFILE:
             raise os_error(errno.EOPNOTSUPP)
         creat, excl = flags & os.O_CREAT, flags & os.O_EXCL
+        if creat and flags & os.O_DIRECTORY:
+            raise os_error(errno.EINVAL)  # as Linux 6.4 and later
+        if creat and path.endswith("/"):
+            raise os_error(errno.EISDIR)
         r = self.resolve(caller, path, start, follow=not (flags & os.O_NOFOLLOW or (creat and excl)))
         if r.ino is None:
             if not creat:
