@@ -15,17 +15,24 @@ order, so the header doubles as GC's reverse map. Four streams (metadata,
 hot data, cold data, GC) each have a head zone, within the device's
 active-zone limit less one for the checkpoint zone.
 
-Checkpoints (``checkpoint.py``). A checkpoint is one frame holding a full
-metadata image as records: counters (next sequence number, next inode
-number), each log zone's role (FREE, HEAD of a stream, SEALED), how far it
-was written and its valid blocks, then every inode, entry, extent and
-extended attribute. The two checkpoint zones are used in turn; the one with
-the latest checkpoint is never reset. Checkpoints are taken at mount, at
-unmount, after about one zone of log, and when space runs low; each is
-followed by a flush.
+Checkpoints (``checkpoint.py``). A checkpoint is a small root frame in a
+checkpoint zone plus a body in the log. The root holds counters (next
+sequence number, next inode number), each log zone's role (FREE, HEAD of a
+stream, SEALED), how far it was written and its valid blocks, and a list
+of body chunks (LBA, blocks, CRC32C). The body is the metadata image, every
+inode, entry, extent and extended attribute, in groups of 256 inode
+numbers, each group one or more chunk frames on the metadata stream; a
+checkpoint rewrites only the groups changed since the last one, and a
+small volume keeps its whole image inline in the root. So the image may be
+any size; zones holding live chunks are never reset, and GC moves them
+like data. The two checkpoint zones are used in turn; the one with the
+latest root is never reset. Checkpoints are taken at mount, at unmount,
+after about one zone of log, and when space runs low; each is preceded
+and followed by a flush.
 
-Recovery (``recovery.py``). Mount loads the newest checkpoint that passes
-its CRC (falling back to older ones with a warning), then reads the log
+Recovery (``recovery.py``). Mount loads the newest checkpoint whose root
+and chunks pass their CRCs (falling back to older ones with a warning, but
+never to one whose zones were reset since), then reads the log
 written after it (HEAD zones from their recorded positions, FREE zones from
 their start) and replays units in sequence order from the checkpoint's next
 sequence number, stopping at the first gap or damaged unit. It never reads

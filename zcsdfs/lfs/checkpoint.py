@@ -1,97 +1,147 @@
-"""Checkpoints: full metadata images in two zones used in turn.
+"""Checkpoints: a small root in the checkpoint zones, the metadata image in the log.
 
-A checkpoint is one frame (magic ZCKP, ``seq`` = its generation) whose
-records rebuild everything: a ``Counters`` record (where log sequence
-numbers and inode numbers resume), a ``Usage`` record (lifetime totals for
-write amplification), one ``ZoneRecord`` per log zone (its
-role, how far it was written, its valid blocks, the sequence number of its
-last unit), then the namespace image.
-Roll-forward starts from the positions it records.
+A checkpoint has two parts, the way an F2FS checkpoint pack points at the
+NAT and SIT blocks it relies on:
 
-Checkpoints are appended to the current checkpoint zone after its
-superblock copy. When the next one does not fit, the current zone is
-finished and the other zone is reset and started afresh (superblock, then
-the checkpoint), as FluffleFS and ZenFS do; the reset never touches the
-zone holding the latest durable checkpoint. Every checkpoint is preceded by
-a device flush, so it never outlives the log blocks it maps in a crash, and
-followed by one, so it is durable before any zone it stops referencing is
-reset.
+- The *body* is the namespace image, saved in groups of ``GROUP``
+  consecutive inode numbers (``namespace.py``). A group's records (its
+  inodes, then their entries, extents and extended attributes) travel as
+  one *body chunk* frame (magic ZCKB), or several when they outgrow
+  ``CHUNK_BLOCKS``, appended to the metadata stream's log head. Only groups
+  changed since the last checkpoint (``Namespace.dirty``) are written; a
+  clean group keeps the chunks an earlier checkpoint wrote, so a checkpoint
+  costs what changed, and a mount that changed nothing writes only a root.
+- The *root* (magic ZCKP, ``seq`` = its generation) is appended to the
+  current checkpoint zone: a ``Counters`` record (where log sequence numbers
+  and inode numbers resume), a ``Usage`` record (lifetime totals for write
+  amplification), one ``ZoneRecord`` per log zone (its role, how far it was
+  written, its valid blocks, the sequence number of its last unit), one
+  ``Chunk`` record (group, LBA, blocks, CRC32C) per chunk of the live tree,
+  then per snapshot a ``Snapshot`` record followed by its chunks. It grows
+  with zones and groups (25 bytes per group), never with files or data.
+  Roll-forward starts from the positions it records.
+
+A small volume (at most ``GROUP`` inodes in all trees, and an image of at
+most a quarter of a checkpoint zone) keeps its image *inline*: the root
+carries the namespace records themselves where the chunk records would
+be, and nothing goes to the log. That spares the log on small devices,
+where every GC pass ends with a checkpoint; the first checkpoint too large
+for that writes every group as chunks (an inline root leaves every group
+dirty, being the only copy). A group also travels inline when the log has
+no room for its chunk: a checkpoint is what frees garbage zones, so it must
+not depend on a free zone itself.
+
+So an image larger than a zone is fine: only the root must fit in a
+checkpoint zone (with 256 inode numbers per group, a 192 KiB zone holds the
+root of a few million files).
+
+Keeping the body alive. A zone holding a chunk the latest root names is
+never reset: a checkpoint frees only sealed zones that hold neither live
+data nor a chunk it names (``Checkpointer.body`` counts each zone's chunk
+blocks). GC counts chunk blocks as live when it scores a zone, and when it
+cleans one it marks the groups whose chunks lie there dirty (``evacuate``),
+so the checkpoint that ends every GC pass rewrites them elsewhere and the
+zone can be reset. Chunks hold no file data: valid-block counts and
+``fsck``'s recount of them stay about extents only, and walks of log zones
+(recovery, GC) step over chunk frames.
+
+Order on the device. The chunks are written, then a flush makes them (and
+the log they map) durable, then the root is appended and flushed; zones
+the new root stops naming are reset only after that. Roots are appended to
+the current checkpoint zone after its superblock copy. When the next one
+does not fit, the current zone is finished and the other zone is reset and
+started afresh (superblock, then the root), as FluffleFS and ZenFS do; the
+reset never touches the zone holding the latest durable root.
+
+Loading. Mount tries roots newest first: a root that fails its CRC, or
+names a chunk that is missing, foreign or fails its CRC, is passed over
+with a message for the next older one. An older root is only as good as
+the zones it relies on: those of groups it shares with newer roots
+survive, but a zone only it needed may have been freed and reset since.
+So a root whose kept zones no longer start with frames older than it is
+passed over as stale, and a root naming a chunk that is gone fails its
+chunk check; when no root is left, mount refuses, naming every one it
+tried. Loading pauses Python's cyclic garbage collector: 100,000 files are
+some 600,000 fresh objects, none in a cycle.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
+import struct
+from typing import Iterable, Iterator
 
 import attrs
 
 from zcsdfs.lfs import records
 from zcsdfs.lfs.errors import Corrupted, NoSpace, NotZcsdfs
-from zcsdfs.lfs.log import Role
-from zcsdfs.lfs.format import CHECKPOINT_MAGIC, build_frame, frame_records
+from zcsdfs.lfs.format import (BODY_MAGIC, CHECKPOINT_MAGIC, CRC_OFFSET, HEADER, UNIT_MAGIC, build_frame,
+                               frame_crc_ok, frame_records, parse_header)
+from zcsdfs.lfs.log import Role, Stream
+from zcsdfs.lfs.namespace import GROUP, GROUP_BITS, Namespace
 from zcsdfs.lfs.scan import Walk, read_frame, written_end
 from zcsdfs.lfs.superblock import CHECKPOINT_ZONES, Superblock
 
 log = logging.getLogger("zcsdfs.lfs")
 
-
-@attrs.frozen
-class Loaded:
-    """The checkpoint mount starts from."""
-
-    generation: int
-    zone: int
-    at_end: bool  # nothing (not even a torn frame) follows it in its zone
-    records: list
-    messages: tuple[str, ...]
-
-
-def image(ns, writer, freed: list[int], usage: records.Usage = records.Usage(0, 0, 0),
-          snapshots: dict | None = None) -> bytes:
-    """The records of a checkpoint of ``ns``, with the zones in ``freed`` recorded as FREE.
-
-    ``snapshots`` maps a name to (creation time, namespace); each follows the
-    live image behind a ``Snapshot`` record.
-    """
-    recs = [records.Counters(writer.next_seq, ns.next_ino), usage]
-    for z in writer.log_zones:
-        free = z in freed or writer.role[z] is Role.FREE
-        recs.append(records.ZoneRecord(z, Role.FREE if free else writer.role[z], writer.stream_of.get(z, 0),
-                                       0 if free else writer.written(z), ns.valid[z],
-                                       0 if free else writer.modified.get(z, 0)))
-    recs.extend(ns.image())
-    for name, (created_ns, snap) in (snapshots or {}).items():
-        recs.append(records.Snapshot(name, created_ns))
-        recs.extend(snap.image())
-    return b"".join(records.encode(r) for r in recs)
+CHUNK_BLOCKS = 64  # most blocks a body chunk takes (half a zone on small devices); larger groups span several
 
 
 @attrs.define
-class Image:
-    """A checkpoint's records sorted by what they rebuild."""
+class Root:
+    """A checkpoint root's records sorted by what they describe."""
 
     counters: records.Counters | None = None
     usage: records.Usage = records.Usage(0, 0, 0)
     zones: dict = attrs.Factory(dict)  # zone -> ZoneRecord
-    live: list = attrs.Factory(list)  # records of the live namespace
-    snapshots: dict = attrs.Factory(dict)  # name -> (created_ns, records)
+    live: list = attrs.Factory(list)  # Chunk records of the live tree, or its inline image
+    snapshots: dict = attrs.Factory(dict)  # name -> (created_ns, Chunk records or inline image)
 
 
-def split_image(recs) -> Image:
-    out = Image()
+@attrs.frozen
+class _Section:
+    """What a new root says about one tree: its chunks, and the groups it carries inline."""
+
+    chunks: dict  # group -> chunks
+    inline: set  # groups whose records travel in the root
+    image: bytes  # those records
+
+
+@attrs.frozen
+class Loaded:
+    """The checkpoint mount starts from, with its trees rebuilt."""
+
+    generation: int
+    zone: int
+    at_end: bool  # nothing (not even a torn frame) follows it in its zone
+    root: Root
+    ns: Namespace
+    snapshots: dict  # name -> (created_ns, Namespace)
+    image_valid: tuple[int, ...]  # per-zone valid blocks the trees reference, before any roll-forward
+    body: list[int]  # per-zone blocks of the chunks the root names
+    messages: tuple[str, ...]
+
+
+def split_root(recs: Iterable, where: str) -> Root:
+    out = Root()
     target = out.live
     for rec in recs:
         match rec:
-            case records.ZoneRecord():
-                out.zones[rec.zone] = rec
+            case records.Counters():
+                out.counters = rec
             case records.Usage():
                 out.usage = rec
+            case records.ZoneRecord():
+                out.zones[rec.zone] = rec
             case records.Snapshot():
                 target = []
                 out.snapshots[rec.name] = (rec.created_ns, target)
             case _:
-                if isinstance(rec, records.Counters):
-                    out.counters = rec
-                target.append(rec)
+                target.append(rec)  # a chunk, or a record of an inline image
+    if out.counters is None:
+        raise Corrupted(f"{where} has no counters record")
     return out
 
 
@@ -116,7 +166,7 @@ def read_superblock(device) -> Superblock:
 
 
 def load_latest(device, sb: Superblock) -> Loaded:
-    """The newest checkpoint that passes its CRC; older ones stand in for damaged newer ones."""
+    """The newest checkpoint whose root and chunks pass their checks; older ones stand in for damaged newer ones."""
     candidates = []
     for zone in sb.checkpoint_zones:
         start = device.zone(zone).start
@@ -137,38 +187,243 @@ def load_latest(device, sb: Superblock) -> Loaded:
             log.warning(messages[-1])
             continue
         try:
-            recs = list(records.decode(frame_records(frame, header), where))
+            root = split_root(records.decode(frame_records(frame, header), where), where)
+            _check_current(device, sb, root, generation, where)
+            ns, snapshots = _load_trees(device, sb, root, where)
         except Corrupted as e:
             messages.append(f"{e}; using an older checkpoint")
             log.warning(messages[-1])
             continue
-        return Loaded(generation, zone, at_end, recs, tuple(messages))
+        body = body_blocks([ns.chunks] + [snap.chunks for _, snap in snapshots.values()], device.geometry)
+        return Loaded(generation, zone, at_end, root, ns, snapshots, tuple(ns.valid), body, tuple(messages))
     raise Corrupted("no valid checkpoint in either checkpoint zone" +
                     (": " + "; ".join(messages) if messages else ""))
 
 
-class Checkpointer:
-    """Appends checkpoints to the current checkpoint zone, switching zones when one fills."""
+def _check_current(device, sb: Superblock, root: Root, generation: int, where: str) -> None:
+    """Refuse an older root whose log was reused since: a zone it keeps must still start with a frame older than it.
 
-    def __init__(self, device, sb: Superblock, zone: int, generation: int, at_end: bool = True):
+    Falling back past a damaged root is only safe while the zones the older
+    one maps into still hold what they held; one reset and rewritten later
+    would hand out other files' blocks.
+    """
+    for zone, rec in root.zones.items():
+        if Role(rec.state) is Role.FREE or not rec.written:
+            continue
+        start = device.zone(zone).start
+        header = parse_header(device.read(start, 1)) if written_end(device, zone) > start else None
+        if header is None or header.uuid != sb.uuid:
+            older = False
+        elif header.magic == UNIT_MAGIC:
+            older = header.seq < root.counters.next_seq
+        else:
+            older = header.magic == BODY_MAGIC and header.seq <= generation
+        if not older:
+            raise Corrupted(f"{where} is stale: zone {zone}, which it keeps, was reset after it")
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused():
+    """Loading allocates several objects per file and frees none; none forms a reference cycle.
+
+    Python's cyclic collector would rescan the growing heap again and again
+    (a third of the load time for 100,000 files), finding nothing.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_trees(device, sb: Superblock, root: Root, where: str) -> tuple[Namespace, dict]:
+    with _cyclic_gc_paused():
+        return _build_trees(device, sb, root, where)
+
+
+def _build_trees(device, sb: Superblock, root: Root, where: str) -> tuple[Namespace, dict]:
+    g = device.geometry
+    ns = Namespace(g.zones, g.zone_size)
+    _load_tree(device, sb, ns, root.live, where)
+    ns.next_ino = max(ns.next_ino, root.counters.next_ino)
+    snapshots = {}
+    for name, (created_ns, chunks) in root.snapshots.items():
+        snap = Namespace(g.zones, g.zone_size, ns.valid)
+        _load_tree(device, sb, snap, chunks, f"snapshot {name!r} of {where}")
+        snapshots[name] = (created_ns, snap)
+    return ns, snapshots
+
+
+def _load_tree(device, sb: Superblock, ns: Namespace, section: list, where: str) -> None:
+    saved: dict[int, list] = {}
+    inline = [rec for rec in section if not isinstance(rec, records.Chunk)]
+    try:
+        ns.load(inline)
+        for chunk in section:
+            if isinstance(chunk, records.Chunk):
+                frame, header = read_chunk(device, sb, chunk, where)
+                here = f"body chunk of group {chunk.group} at LBA {chunk.lba} ({where})"
+                ns.load(records.decode(frame_records(frame, header), here))
+                saved.setdefault(chunk.group, []).append(chunk)
+    except (KeyError, AttributeError, TypeError, ValueError) as e:
+        raise Corrupted(f"the image of {where} does not rebuild a namespace: {type(e).__name__}: {e}") from None
+    ns.chunks = {group: tuple(c) for group, c in saved.items()}
+    if inline:
+        ns.dirty = {ino >> GROUP_BITS for ino in ns.inodes} - ns.chunks.keys()
+    ns.link_parents()
+
+
+def read_chunk(device, sb: Superblock, chunk: records.Chunk, where: str):
+    """The frame and header of one body chunk, checked against the root that names it."""
+    g = device.geometry
+    zone = chunk.lba // g.zone_size
+    here = f"body chunk of group {chunk.group} at LBA {chunk.lba} ({where})"
+    if zone >= g.zones or zone in sb.checkpoint_zones or chunk.blocks == 0 \
+            or chunk.lba + chunk.blocks > written_end(device, zone):
+        raise Corrupted(f"{here} lies outside the written part of the log")
+    frame = bytearray(chunk.blocks * g.block_size)
+    device.read_into(chunk.lba, frame)
+    header = parse_header(frame)
+    if header is None or header.magic != BODY_MAGIC or header.uuid != sb.uuid or header.blocks != chunk.blocks \
+            or header.crc != chunk.crc:
+        raise Corrupted(f"{here} is missing: another frame is there")
+    if not frame_crc_ok(frame, header):
+        raise Corrupted(f"{here} fails its CRC32C")
+    return frame, header
+
+
+def body_blocks(saved: Iterable[dict], geometry) -> list[int]:
+    """Per zone, the blocks of the chunks in ``saved`` (each a tree's group -> chunks; trees share some)."""
+    body = [0] * geometry.zones
+    for chunk in {chunk for tree in saved for chunks in tree.values() for chunk in chunks}:
+        body[chunk.lba // geometry.zone_size] += chunk.blocks
+    return body
+
+
+def evacuate(trees: Iterable[Namespace], zone: int, zone_size: int) -> None:
+    """Mark dirty every group saved in ``zone``, so the next checkpoint rewrites it elsewhere (GC calls this)."""
+    for ns in trees:
+        for group, chunks in ns.chunks.items():
+            if any(chunk.lba // zone_size == zone for chunk in chunks):
+                ns.dirty.add(group)
+
+
+def _chunk_bodies(recs: Iterable, limit: int) -> Iterator[bytes]:
+    """Encoded records cut into runs of at most ``limit`` bytes (a larger single record travels alone)."""
+    parts: list[bytes] = []
+    size = 0
+    for rec in recs:
+        encoded = records.encode(rec)
+        if parts and size + len(encoded) > limit:
+            yield b"".join(parts)
+            parts, size = [], 0
+        parts.append(encoded)
+        size += len(encoded)
+    if parts:
+        yield b"".join(parts)
+
+
+class Checkpointer:
+    """Writes checkpoints: dirty groups to the log, then a root to the current checkpoint zone."""
+
+    def __init__(self, device, sb: Superblock, zone: int, generation: int, at_end: bool = True,
+                 body: list[int] | None = None):
         self.device = device
         self.sb = sb
         self.zone = zone
         self.generation = generation
         self._switch = not at_end  # never append after a damaged frame: walks would stop there
-        self.blocks_written = 0
+        self.body = body if body is not None else [0] * device.geometry.zones
+        self.blocks_written = 0  # root blocks (chunks count as the log writer's)
 
-    def write(self, image: bytes) -> None:
-        """Write a checkpoint with ``image`` as its records, then flush the device."""
-        device = self.device
+    def write(self, writer, ns: Namespace, usage: records.Usage = records.Usage(0, 0, 0),
+              snapshots: dict | None = None, pinned: list[int] | None = None) -> list[int]:
+        """Write a checkpoint of ``ns`` and ``snapshots`` (name -> (created_ns, Namespace)); flush.
+
+        Returns the sealed zones it recorded FREE (no valid blocks, no chunk,
+        not ``pinned``): the caller resets them, now that nothing needs them.
+        """
+        g = self.device.geometry
         generation = self.generation + 1
-        frame = build_frame(CHECKPOINT_MAGIC, self.sb.uuid, generation, image, None, device.block_size)
+        trees = [(None, 0, ns)] + [(name, created, snap) for name, (created, snap) in (snapshots or {}).items()]
+        sections = self._inline([tree for _, _, tree in trees]) or \
+            [self._save(writer, tree, generation) for _, _, tree in trees]
+        body = body_blocks((section.chunks for section in sections), g)
+        freed = [z for z in writer.log_zones
+                 if writer.role[z] is Role.SEALED and ns.valid[z] == 0 and not body[z] and not (pinned and pinned[z])]
+        recs = [records.Counters(writer.next_seq, ns.next_ino), usage]
+        for z in writer.log_zones:
+            free = z in freed or writer.role[z] is Role.FREE
+            recs.append(records.ZoneRecord(z, Role.FREE if free else writer.role[z], writer.stream_of.get(z, 0),
+                                           0 if free else writer.written(z), ns.valid[z],
+                                           0 if free else writer.modified.get(z, 0)))
+        parts = [records.encode(r) for r in recs]
+        for (name, created, _), section in zip(trees, sections):
+            if name is not None:
+                parts.append(records.encode(records.Snapshot(name, created)))
+            chunks = section.chunks
+            parts.extend(records.encode(chunk) for group in sorted(chunks) for chunk in chunks[group])
+            parts.append(section.image)
+        self._write_root(generation, b"".join(parts))
+        for (_, _, tree), section in zip(trees, sections):
+            tree.chunks = section.chunks
+            tree.dirty = section.inline  # the root is their only copy: the next checkpoint saves them again
+        self.body = body
+        return freed
+
+    def _inline(self, trees: list[Namespace]) -> list[_Section] | None:
+        """Every tree wholly inline, if the volume is small enough to keep its image in the root."""
+        if sum(len(tree.inodes) for tree in trees) > GROUP:
+            return None
+        sections = [_Section({}, {ino >> GROUP_BITS for ino in tree.inodes},
+                             b"".join(records.encode(rec) for rec in tree.image())) for tree in trees]
+        limit = self.device.geometry.zone_capacity // 4 * self.device.block_size
+        return sections if sum(len(section.image) for section in sections) <= limit else None
+
+    def _save(self, writer, tree: Namespace, generation: int) -> _Section:
+        """Write ``tree``'s dirty groups as chunks; those the log has no room for go inline.
+
+        A checkpoint is what frees garbage zones, so it must not need a free
+        zone itself: on a full log the groups ride in the root instead.
+        """
+        chunks = dict(tree.chunks)
+        inline: set[int] = set()
+        for group in sorted(tree.dirty):
+            chunks.pop(group, None)
+            if inline:
+                inline.add(group)
+                continue
+            try:
+                written = tuple(self._write_group(writer, tree, group, generation))
+            except NoSpace:
+                inline.add(group)
+                continue
+            if written:
+                chunks[group] = written
+        image = b"".join(records.encode(rec) for group in sorted(inline) for rec in tree.group_image(group))
+        return _Section(chunks, inline, image)
+
+    def _write_group(self, writer, ns: Namespace, group: int, generation: int) -> Iterator[records.Chunk]:
+        bs = self.device.block_size
+        limit = min(CHUNK_BLOCKS, max(1, self.device.geometry.zone_capacity // 2)) * bs - HEADER.size
+        for body in _chunk_bodies(ns.group_image(group), limit):
+            writer.room(Stream.META, len(body), 0)
+            frame = build_frame(BODY_MAGIC, self.sb.uuid, generation, body, None, bs, Stream.META)
+            lba = writer.append_frame(Stream.META, frame)
+            (crc,) = struct.unpack_from("<I", frame, CRC_OFFSET)
+            yield records.Chunk(group, lba, len(frame) // bs, crc)
+
+    def _write_root(self, generation: int, body: bytes) -> None:
+        device = self.device
+        frame = build_frame(CHECKPOINT_MAGIC, self.sb.uuid, generation, body, None, device.block_size)
         nblocks = len(frame) // device.block_size
         z = device.zone(self.zone)
         left = z.start + z.capacity - written_end(device, self.zone)
         if self._switch or nblocks > left:
             if nblocks + 1 > z.capacity:
-                raise NoSpace(f"the metadata image ({nblocks} blocks) no longer fits in a checkpoint zone "
+                raise NoSpace(f"the checkpoint root ({nblocks} blocks) no longer fits in a checkpoint zone "
                               f"({z.capacity - 1} blocks)")
             if z.state.is_active:
                 device.finish(self.zone)
@@ -179,7 +434,7 @@ class Checkpointer:
             self.blocks_written += 1
             self.zone = other
             self._switch = False
-        device.flush()  # the log the image points into is durable before the image can be
+        device.flush()  # the chunks and the log the root points into are durable before the root can be
         device.append(self.zone, frame)
         device.flush()
         self.blocks_written += nblocks

@@ -60,7 +60,7 @@ class Invalid(FsError):
 
 
 class NotSupported(FsError):
-    """An extended attribute namespace this layer does not store."""
+    """An extended attribute namespace this layer does not store, or a fallocate mode it lacks."""
 
     errno_value = errno.EOPNOTSUPP
 
@@ -91,6 +91,30 @@ class TooManyLinks(FsError):
 
 class CrossDevice(FsError):
     errno_value = errno.EXDEV
+
+
+class Busy(FsError):
+    """Renaming "." or ".." (Linux refuses with EBUSY: they are in use as mount points of the path)."""
+
+    errno_value = errno.EBUSY
+
+
+class NoSuchAddress(FsError):
+    """SEEK_DATA or SEEK_HOLE at or past the end of file, or SEEK_DATA with no data after the offset."""
+
+    errno_value = errno.ENXIO
+
+
+class IllegalSeek(FsError):
+    """fallocate on a FIFO."""
+
+    errno_value = errno.ESPIPE
+
+
+class NoSuchDevice(FsError):
+    """fallocate on an inode that is neither a regular file nor a directory nor a FIFO."""
+
+    errno_value = errno.ENODEV
 
 
 class Corrupted(FsError):

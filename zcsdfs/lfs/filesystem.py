@@ -13,37 +13,60 @@ atomic after a crash (rename included). Durability is by ``fsync``,
 ``fdatasync`` and ``sync``, which write the queued records and flush the
 device; see the package docstring for the properties.
 
-Data writes go out at once as units (header + blocks). A partial block is
-read, patched and rewritten whole (read-modify-write); bytes past the end
-of file in the last block are zeroed whenever the file grows over them, so
-truncating down then up, or writing past the end, reads zeros in between.
-Writes that overwrite mapped blocks go to the hot stream, writes of new
-blocks to the cold one (blocks that were overwritten once are likely to be
-again). Access times are not updated by reads (as with ``noatime``).
+Small data writes (up to ``SMALL_WRITE`` blocks) collect in a write
+buffer, as a page cache would hold them, and go out together as one unit
+when the buffer fills, before any other operation is logged, and at
+fsync/sync/unmount; so a 4 KiB write costs a memory copy, not a header
+block, and the log still holds the operations in the order they were made
+(a crash loses a suffix of them, never a middle). The buffer never holds
+more than fits in one unit, nor more than the free space can take. Reads
+of a buffered file write the buffer out first; ``getattr`` answers the
+buffered size and times. Larger writes go straight out as units (header +
+blocks). A partial block is read, patched and rewritten whole
+(read-modify-write); bytes past the end of file in the last block are
+zeroed whenever the file grows over them, so truncating down then up, or
+writing past the end, reads zeros in between. Writes that overwrite mapped
+blocks go to the hot stream, writes of new blocks to the cold one (blocks
+that were overwritten once are likely to be again), unless the caller says
+``cold``. Access times follow Linux's ``relatime`` (``touch_atime``), and
+timestamps come from the coarse real-time clock, as Linux's do.
+
+Space is never reserved ahead: a log-structured file system needs new
+blocks at every overwrite, so ``fallocate`` promises only what it can check
+(enough free blocks now) and extends the size; punching a hole unmaps
+whole blocks and rewrites the partial blocks at its edges with zeros, all
+in one unit. Reads copy from the device outside the lock (see
+``reader.py``).
 """
 
 from __future__ import annotations
 
+import functools
 import stat
 import threading
 import time
 
+from attrs import evolve as attrs_evolve
+
 from zcsdfs.lfs import records
 from zcsdfs.lfs.attributes import Stat, StatFs
-from zcsdfs.lfs.checkpoint import image
 from zcsdfs.lfs.directory import NAME_MAX, as_name, as_new_name
 from zcsdfs.lfs.errors import (
     ArgumentTooBig,
+    Busy,
     Exists,
+    IllegalSeek,
     Invalid,
     IsADirectory,
     NameTooLong,
     NoData,
     NoSpace,
+    NoSuchDevice,
     NotADirectory,
     NotEmpty,
     NotFound,
     NotPermitted,
+    NotSupported,
     TooBig,
     TooManyLinks,
     Unmounted,
@@ -51,9 +74,9 @@ from zcsdfs.lfs.errors import (
 from zcsdfs.lfs.frozen import FrozenView
 from zcsdfs.lfs.gc import check_policy, choose_victim, collect
 from zcsdfs.lfs.inode import Inode
-from zcsdfs.lfs.log import Role, Stream
+from zcsdfs.lfs.log import MAX_UNIT_DATA_BLOCKS, Role, Stream
 from zcsdfs.lfs.namespace import ROOT_INO
-from zcsdfs.lfs.reader import TreeReader
+from zcsdfs.lfs.reader import TreeReader, ZonePins
 from zcsdfs.lfs.recovery import recover
 from zcsdfs.lfs.snapshot import Snapshot, SnapshotInfo, snapshot_name
 from zcsdfs.lfs.usage import usable_blocks
@@ -65,16 +88,38 @@ XATTR_SIZE_MAX = 65536
 XATTR_CREATE = 1
 XATTR_REPLACE = 2
 PENDING_LIMIT = 16 << 10  # bytes of queued records before they go out as a metadata unit
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+FALLOC_FL_LINUX_MODES = 0x7F  # every mode bit Linux knows; the others it refuses before asking the file system
+MKNOD_TYPES = (stat.S_IFREG, stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFSOCK)
+
+
+SMALL_WRITE = 16  # blocks; larger writes bypass the write buffer
+RELATIME_AGE = 24 * 3600 * 10**9
+CLOCK_REALTIME_COARSE = 5  # Linux's clock id; Python's time module does not name it
 
 
 def _now() -> int:
-    return time.time_ns()
+    """Timestamps as Linux takes them for inodes: the coarse (per-tick) real-time clock."""
+    return time.clock_gettime_ns(CLOCK_REALTIME_COARSE)
+
+
+def _settled(method):
+    """Run an operation after the write buffer has gone out, so it sees every earlier write's
+    size and times and is logged after them."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._lock:
+            if self._dirty:
+                self._flush_dirty()
+            return method(self, *args, **kwargs)
+    return run
 
 
 class FileSystem(TreeReader):
     """A mounted zcsdfs. Build it with ``zcsdfs.lfs.mount(device)``."""
-
-    ROOT = ROOT_INO
 
     def __init__(self, device, gc_policy: str = "greedy"):
         self.gc_policy = check_policy(gc_policy)  # foreground GC's victim selection
@@ -85,7 +130,7 @@ class FileSystem(TreeReader):
         self.sb, self.ns, self._usage_base = r.sb, r.ns, r.usage
         self.snapshots: dict[str, Snapshot] = {name: Snapshot(self, name, created, ns)
                                                for name, (created, ns) in r.snapshots.items()}
-        self.viewed = [0] * device.geometry.zones  # blocks per zone pinned by frozen views
+        self.viewed = ZonePins(device.geometry.zones, device.geometry.zone_size)  # by frozen views and reads
         self.writer.on_low_space = self._reclaim
         self.checkpoint_interval = device.geometry.zone_capacity
         self.user_blocks_written = 0
@@ -94,6 +139,14 @@ class FileSystem(TreeReader):
         self._pending: list[bytes] = []
         self._pending_len = 0
         self._held: dict[int, int] = {}
+        self._dirty: dict[int, dict[int, bytes]] = {}  # the write buffer: ino -> file block -> data
+        self._dirty_attrs: dict[int, tuple[int, int]] = {}  # ino -> buffered (size, mtime)
+        self._dirty_blocks = 0
+        self._dirty_hot = False
+        self._dirty_cold = False
+        self._flushing = False
+        zone_room = device.geometry.zone_capacity // 2
+        self.buffer_limit = max(1, min(256, MAX_UNIT_DATA_BLOCKS, zone_room))
         self._mounted = True
         self.checkpoint()
 
@@ -105,6 +158,8 @@ class FileSystem(TreeReader):
 
     def _log(self, *recs) -> None:
         """Apply one operation's records and queue them for the log, as one atomic group."""
+        if self._dirty:
+            self._flush_dirty()
         for rec in recs:
             self.ns.apply(rec)
         encoded = b"".join(records.encode(rec) for rec in recs)
@@ -120,7 +175,9 @@ class FileSystem(TreeReader):
         return queued
 
     def _write_pending(self) -> None:
-        """Write the queued records as a metadata unit."""
+        """Write the buffered data, then the queued records as a metadata unit."""
+        if self._dirty:
+            self._flush_dirty()
         if not self._pending:
             return
         self.writer.room(Stream.META, self._pending_len, 0)
@@ -133,14 +190,13 @@ class FileSystem(TreeReader):
             self.checkpoint()
 
     def checkpoint(self) -> None:
-        """Write a full metadata image, flush, and reset the zones it no longer needs."""
+        """Write the changed metadata and a checkpoint root, flush, and reset the zones it no longer needs."""
         with self._lock:
+            if self._dirty and not self._flushing:  # (while flushing, it covers what came before)
+                self._flush_dirty()
             w = self.writer
-            freed = [z for z in w.log_zones
-                     if w.role[z] is Role.SEALED and self.ns.valid[z] == 0 and self.viewed[z] == 0]
             snapshots = {name: (snap.created_ns, snap.ns) for name, snap in self.snapshots.items()}
-            body = image(self.ns, w, freed, self.usage(), snapshots)
-            self.checkpointer.write(body)
+            freed = self.checkpointer.write(w, self.ns, self.usage(), snapshots, self.viewed)
             self._take_pending()
             w.since_checkpoint = 0
             for z in freed:
@@ -170,6 +226,7 @@ class FileSystem(TreeReader):
         self.checkpoint()
         return self.writer.role[victim] is Role.FREE
 
+    @_settled
     def gc(self, zones: int = 1, policy: str | None = None) -> int:
         """Background garbage collection of up to ``zones`` victims; returns the zones freed.
 
@@ -194,6 +251,8 @@ class FileSystem(TreeReader):
             name = snapshot_name(name)
             if name in self.snapshots:
                 raise Exists(f"snapshot {name!r} exists", name)
+            if self._dirty:
+                self._flush_dirty()
             snap = self.snapshots[name] = Snapshot(self, name, _now(), self.ns.snapshot())
             try:
                 self.checkpoint()
@@ -217,6 +276,7 @@ class FileSystem(TreeReader):
             self._check_usable()
             return sorted((s.info for s in self.snapshots.values()), key=lambda i: i.created_ns)
 
+    @_settled
     def delete_snapshot(self, name: str) -> None:
         """Delete a snapshot; blocks only it referenced become garbage. Durable when this returns."""
         with self._lock:
@@ -232,33 +292,58 @@ class FileSystem(TreeReader):
     def freeze(self, ino: int) -> FrozenView:
         """A frozen view of a regular file's blocks; GC leaves them in place until it is released."""
         with self._lock:
+            if ino in self._dirty:
+                self._flush_dirty()
             return FrozenView(self, self._file(ino))
 
     # -- creating and removing names ----------------------------------------------------------
 
     def _new_inode(self, mode: int, uid: int, gid: int, nlink: int, size: int = 0,
-                   target: str = "") -> records.Inode:
+                   target: str = "", rdev: int = 0) -> records.Inode:
         now = _now()
         ino = self.ns.next_ino
         self.ns.next_ino += 1
-        return records.Inode(ino, mode, uid, gid, nlink, size, now, now, now, target)
+        return records.Inode(ino, mode, uid, gid, nlink, size, now, now, now, target, rdev)
 
     def _prepare_new(self, dir_ino: int, name) -> tuple[Inode, str]:
         d = self._dir(dir_ino)
         name = as_new_name(name)
         if name in d.entries:
             raise Exists(f"{name!r} already exists in directory {dir_ino}", name)
+        if d.nlink == 0:
+            raise NotFound(f"directory {dir_ino} was removed", name)
         return d, name
 
+    @_settled
     def create(self, dir_ino: int, name: str | bytes, mode: int = 0o644, uid: int = 0, gid: int = 0) -> int:
         """Create an empty regular file; EEXIST if the name is taken."""
+        return self.mknod(dir_ino, name, stat.S_IFREG | (mode & 0o7777), 0, uid, gid)
+
+    @_settled
+    def mknod(self, dir_ino: int, name: str | bytes, mode: int, rdev: int = 0, uid: int = 0, gid: int = 0) -> int:
+        """Create a regular file, FIFO, socket, or character or block device numbered ``rdev``.
+
+        As mknod(2): a mode with no file type makes a regular file, a directory
+        type is EPERM and any other type EINVAL; ``rdev`` is kept for device
+        nodes only.
+        """
+        kind = stat.S_IFMT(mode) or stat.S_IFREG
+        if kind == stat.S_IFDIR:
+            raise NotPermitted("mknod cannot make a directory (use mkdir)", name)
+        if kind not in MKNOD_TYPES:
+            raise Invalid(f"mknod cannot make file type {kind:#o}", name)
+        if kind not in (stat.S_IFCHR, stat.S_IFBLK):
+            rdev = 0
+        if not 0 <= rdev < 1 << 64:
+            raise Invalid(f"device number {rdev} is out of range", name)
         with self._lock:
             d, name = self._prepare_new(dir_ino, name)
-            rec = self._new_inode(stat.S_IFREG | (mode & 0o7777), uid, gid, 1)
+            rec = self._new_inode(kind | (mode & 0o7777), uid, gid, 1, rdev=rdev)
             self._log(rec, records.Dentry(d.ino, name, rec.ino),
                       d.record(mtime_ns=rec.ctime_ns, ctime_ns=rec.ctime_ns))
             return rec.ino
 
+    @_settled
     def mkdir(self, dir_ino: int, name: str | bytes, mode: int = 0o755, uid: int = 0, gid: int = 0) -> int:
         with self._lock:
             d, name = self._prepare_new(dir_ino, name)
@@ -269,6 +354,7 @@ class FileSystem(TreeReader):
                       d.record(nlink=d.nlink + 1, mtime_ns=rec.ctime_ns, ctime_ns=rec.ctime_ns))
             return rec.ino
 
+    @_settled
     def symlink(self, dir_ino: int, name: str | bytes, target: str | bytes, uid: int = 0, gid: int = 0) -> int:
         with self._lock:
             d, name = self._prepare_new(dir_ino, name)
@@ -283,6 +369,7 @@ class FileSystem(TreeReader):
                       d.record(mtime_ns=rec.ctime_ns, ctime_ns=rec.ctime_ns))
             return rec.ino
 
+    @_settled
     def link(self, ino: int, dir_ino: int, name: str | bytes) -> None:
         """A new name for an existing non-directory inode."""
         with self._lock:
@@ -302,6 +389,7 @@ class FileSystem(TreeReader):
             return [records.Free(node.ino)]
         return [node.record(nlink=node.nlink - 1, ctime_ns=now)]
 
+    @_settled
     def unlink(self, dir_ino: int, name: str | bytes) -> None:
         with self._lock:
             d = self._dir(dir_ino)
@@ -314,6 +402,7 @@ class FileSystem(TreeReader):
             self._log(records.Undentry(d.ino, name), *self._drop_link(node, now),
                       d.record(mtime_ns=now, ctime_ns=now))
 
+    @_settled
     def rmdir(self, dir_ino: int, name: str | bytes) -> None:
         with self._lock:
             d = self._dir(dir_ino)
@@ -328,29 +417,42 @@ class FileSystem(TreeReader):
             if node.entries:
                 raise NotEmpty(f"directory {name!r} is not empty", name)
             now = _now()
-            self._log(records.Undentry(d.ino, name), records.Free(node.ino),
+            # an open directory lives on, empty and unlinked, until its last release
+            gone = node.record(nlink=0, ctime_ns=now) if self._held.get(node.ino) else records.Free(node.ino)
+            self._log(records.Undentry(d.ino, name), gone,
                       d.record(nlink=d.nlink - 1, mtime_ns=now, ctime_ns=now))
 
-    def rename(self, old_dir: int, old_name: str | bytes, new_dir: int, new_name: str | bytes) -> None:
-        """Move an entry, replacing what ``new_name`` named (POSIX rules); atomic across crashes."""
+    @_settled
+    def rename(self, old_dir: int, old_name: str | bytes, new_dir: int, new_name: str | bytes,
+               flags: int = 0) -> None:
+        """Move an entry, replacing what ``new_name`` named (POSIX rules); atomic across crashes.
+
+        ``flags`` as renameat2(2): RENAME_NOREPLACE fails with EEXIST if
+        ``new_name`` exists; RENAME_EXCHANGE swaps two existing entries.
+        """
         with self._lock:
+            if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or flags == RENAME_NOREPLACE | RENAME_EXCHANGE:
+                raise Invalid(f"invalid rename flags {flags:#x}", old_name)
             od, nd = self._dir(old_dir), self._dir(new_dir)
             old_name, new_name = as_name(old_name), as_name(new_name)
             for n in (old_name, new_name):
                 if n in (".", ".."):
-                    raise Invalid(f"cannot rename {n!r}", n)
+                    raise Busy(f"cannot rename {n!r}", n)
             src = self.ns.inodes[self.lookup(old_dir, old_name)]
             existing = nd.entries.get(new_name)
+            if flags & RENAME_NOREPLACE and existing is not None:
+                raise Exists(f"{new_name!r} exists in directory {new_dir}", new_name)
+            if flags & RENAME_EXCHANGE:
+                if existing is None:
+                    raise NotFound(f"no entry {new_name!r} in directory {new_dir} to exchange with", new_name)
+                self._exchange(od, old_name, nd, new_name)
+                return
             if existing == src.ino:
                 return
-            if src.is_dir:
-                up = nd
-                while True:
-                    if up.ino == src.ino:
-                        raise Invalid(f"cannot move directory {old_name!r} into itself", new_name)
-                    if up.ino == ROOT_INO:
-                        break
-                    up = self.ns.inodes[up.parent]
+            if src.is_dir and self._inside(nd, src.ino):
+                raise Invalid(f"cannot move directory {old_name!r} into itself", new_name)
+            if existing is not None and self.ns.inodes[existing].is_dir and self._inside(od, existing):
+                raise NotEmpty(f"{new_name!r} contains {old_name!r}", new_name)
             now = _now()
             recs: list = []
             nlink = {od.ino: od.nlink, nd.ino: nd.nlink}
@@ -376,6 +478,33 @@ class FileSystem(TreeReader):
                 recs.append(d.record(nlink=nlink[d.ino], mtime_ns=now, ctime_ns=now))
             self._log(*recs)
 
+    def _exchange(self, od: Inode, old_name: str, nd: Inode, new_name: str) -> None:
+        """RENAME_EXCHANGE: each name now names what the other did, in one log group."""
+        src, dst = self.ns.inodes[od.entries[old_name]], self.ns.inodes[nd.entries[new_name]]
+        if src.ino == dst.ino:
+            return
+        if src.is_dir and self._inside(nd, src.ino) or dst.is_dir and self._inside(od, dst.ino):
+            raise Invalid(f"cannot exchange {old_name!r} with {new_name!r}: one contains the other", new_name)
+        nlink = {od.ino: od.nlink, nd.ino: nd.nlink}
+        if src.is_dir != dst.is_dir:  # a subdirectory moves from one parent to the other
+            moving = 1 if src.is_dir else -1
+            nlink[od.ino] -= moving
+            nlink[nd.ino] += moving
+        now = _now()
+        recs = [records.Dentry(od.ino, old_name, dst.ino), records.Dentry(nd.ino, new_name, src.ino),
+                src.record(ctime_ns=now), dst.record(ctime_ns=now)]
+        for d in {od.ino: od, nd.ino: nd}.values():
+            recs.append(d.record(nlink=nlink[d.ino], mtime_ns=now, ctime_ns=now))
+        self._log(*recs)
+
+    def _inside(self, d: Inode, ancestor: int) -> bool:
+        """Whether directory ``d`` is the directory ``ancestor`` or below it."""
+        while d.ino != ancestor:
+            if d.ino == ROOT_INO:
+                return False
+            d = self.ns.inodes[d.parent]
+        return True
+
     # -- open files ---------------------------------------------------------------------------
 
     def hold(self, ino: int) -> None:
@@ -384,6 +513,7 @@ class FileSystem(TreeReader):
             self._node(ino)
             self._held[ino] = self._held.get(ino, 0) + 1
 
+    @_settled
     def release(self, ino: int) -> None:
         """Drop one hold; an inode with no links and no holds is freed."""
         with self._lock:
@@ -400,8 +530,11 @@ class FileSystem(TreeReader):
 
     # -- data -------------------------------------------------------------------------------
 
-    def write(self, ino: int, offset: int, data) -> int:
-        """Write ``data`` at ``offset``; returns the bytes written (short only when space ran out)."""
+    def write(self, ino: int, offset: int, data, cold: bool = False) -> int:
+        """Write ``data`` at ``offset``; returns the bytes written (short only when space ran out).
+
+        ``cold`` places the blocks with data not expected to change (posix_fadvise NOREUSE).
+        """
         with self._lock:
             node = self._file(ino)
             data = memoryview(data).cast("B")
@@ -414,6 +547,11 @@ class FileSystem(TreeReader):
                 raise TooBig(f"write to {end} bytes exceeds the maximum file size {MAX_FILE_SIZE}")
             bs = self.block_size
             first, last = offset // bs, -(-end // bs)
+            if last - first <= SMALL_WRITE and self._buffer_fits(last - first):
+                self._buffer(node, offset, data, cold)
+                return data.nbytes
+            if self._dirty:
+                self._flush_dirty()
             if offset > node.size and first > node.size // bs:
                 self._zero_tail(node)
             buf = bytearray((last - first) * bs)
@@ -422,11 +560,160 @@ class FileSystem(TreeReader):
             if end % bs and (last - 1 != first or not offset % bs):
                 self._read_block(node, last - 1, memoryview(buf)[-bs:])
             buf[offset - first * bs:end - first * bs] = data
-            overwrite = any(lba is not None for _, _, lba in node.extents.runs(first, last - first))
+            overwrite = not cold and any(lba is not None for _, _, lba in node.extents.runs(first, last - first))
             done = self._write_blocks(node, first, buf, end, Stream.HOT if overwrite else Stream.COLD)
             self.user_blocks_written += done
             self._maybe_checkpoint()
             return data.nbytes if done == last - first else max(0, (first + done) * bs - offset)
+
+    # -- the write buffer ------------------------------------------------------------------
+
+    def _buffer_fits(self, nblocks: int) -> bool:
+        """Whether ``nblocks`` more can wait in the buffer: one unit's worth, and free space for all."""
+        if self._dirty_blocks + nblocks > self.buffer_limit:
+            self._flush_dirty()
+        if self._dirty:
+            return True  # space for a whole buffer was there when it started filling
+        return self.statfs().f_bfree >= 2 * self.buffer_limit
+
+    def _buffer(self, node: Inode, offset: int, data: memoryview, cold: bool) -> None:
+        """Hold a small write in the buffer, patching partial blocks from what the file holds."""
+        bs = self.block_size
+        ino = node.ino
+        size = self._dirty_attrs[ino][0] if ino in self._dirty_attrs else node.size
+        end = offset + data.nbytes
+        first, last = offset // bs, -(-end // bs)
+        blocks = self._dirty.setdefault(ino, {})
+        if offset > size and size % bs and first > size // bs:  # zeros between the old end and the write
+            tail = size // bs
+            self._hold_block(node, blocks, tail, bytes(self._block_now(node, blocks, tail, size)[:size % bs]).ljust(bs, b"\0"))
+        for b in range(first, last):
+            lo, hi = max(offset, b * bs), min(end, (b + 1) * bs)
+            if hi - lo == bs:
+                block = bytes(data[lo - offset:hi - offset])
+            else:
+                patched = self._block_now(node, blocks, b, size)
+                patched[lo - b * bs:hi - b * bs] = data[lo - offset:hi - offset]
+                block = bytes(patched)
+            self._hold_block(node, blocks, b, block)
+            if cold:
+                self._dirty_cold = True
+            elif not self._dirty_hot and node.extents.lookup(b) is not None:
+                self._dirty_hot = True
+        self._dirty_attrs[ino] = (max(size, end), _now())
+        self.user_blocks_written += last - first
+        if self._dirty_blocks >= self.buffer_limit:
+            self._flush_dirty()
+
+    def _hold_block(self, node: Inode, blocks: dict, block: int, data: bytes) -> None:
+        if block not in blocks:
+            self._dirty_blocks += 1
+        blocks[block] = data
+
+    def _block_now(self, node: Inode, blocks: dict, block: int, size: int) -> bytearray:
+        """File block ``block`` as the file has it now, buffered or on the device."""
+        held = blocks.get(block)
+        if held is not None:
+            return bytearray(held)
+        out = bytearray(self.block_size)
+        self._read_block(node, block, memoryview(out))
+        return out
+
+    def _flush_dirty(self) -> None:
+        """Write the whole buffer as one log unit (after any queued records), in file order.
+
+        The unit is atomic, so a crash keeps all of the buffered writes or
+        none; on ENOSPC the buffer stays as it was.
+        """
+        if self._flushing:  # room() reclaiming space calls back into the file system
+            return
+        dirty, attrs = self._dirty, self._dirty_attrs
+        recs: list = []
+        chunks: list[bytes] = []
+        for ino in sorted(dirty):
+            node = self.ns.inodes[ino]
+            blocks = dirty[ino]
+            run_start = prev = None
+            for b in sorted(blocks):
+                if prev is None or b != prev + 1:
+                    if prev is not None:
+                        recs.append(records.Data(ino, run_start, prev + 1 - run_start))
+                    run_start = b
+                prev = b
+                chunks.append(blocks[b])
+            if prev is not None:
+                recs.append(records.Data(ino, run_start, prev + 1 - run_start))
+            size, mtime = attrs[ino]
+            recs.append(node.record(size=max(size, node.size), mtime_ns=mtime, ctime_ns=mtime))
+        stream = Stream.HOT if self._dirty_hot and not self._dirty_cold else Stream.COLD
+        encoded = b"".join(records.encode(rec) for rec in recs)
+        total = len(chunks)
+        self._flushing = True
+        try:
+            self.writer.room(stream, self._pending_len + len(encoded), total, least=total)
+        finally:
+            self._flushing = False
+        lba = self.writer.append(stream, self._take_pending() + encoded, b"".join(chunks))
+        self._dirty, self._dirty_attrs = {}, {}
+        self._dirty_blocks = 0
+        self._dirty_hot = self._dirty_cold = False
+        self.ns.apply_unit(recs, lba)
+        self._maybe_checkpoint()
+
+    def read(self, ino: int, offset: int, size: int) -> bytes:
+        with self._lock:
+            if ino in self._dirty:
+                self._flush_dirty()
+            node = self.ns.inodes.get(ino)
+            if node is not None and node.extents is not None and offset >= 0 and size > 0:
+                # one mapped run (the usual case): a single copy from the device
+                end = min(offset + size, node.size)
+                if offset >= end:
+                    return b""
+                bs = self.block_size
+                first, last = offset // bs, (end - 1) // bs
+                run = node.extents.extent_at(first)
+                if run is not None and run[1] > last - first:
+                    return self.device.read_bytes(run[0], offset - first * bs, end - offset)
+        return super().read(ino, offset, size)
+
+    def getattr(self, ino: int) -> Stat:
+        st = super().getattr(ino)
+        held = self._dirty_attrs.get(ino)
+        if held is None:
+            return st
+        size, mtime = held
+        extra = sum(1 for b in self._dirty.get(ino, ()) if self.ns.inodes[ino].extents.lookup(b) is None)
+        return attrs_evolve(st, st_size=max(size, st.st_size), st_mtime_ns=mtime, st_ctime_ns=mtime,
+                            st_blocks=st.st_blocks + extra * (self.block_size // 512))
+
+    def seek_data(self, ino: int, offset: int) -> int:
+        with self._lock:
+            if ino in self._dirty:
+                self._flush_dirty()
+            return super().seek_data(ino, offset)
+
+    def seek_hole(self, ino: int, offset: int) -> int:
+        with self._lock:
+            if ino in self._dirty:
+                self._flush_dirty()
+            return super().seek_hole(ino, offset)
+
+    def touch_atime(self, ino: int) -> None:
+        """Record a read access as Linux's relatime does: only when the access time is not after
+        the last change, or is a day old, so that reads rarely write."""
+        node = self.ns.inodes.get(ino)
+        if node is not None and ino not in self._dirty_attrs and node.atime_ns > node.mtime_ns \
+                and node.atime_ns > node.ctime_ns and _now() - node.atime_ns < RELATIME_AGE:
+            return  # the common case, decided without the lock
+        self._touch_atime(ino)
+
+    @_settled
+    def _touch_atime(self, ino: int) -> None:
+        node = self._node(ino)
+        now = _now()
+        if node.atime_ns <= node.mtime_ns or node.atime_ns <= node.ctime_ns or now - node.atime_ns >= RELATIME_AGE:
+            self._log(node.record(atime_ns=now))
 
     def _read_block(self, node: Inode, block: int, out: memoryview) -> None:
         """Fill ``out`` with file block ``block`` as the file has it (zeros past the end of file)."""
@@ -481,6 +768,7 @@ class FileSystem(TreeReader):
             done += count
         return done
 
+    @_settled
     def truncate(self, ino: int, size: int) -> None:
         with self._lock:
             node = self._file(ino)
@@ -498,8 +786,89 @@ class FileSystem(TreeReader):
             recs.append(node.record(size=size, mtime_ns=now, ctime_ns=now))
             self._log(*recs)
 
+    @_settled
+    def fallocate(self, ino: int, offset: int, length: int, mode: int = 0) -> None:
+        """fallocate(2): allocate (mode 0 or FALLOC_FL_KEEP_SIZE) or punch a hole.
+
+        Allocating checks that the range's unmapped blocks fit in the free
+        space (ENOSPC otherwise) and, without KEEP_SIZE, grows the file to
+        ``offset + length`` as truncate would. FALLOC_FL_PUNCH_HOLE must come
+        with FALLOC_FL_KEEP_SIZE; other modes are EOPNOTSUPP.
+        """
+        with self._lock:
+            if offset < 0 or length <= 0:
+                raise Invalid(f"fallocate of {length} bytes at offset {offset}")
+            punch = mode & FALLOC_FL_PUNCH_HOLE
+            if mode & ~FALLOC_FL_LINUX_MODES or punch and not mode & FALLOC_FL_KEEP_SIZE:
+                raise NotSupported(f"fallocate mode {mode:#x}")
+            node = self._node(ino)
+            if stat.S_ISFIFO(node.mode):
+                raise IllegalSeek(f"fallocate on FIFO inode {ino}")
+            if node.is_dir:
+                raise IsADirectory(f"inode {ino} is a directory")
+            if not node.is_reg:
+                raise NoSuchDevice(f"fallocate on inode {ino}, which is not a regular file")
+            end = offset + length
+            if end > MAX_FILE_SIZE:
+                raise TooBig(f"fallocate to {end} bytes exceeds the maximum file size {MAX_FILE_SIZE}")
+            if mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE):
+                raise NotSupported(f"fallocate mode {mode:#x} (only allocation and hole punching)")
+            if punch:
+                self._punch(node, offset, end)
+            else:
+                self._allocate(node, offset, end, keep_size=bool(mode & FALLOC_FL_KEEP_SIZE))
+
+    def _allocate(self, node: Inode, offset: int, end: int, keep_size: bool) -> None:
+        """Check that the unmapped blocks of the range fit in the free space; grow the size unless kept."""
+        bs = self.block_size
+        first = offset // bs
+        missing = sum(count for _, count, lba in node.extents.runs(first, -(-end // bs) - first) if lba is None)
+        free = self.statfs().f_bfree
+        if missing > free:
+            raise NoSpace(f"fallocate needs {missing} blocks, {free} are free")
+        now = _now()
+        if keep_size or end <= node.size:
+            self._log(node.record(ctime_ns=now))
+            return
+        self._zero_tail(node)
+        self._log(node.record(size=end, mtime_ns=now, ctime_ns=now))
+
+    def _punch(self, node: Inode, offset: int, end: int) -> None:
+        """Unmap the whole blocks of the range and zero its partial edge blocks, in one log unit."""
+        end = min(end, node.size)
+        if offset >= end:
+            return  # past the end of file: nothing to punch (as on ext4)
+        bs = self.block_size
+        lo = -(-offset // bs)
+        hi = -(-end // bs) if end == node.size else end // bs  # the last block reads zeros past the size
+        recs: list = []
+        edges: list[tuple[int, bytearray]] = []
+        for block in sorted({offset // bs, (end - 1) // bs}):
+            if lo <= block < hi or node.extents.lookup(block) is None:
+                continue  # unmapped whole, or a hole already
+            buf = bytearray(bs)
+            self._read_block(node, block, memoryview(buf))
+            start, stop = max(offset - block * bs, 0), min(end - block * bs, bs)
+            buf[start:stop] = bytes(stop - start)
+            edges.append((block, buf))
+            recs.append(records.Data(node.ino, block, 1))
+        if hi > lo and any(lba is not None for _, _, lba in node.extents.runs(lo, hi - lo)):
+            recs.append(records.Punch(node.ino, lo, hi - lo))
+        now = _now()
+        recs.append(node.record(mtime_ns=now, ctime_ns=now))
+        if not edges:
+            self._log(*recs)
+            return
+        encoded = b"".join(records.encode(rec) for rec in recs)
+        self.writer.room(Stream.HOT, self._pending_len + len(encoded), len(edges), least=len(edges))
+        lba = self.writer.append(Stream.HOT, self._take_pending() + encoded, b"".join(buf for _, buf in edges))
+        self.ns.apply_unit(recs, lba)
+        self.user_blocks_written += len(edges)
+        self._maybe_checkpoint()
+
     # -- attributes ---------------------------------------------------------------------------
 
+    @_settled
     def setattr(self, ino: int, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
                 size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None) -> Stat:
         """Change attributes (the vfs checks who may); ctime becomes now. Returns the new attributes."""
@@ -516,6 +885,7 @@ class FileSystem(TreeReader):
             self._log(node.record(**changes))
             return self.getattr(ino)
 
+    @_settled
     def setxattr(self, ino: int, name: str | bytes, value: bytes, flags: int = 0) -> None:
         with self._lock:
             node = self._node(ino)
@@ -529,6 +899,7 @@ class FileSystem(TreeReader):
                 raise NoData(f"no extended attribute {name!r}", name)
             self._log(records.Xattr(ino, name, value), node.record(ctime_ns=_now()))
 
+    @_settled
     def removexattr(self, ino: int, name: str | bytes) -> None:
         with self._lock:
             node = self._node(ino)
@@ -563,7 +934,7 @@ class FileSystem(TreeReader):
             w = self.writer
             total = usable_blocks(self.device.geometry, len(w.log_zones), w.reserve)
             used = sum(self.ns.valid[z] for z in w.log_zones)
-            free = max(0, total - used)
+            free = max(0, total - used - self._dirty_blocks)
             files = 1 << 32
             return StatFs(self.block_size, self.block_size, total, free, free, files,
                           files - len(self.ns.inodes), files - len(self.ns.inodes), NAME_MAX)
@@ -582,10 +953,12 @@ class FileSystem(TreeReader):
         return device_blocks / self.user_blocks_written if self.user_blocks_written else 0.0
 
     def unmount(self) -> None:
-        """Checkpoint (so the next mount rolls nothing forward) and stop serving."""
+        """Write the buffer, checkpoint (so the next mount rolls nothing forward) and stop serving."""
         with self._lock:
             if not self._mounted:
                 return
+            if self._dirty:
+                self._flush_dirty()
             self.checkpoint()
             self._mounted = False
 

@@ -11,9 +11,13 @@ Header (little-endian, 56 bytes)::
     magic 4s | version u16 | stream u16 | uuid 16s | seq u64 | reserved u64
     header_blocks u32 | data_blocks u32 | records_len u32 | crc32c u32
 
+Three kinds of frame share the header, told apart by the magic: log units
+(``ZLOG``), checkpoint roots (``ZCKP``, in the checkpoint zones) and
+checkpoint body chunks (``ZCKB``, in log zones; see ``checkpoint.py``).
 ``seq`` is the log sequence number of a unit, or the generation of a
-checkpoint. The uuid is the file system's, so frames left by an earlier
-file system on the same device are never mistaken for ours.
+checkpoint (for a body chunk, of the checkpoint that wrote it). The uuid is
+the file system's, so frames left by an earlier file system on the same
+device are never mistaken for ours.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import crc32c
 VERSION = 1
 UNIT_MAGIC = b"ZLOG"
 CHECKPOINT_MAGIC = b"ZCKP"
+BODY_MAGIC = b"ZCKB"
+LOG_MAGICS = (UNIT_MAGIC, BODY_MAGIC)  # what log zones hold
 HEADER = struct.Struct("<4sHH16sQQIIII")
 CRC_OFFSET = HEADER.size - 4
 
@@ -70,7 +76,7 @@ def build_frame(magic: bytes, uuid: bytes, seq: int, records: bytes, data, block
 def parse_header(block) -> FrameHeader | None:
     """The header at the start of ``block``, or None if it is not a frame header at all."""
     magic, version, stream, uuid, seq, _, hblocks, dblocks, rlen, crc = HEADER.unpack_from(block, 0)
-    if magic not in (UNIT_MAGIC, CHECKPOINT_MAGIC) or version != VERSION or hblocks == 0:
+    if magic not in (UNIT_MAGIC, CHECKPOINT_MAGIC, BODY_MAGIC) or version != VERSION or hblocks == 0:
         return None
     return FrameHeader(magic, stream, uuid, seq, hblocks, dblocks, rlen, crc)
 

@@ -4,14 +4,15 @@ A kernel bound to a file reads the blocks of a frozen view and nothing else,
 so later writes to the file cannot change what it sees mid-run. The view
 copies the file's extent map and pins the zones it points into: GC never
 picks a zone a view pins, and a checkpoint never resets one, so the blocks
-stay where the view says until ``release``. Views live in memory only; a
-crash or unmount drops them.
+stay where the view says until ``release``, and reads of the view need not
+hold the file system's lock. Views live in memory only; a crash or unmount
+drops them.
 """
 
 from __future__ import annotations
 
 from zcsdfs.lfs.errors import Invalid
-from zcsdfs.lfs.reader import read_extents
+from zcsdfs.lfs.reader import ReadPlan
 
 
 class FrozenView:
@@ -22,6 +23,8 @@ class FrozenView:
         self.ino = node.ino
         self.size = node.size
         self.block_size = fs.block_size
+        self.zone_size = fs.device.geometry.zone_size  # in blocks, for OpenCSD-ABI kernels
+        self.zone_capacity = fs.device.geometry.zone_capacity
         self._extents = node.extents.copy()
         self.released = False
         self._pin(1)
@@ -45,8 +48,7 @@ class FrozenView:
         self._check()
         if offset < 0 or size < 0:
             raise Invalid(f"negative offset or size ({offset}, {size})")
-        with self._fs._lock:
-            return read_extents(self._fs.device, self._extents, self.size, offset, size)
+        return ReadPlan.of(self._extents, self.block_size, self.size, offset, size).copy(self._fs.device)
 
     def release(self) -> None:
         """Unpin the blocks; GC may move or free them from now on."""
@@ -59,15 +61,8 @@ class FrozenView:
             raise Invalid(f"the frozen view of inode {self.ino} was released")
 
     def _pin(self, sign: int) -> None:
-        zone_size = self._fs.device.geometry.zone_size
         with self._fs._lock:
-            for _, lba, count in self._extents:
-                while count:
-                    zone = lba // zone_size
-                    n = min(count, (zone + 1) * zone_size - lba)
-                    self._fs.viewed[zone] += sign * n
-                    lba += n
-                    count -= n
+            self._fs.viewed.change(((lba, count) for _, lba, count in self._extents), sign)
 
     def __enter__(self) -> "FrozenView":
         return self

@@ -7,18 +7,22 @@ extents reference (both the checkpoint's saved counts and the live ones),
 no blocks mapped past the end of a file, the directory tree connected with
 every inode reachable, and link counts right. Snapshots are checked the
 same way; their references count towards the valid blocks of each zone.
+The checkpoint's body chunks (which loading already checked against their
+CRCs) must lie in zones the checkpoint keeps and share no block with a
+file.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 
 import attrs
 
-from zcsdfs.lfs.checkpoint import split_image
 from zcsdfs.lfs.directory import NAME_MAX
 from zcsdfs.lfs.errors import FsError
+from zcsdfs.lfs.log import Role
 from zcsdfs.lfs.namespace import ROOT_INO, Namespace
 from zcsdfs.lfs.recovery import replay
 from zcsdfs.lfs.scan import written_end
@@ -49,7 +53,8 @@ def fsck(device) -> FsckReport:
         return report
     report.notes.extend(r.messages)
     ns = r.ns
-    _check_checkpoint_counts(r, device, report)
+    _check_checkpoint_counts(r, report)
+    _check_body(r, device, report)
     _check_extents(ns, r, device, report)
     _check_tree(ns, report)
     for name, (_, snap) in r.snapshots.items():
@@ -61,21 +66,36 @@ def fsck(device) -> FsckReport:
     return report
 
 
-def _check_checkpoint_counts(r, device, report: FsckReport) -> None:
+def _check_checkpoint_counts(r, report: FsckReport) -> None:
     """The valid counts a checkpoint saved must equal those its own extents give."""
-    g = device.geometry
-    img = split_image(r.loaded.records)
-    image = Namespace(g.zones, g.zone_size)
-    for rec in img.live:
-        image.apply(rec)
-    for _, recs in img.snapshots.values():
-        snap = Namespace(g.zones, g.zone_size, image.valid)
-        for rec in recs:
-            snap.apply(rec)
+    image_valid = r.loaded.image_valid
     for zone, rec in r.table.items():
-        if rec.valid != image.valid[zone]:
+        if rec.valid != image_valid[zone]:
             report.errors.append(f"checkpoint {r.loaded.generation} saves {rec.valid} valid blocks for zone "
-                                 f"{zone}, its extents reference {image.valid[zone]}")
+                                 f"{zone}, its extents reference {image_valid[zone]}")
+
+
+def _check_body(r, device, report: FsckReport) -> None:
+    """Body chunks lie in zones the checkpoint keeps (not FREE ones) and overlap no file's blocks."""
+    g = device.geometry
+    trees = [("", r.ns)] + [(f"snapshot {name!r}: ", snap) for name, (_, snap) in r.snapshots.items()]
+    extents = sorted((lba, count, node.ino) for _, ns in trees for node in ns.inodes.values() if node.is_reg
+                     for _, lba, count in node.extents)
+    starts = [lba for lba, _, _ in extents]
+    for where, ns in trees:
+        for chunks in ns.chunks.values():
+            for chunk in chunks:
+                zone = chunk.lba // g.zone_size
+                if r.role(zone) is Role.FREE:
+                    report.errors.append(f"{where}body chunk of group {chunk.group} at LBA {chunk.lba} lies in "
+                                         f"zone {zone}, which the checkpoint records as free")
+                i = max(bisect.bisect_right(starts, chunk.lba) - 1, 0)
+                for lba, count, ino in extents[i:]:
+                    if lba >= chunk.lba + chunk.blocks:
+                        break
+                    if lba + count > chunk.lba:
+                        report.errors.append(f"{where}body chunk of group {chunk.group} at LBA {chunk.lba} "
+                                             f"shares blocks with inode {ino}")
 
 
 def _check_extents(ns: Namespace, r, device, report: FsckReport) -> None:
@@ -167,8 +187,8 @@ def _check_tree(ns: Namespace, report: FsckReport) -> None:
             seen.add(child)
     for ino, node in inodes.items():
         if ino not in seen:
-            if node.nlink == 0 and not node.is_dir:
-                report.notes.append(f"inode {ino} is an orphan (unlinked while open); mount frees it")
+            if node.nlink == 0:
+                report.notes.append(f"inode {ino} is an orphan (removed while open); mount frees it")
             else:
                 report.errors.append(f"inode {ino} is not reachable from the root")
             continue

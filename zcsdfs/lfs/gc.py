@@ -9,7 +9,10 @@ garbage. The zone is reset only after a checkpoint that no longer needs it
 is durable, and only if its valid-block count really dropped to zero.
 
 Live means referenced by the live tree or by any snapshot; each physical
-block moves once and every tree that maps it is remapped. Zones pinned by a
+block moves once and every tree that maps it is remapped. Checkpoint body
+chunks in the victim are live too: cleaning marks their groups dirty
+(``checkpoint.evacuate``) and the checkpoint after GC rewrites them, and
+victim scores count their blocks with the valid ones. Zones pinned by a
 frozen view are left alone until the view is released.
 
 Victims are chosen by a policy. Greedy takes the sealed zone with the
@@ -24,8 +27,9 @@ utilisation than hot ones, whose blocks are still dying on their own.
 from __future__ import annotations
 
 from zcsdfs.lfs import records
+from zcsdfs.lfs.checkpoint import evacuate
 from zcsdfs.lfs.errors import Invalid
-from zcsdfs.lfs.format import HEADER, UNIT_MAGIC, frame_records
+from zcsdfs.lfs.format import HEADER, LOG_MAGICS, UNIT_MAGIC, frame_records
 from zcsdfs.lfs.log import Role, Stream
 from zcsdfs.lfs.scan import Walk, read_frame, written_end
 
@@ -39,20 +43,25 @@ def check_policy(policy: str) -> str:
     return policy
 
 
-def candidates(fs) -> list[int]:
+def live_blocks(fs) -> list[int]:
+    """Per zone, the blocks cleaning it would move: valid data plus checkpoint body chunks."""
+    return [v + b for v, b in zip(fs.ns.valid, fs.checkpointer.body)]
+
+
+def candidates(fs, live: list[int]) -> list[int]:
     """Sealed zones whose cleaning frees something.
 
     Zones a frozen view pins are never victims: the view's block list must stay true.
     """
-    w, valid, viewed = fs.writer, fs.ns.valid, fs.viewed
+    w, viewed = fs.writer, fs.viewed
     capacity = fs.device.geometry.zone_capacity
-    return [z for z in w.log_zones if w.role[z] is Role.SEALED and valid[z] < capacity and not viewed[z]]
+    return [z for z in w.log_zones if w.role[z] is Role.SEALED and live[z] < capacity and not viewed[z]]
 
 
 def greedy_victim(fs) -> int | None:
-    """The candidate with the fewest valid blocks."""
-    valid = fs.ns.valid
-    return min(candidates(fs), key=lambda z: valid[z], default=None)
+    """The candidate with the fewest live blocks."""
+    live = live_blocks(fs)
+    return min(candidates(fs, live), key=lambda z: live[z], default=None)
 
 
 def cost_benefit(u: float, age: int) -> float:
@@ -62,11 +71,11 @@ def cost_benefit(u: float, age: int) -> float:
 
 def cost_benefit_victim(fs) -> int | None:
     """The candidate with the highest cost-benefit score; ties go to the lower zone."""
-    w, valid = fs.writer, fs.ns.valid
+    w, live = fs.writer, live_blocks(fs)
     capacity = fs.device.geometry.zone_capacity
     now = w.next_seq
-    return max(candidates(fs), default=None,
-               key=lambda z: (cost_benefit(valid[z] / capacity, now - w.modified.get(z, 0)), -z))
+    return max(candidates(fs, live), default=None,
+               key=lambda z: (cost_benefit(live[z] / capacity, now - w.modified.get(z, 0)), -z))
 
 
 def choose_victim(fs, policy: str) -> int | None:
@@ -82,7 +91,9 @@ def live_runs(fs, zone: int):
     device = fs.device
     trees = [fs.ns] + [snap.ns for snap in fs.snapshots.values()]
     start = device.zone(zone).start
-    for lba, header in Walk(device, fs.sb.uuid, UNIT_MAGIC, start, written_end(device, zone)):
+    for lba, header in Walk(device, fs.sb.uuid, LOG_MAGICS, start, written_end(device, zone)):
+        if header.magic != UNIT_MAGIC:
+            continue  # a checkpoint body chunk: evacuated by the checkpoint after GC
         frame = read_frame(device, lba, header)
         if frame is None:
             return  # the zone's valid count will not reach zero, so it is not reset
@@ -120,6 +131,7 @@ def collect(fs, zone: int) -> int:
     """
     bs = fs.block_size
     per_record = len(records.encode(records.Data(0, 0, 0)))
+    evacuate([fs.ns] + [snap.ns for snap in fs.snapshots.values()], zone, fs.device.geometry.zone_size)
     runs = list(live_runs(fs, zone))
     moved = 0
     while runs:

@@ -16,7 +16,7 @@ from zcsdfs.lfs.extents import ExtentMap
 
 class Inode:
     __slots__ = ("ino", "mode", "uid", "gid", "nlink", "size", "atime_ns", "mtime_ns", "ctime_ns",
-                 "target", "extents", "entries", "parent", "xattrs")
+                 "target", "rdev", "extents", "entries", "parent", "xattrs")
 
     def __init__(self, rec: records.Inode):
         self.ino = rec.ino
@@ -24,6 +24,7 @@ class Inode:
         self.entries: dict[str, int] | None = {} if stat.S_ISDIR(rec.mode) else None
         self.parent = rec.ino  # a directory's parent, set when it is linked in (the root's is itself)
         self.xattrs: dict[str, bytes] = {}
+        self.mode = rec.mode  # so update's file-type check finds one (getattr's default costs an exception)
         self.update(rec)
 
     def update(self, rec: records.Inode) -> None:
@@ -38,12 +39,13 @@ class Inode:
         self.mtime_ns = rec.mtime_ns
         self.ctime_ns = rec.ctime_ns
         self.target = rec.target
+        self.rdev = rec.rdev
 
     def record(self, **changes) -> records.Inode:
         """This inode's attributes as a record, with ``changes`` applied."""
         fields = dict(ino=self.ino, mode=self.mode, uid=self.uid, gid=self.gid, nlink=self.nlink,
                       size=self.size, atime_ns=self.atime_ns, mtime_ns=self.mtime_ns,
-                      ctime_ns=self.ctime_ns, target=self.target)
+                      ctime_ns=self.ctime_ns, target=self.target, rdev=self.rdev)
         fields.update(changes)
         return records.Inode(**fields)
 

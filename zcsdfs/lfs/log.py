@@ -113,11 +113,15 @@ class LogWriter:
 
     # -- appending ----------------------------------------------------------------------
 
-    def room(self, stream: Stream, records_len: int, want: int) -> int:
-        """Data blocks (at most ``want``) the next unit of ``stream`` can carry; opens a head if needed."""
+    def room(self, stream: Stream, records_len: int, want: int, least: int = 1) -> int:
+        """Data blocks (at most ``want``, at least ``least``) the next unit of ``stream`` can carry.
+
+        Opens a head if needed; a unit that must carry several blocks at once
+        (to stay atomic) asks for them with ``least``.
+        """
         hblocks = header_blocks_for(records_len, self.block_size)
         want = min(want, MAX_UNIT_DATA_BLOCKS)
-        need = hblocks + min(want, 1)
+        need = hblocks + min(want, least)
         head = self.route[stream]
         zone = self.heads.get(head)
         if zone is not None and self._left(zone) < need:
@@ -125,8 +129,12 @@ class LogWriter:
             zone = None
         if zone is None:
             zone = self._allocate(stream, head)
+            if self._left(zone) < need:  # a shared head that reclaiming opened, too full for this unit
+                self.seal(zone)
+                zone = self._allocate(stream, head)
             if self._left(zone) < need:
-                raise NoSpace(f"a log unit of {hblocks} header blocks does not fit in a zone")
+                raise NoSpace(f"a log unit of {hblocks} header blocks and {min(want, least)} data blocks "
+                              f"does not fit in a zone")
         return min(self._left(zone) - hblocks, want)
 
     def append(self, stream: Stream, records: bytes, data=None) -> int:
@@ -144,6 +152,20 @@ class LogWriter:
         if self._left(zone) == 0:
             self.seal(zone)
         return lba + header_blocks_for(len(records), self.block_size)
+
+    def append_frame(self, stream: Stream, frame) -> int:
+        """Write a frame that is not a unit (a checkpoint body chunk), after ``room``; return its LBA.
+
+        It takes no sequence number: roll-forward steps over it.
+        """
+        zone = self.heads[self.route[stream]]
+        nblocks = len(frame) // self.block_size
+        lba = self.device.append(zone, frame)
+        self.wp[zone] = lba + nblocks
+        self.blocks_written += nblocks
+        if self._left(zone) == 0:
+            self.seal(zone)
+        return lba
 
     def _left(self, zone: int) -> int:
         z = self.device.zone(zone)

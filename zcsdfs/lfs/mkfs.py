@@ -1,7 +1,8 @@
 """mkfs: reset every zone and write the superblock and a first checkpoint.
 
-The first checkpoint holds the root directory and every log zone FREE, so
-the first mount starts from it like any other.
+The first checkpoint holds the root directory (its body chunk in the first
+log zone, the metadata head) and every other log zone FREE, so the first
+mount starts from it like any other.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import stat
 import time
 
 from zcsdfs.lfs import records
-from zcsdfs.lfs.checkpoint import Checkpointer, image
+from zcsdfs.lfs.checkpoint import Checkpointer
 from zcsdfs.lfs.errors import Invalid
 from zcsdfs.lfs.log import LogWriter
 from zcsdfs.lfs.namespace import ROOT_INO, Namespace
@@ -41,5 +42,5 @@ def mkfs(device, *, uuid: bytes | None = None) -> Superblock:
     ns = Namespace(g.zones, g.zone_size)
     ns.apply(records.Inode(ROOT_INO, stat.S_IFDIR | 0o755, 0, 0, 2, g.block_size, now, now, now))
     writer = LogWriter(device, sb.uuid, [z for z in range(g.zones) if z not in CHECKPOINT_ZONES], 1)
-    Checkpointer(device, sb, first, 0).write(image(ns, writer, []))
+    Checkpointer(device, sb, first, 0).write(writer, ns)
     return sb

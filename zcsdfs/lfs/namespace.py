@@ -4,6 +4,12 @@
 checkpoint images and for roll-forward alike. It also keeps the per-zone
 valid-block counts (blocks some extent points at), which garbage collection
 uses to pick victims and ``fsck`` recomputes from scratch.
+
+Checkpoints save the namespace in groups of ``GROUP`` consecutive inode
+numbers, one body chunk per group (``checkpoint.py``), and rewrite only the
+groups that changed: ``apply`` marks the group of every inode it touches
+(a directory entry belongs to its directory's group) in ``dirty``, and
+``chunks`` remembers where the checkpoint saved each clean group.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from zcsdfs.lfs import records
 from zcsdfs.lfs.inode import Inode
 
 ROOT_INO = 1
+GROUP_BITS = 8
+GROUP = 1 << GROUP_BITS  # inode numbers per checkpoint body group
 
 
 class Namespace:
@@ -29,6 +37,8 @@ class Namespace:
         self.valid = [0] * zones if valid is None else valid
         self.next_ino = ROOT_INO + 1
         self._zone_size = zone_size
+        self.dirty: set[int] = set()  # groups changed since the checkpoint that saved them
+        self.chunks: dict[int, tuple] = {}  # group -> records.Chunk frames holding it in the last checkpoint
 
     def apply(self, rec, data_lba: int = 0) -> None:
         """Apply one record; a ``Data`` record maps its blocks from ``data_lba``."""
@@ -57,16 +67,18 @@ class Namespace:
                 del self.inodes[rec.ino].xattrs[rec.name]
             case records.Truncate():
                 self._release(self.inodes[rec.ino].extents.unmap_from(rec.first_block))
+            case records.Punch():
+                self._release(self.inodes[rec.ino].extents.unmap(rec.first_block, rec.count))
             case records.Data():
                 self._map(rec.ino, rec.first_block, rec.count, data_lba)
             case records.Kept():
                 pass
             case records.Map():
                 self._map(rec.ino, rec.first_block, rec.count, rec.lba)
-            case records.Counters():
-                self.next_ino = max(self.next_ino, rec.next_ino)
             case _:
                 raise TypeError(f"{rec!r} does not change the namespace")
+        owner = getattr(rec, "parent", None)  # an entry belongs to its directory's group
+        self.dirty.add((rec.ino if owner is None else owner) >> GROUP_BITS)
 
     def apply_unit(self, recs: Iterable, data_lba: int) -> None:
         """Apply a log unit's records; its ``Data`` records take its data blocks in order."""
@@ -92,6 +104,40 @@ class Namespace:
             lba += n
             count -= n
 
+    def load(self, recs: Iterable) -> None:
+        """Add a checkpoint body chunk's records; call ``link_parents`` once every chunk is in.
+
+        Unlike ``apply`` it takes an entry before the inode it names (that
+        inode's group may come later) and marks nothing dirty: the chunks
+        loaded are the saved copy.
+        """
+        inodes = self.inodes
+        for rec in recs:
+            kind = type(rec)
+            if kind is records.Inode:
+                inodes[rec.ino] = Inode(rec)
+            elif kind is records.Dentry:
+                inodes[rec.parent].entries[rec.name] = rec.child
+            elif kind is records.Map:
+                inodes[rec.ino].extents.load(rec.first_block, rec.count, rec.lba)
+                self._account(rec.lba, rec.count, 1)
+            elif kind is records.Xattr:
+                inodes[rec.ino].xattrs[rec.name] = rec.value
+            else:
+                raise TypeError(f"{rec!r} has no place in a checkpoint body")
+
+    def link_parents(self) -> None:
+        """Point every directory at the directory naming it, and resume inode numbers past the last."""
+        inodes = self.inodes
+        for node in inodes.values():
+            if node.entries:
+                for child in node.entries.values():
+                    twin = inodes.get(child)  # fsck reports a missing one
+                    if twin is not None and twin.entries is not None:
+                        twin.parent = node.ino
+        if inodes:
+            self.next_ino = max(self.next_ino, max(inodes) + 1)
+
     def snapshot(self) -> "Namespace":
         """A point-in-time copy sharing this namespace's valid counts (and adding its references)."""
         copy = Namespace(len(self.valid), self._zone_size, self.valid)
@@ -106,6 +152,8 @@ class Namespace:
                 twin.extents = node.extents.copy()
                 for _, lba, count in node.extents:
                     self._account(lba, count, 1)
+        copy.chunks = {group: chunks for group, chunks in self.chunks.items() if group not in self.dirty}
+        copy.dirty = {ino >> GROUP_BITS for ino in copy.inodes} - copy.chunks.keys()  # clean groups share chunks
         return copy
 
     def drop(self) -> None:
@@ -114,10 +162,18 @@ class Namespace:
             self.apply(records.Free(ino))
 
     def image(self) -> Iterator:
-        """Records that rebuild this namespace from nothing (inodes before the entries naming them)."""
-        for node in self.inodes.values():
+        """Records that rebuild this namespace from nothing, group by group."""
+        for group in sorted({ino >> GROUP_BITS for ino in self.inodes}):
+            yield from self.group_image(group)
+
+    def group_image(self, group: int) -> Iterator:
+        """Records that rebuild one group: its inodes, then their entries, extents and attributes."""
+        inodes = self.inodes
+        nodes = [node for node in map(inodes.get, range(group << GROUP_BITS, (group + 1) << GROUP_BITS))
+                 if node is not None]
+        for node in nodes:
             yield node.record()
-        for node in self.inodes.values():
+        for node in nodes:
             if node.is_dir:
                 for name, child in node.entries.items():
                     yield records.Dentry(node.ino, name, child)

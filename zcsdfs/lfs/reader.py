@@ -1,30 +1,56 @@
 """Reading a tree of inodes: the operations a live file system and a snapshot share.
 
 A ``TreeReader`` answers lookups, attributes, directory listings, symbolic
-links, extended attributes and data reads from a namespace and the device
-under it. ``FileSystem`` adds the operations that change things; a
-``Snapshot`` adds nothing, which is what makes it read-only.
+links, extended attributes, data reads and SEEK_DATA/SEEK_HOLE from a
+namespace and the device under it. ``FileSystem`` adds the operations that
+change things; a ``Snapshot`` adds nothing, which is what makes it read-only.
+
+Large reads copy from the device without holding the file system's lock,
+so they do not hold up other readers or writers of other files. Under the
+lock such a read takes the mapped runs of its range (a ``ReadPlan``) and
+pins the zones they lie in, as a frozen view does: GC never relocates from a
+pinned zone and a checkpoint never resets one, and the log never
+overwrites, so the blocks stay what the plan says until the copy ends and
+the pins are dropped. Small reads copy under the lock: pinning and
+unpinning would cost more than the copy.
 """
 
 from __future__ import annotations
 
 import stat
+import threading
+
+import attrs
 
 from zcsdfs.lfs.attributes import DirEntry, Stat
 from zcsdfs.lfs.directory import as_name
-from zcsdfs.lfs.errors import Invalid, IsADirectory, NoData, NotADirectory, NotFound, NotSupported, OutOfRange
+from zcsdfs.lfs.errors import (
+    Invalid,
+    IsADirectory,
+    NoData,
+    NoSuchAddress,
+    NotADirectory,
+    NotFound,
+    NotSupported,
+    OutOfRange,
+)
 from zcsdfs.lfs.inode import Inode
+from zcsdfs.lfs.namespace import ROOT_INO
 
 XATTR_NAME_MAX = 255
 XATTR_NAMESPACES = ("user.", "trusted.", "security.")
+UNLOCKED_READ_BLOCKS = 16  # reads of more blocks than this copy outside the lock
 
 
 class TreeReader:
     """Read-only operations over ``self.ns`` (a namespace) and ``self.device``, under ``self._lock``.
 
     Subclasses provide ``_check_usable()``, which raises once the tree can no
-    longer be read (the file system unmounted, the snapshot deleted).
+    longer be read (the file system unmounted, the snapshot deleted), and
+    ``viewed``, the file system's ``ZonePins``.
     """
+
+    ROOT = ROOT_INO
 
     def _node(self, ino: int) -> Inode:
         self._check_usable()
@@ -80,17 +106,57 @@ class TreeReader:
             n = self._node(ino)
             blocks = n.extents.blocks * (self.block_size // 512) if n.is_reg else 0
             return Stat(n.ino, n.mode, n.nlink, n.uid, n.gid, n.size, blocks, self.block_size,
-                        n.atime_ns, n.mtime_ns, n.ctime_ns)
+                        n.atime_ns, n.mtime_ns, n.ctime_ns, st_rdev=n.rdev)
 
     # -- data
 
     def read(self, ino: int, offset: int, size: int) -> bytes:
-        """Up to ``size`` bytes from ``offset``; holes read as zeros; short at end of file."""
+        """Up to ``size`` bytes from ``offset``; holes read as zeros; short at end of file.
+
+        A large read copies outside the lock, with the zones it reads pinned.
+        """
         with self._lock:
             node = self._file(ino)
             if offset < 0 or size < 0:
                 raise Invalid(f"negative offset or size ({offset}, {size})")
-            return read_extents(self.device, node.extents, node.size, offset, size)
+            plan = ReadPlan.of(node.extents, self.block_size, node.size, offset, size)
+            if plan.blocks <= UNLOCKED_READ_BLOCKS:
+                return plan.copy(self.device)
+            self.viewed.change(plan.spans(), 1)
+        try:
+            return plan.copy(self.device)
+        finally:
+            self.viewed.change(plan.spans(), -1)
+
+    def seek_data(self, ino: int, offset: int) -> int:
+        """lseek's SEEK_DATA: the first offset at or after ``offset`` in a mapped block."""
+        with self._lock:
+            node = self._seekable(ino, offset)
+            for block, _, lba in self._runs_from(node, offset):
+                if lba is not None:
+                    return max(offset, block * self.block_size)
+            raise NoSuchAddress(f"no data at or after offset {offset} of inode {ino}")
+
+    def seek_hole(self, ino: int, offset: int) -> int:
+        """lseek's SEEK_HOLE: the first offset at or after ``offset`` in a hole (the end of file is one)."""
+        with self._lock:
+            node = self._seekable(ino, offset)
+            for block, _, lba in self._runs_from(node, offset):
+                if lba is None:
+                    return max(offset, block * self.block_size)
+            return node.size
+
+    def _seekable(self, ino: int, offset: int) -> Inode:
+        node = self._file(ino)
+        if offset < 0 or offset >= node.size:
+            raise NoSuchAddress(f"offset {offset} is outside inode {ino} of {node.size} bytes")
+        return node
+
+    def _runs_from(self, node: Inode, offset: int):
+        """The file's runs (block, count, lba or None) from the block holding ``offset`` to the end of file."""
+        bs = self.block_size
+        first = offset // bs
+        return node.extents.runs(first, -(-node.size // bs) - first)
 
     def _xattr_name(self, name: str | bytes) -> str:
         name = name if isinstance(name, str) else name.decode("utf-8", "surrogateescape")
@@ -116,17 +182,63 @@ class TreeReader:
             return list(self._node(ino).xattrs)
 
 
-def read_extents(device, extents, file_size: int, offset: int, size: int) -> bytes:
-    """Up to ``size`` bytes at ``offset`` of a file mapped by ``extents``; holes read as zeros."""
-    end = min(offset + size, file_size)
-    if offset >= end:
-        return b""
-    bs = device.block_size
-    first, last = offset // bs, -(-end // bs)
-    buf = bytearray((last - first) * bs)
-    view = memoryview(buf)
-    for block, count, lba in extents.runs(first, last - first):
-        if lba is not None:
-            at = (block - first) * bs
+@attrs.frozen
+class ReadPlan:
+    """What reading ``offset`` to ``end`` of a file copies: its mapped runs, taken at one moment."""
+
+    offset: int
+    end: int
+    first: int  # the file block holding ``offset``
+    blocks: int  # file blocks from ``first`` the range touches
+    runs: list  # (file block, count, lba) of every mapped run in the range
+
+    @classmethod
+    def of(cls, extents, block_size: int, file_size: int, offset: int, size: int) -> "ReadPlan":
+        """The plan for up to ``size`` bytes at ``offset`` of a file mapped by ``extents``."""
+        end = max(offset, min(offset + size, file_size))
+        first, last = offset // block_size, -(-end // block_size)
+        runs = [run for run in extents.runs(first, last - first) if run[2] is not None] if end > offset else []
+        return cls(offset, end, first, max(last - first, 0), runs)
+
+    def spans(self):
+        """(lba, count) of every device range the plan reads."""
+        return ((lba, count) for _, count, lba in self.runs)
+
+    def copy(self, device) -> bytes:
+        """Copy the range from ``device``; holes read as zeros."""
+        if self.end <= self.offset:
+            return b""
+        bs = device.block_size
+        buf = bytearray(self.blocks * bs)
+        view = memoryview(buf)
+        for block, count, lba in self.runs:
+            at = (block - self.first) * bs
             device.read_into(lba, view[at:at + count * bs])
-    return bytes(view[offset - first * bs:end - first * bs])
+        return bytes(view[self.offset - self.first * bs:self.end - self.first * bs])
+
+
+class ZonePins(list):
+    """Blocks pinned per zone by frozen views and reads in flight: GC and checkpoints leave such zones be.
+
+    Pins are added under the file system's lock, so a zone GC or a
+    checkpoint is working on never gains one behind its back; they are
+    dropped under the pins' own lock only, so a read that has finished its
+    copy need not wait for the file system's lock again.
+    """
+
+    def __init__(self, zones: int, zone_size: int):
+        super().__init__([0] * zones)
+        self._zone_size = zone_size
+        self._lock = threading.Lock()
+
+    def change(self, spans, sign: int) -> None:
+        """Add ``sign`` per block to the zones the (lba, count) ``spans`` lie in."""
+        zone_size = self._zone_size
+        with self._lock:
+            for lba, count in spans:
+                while count:
+                    zone = lba // zone_size
+                    n = min(count, (zone + 1) * zone_size - lba)
+                    self[zone] += sign * n
+                    lba += n
+                    count -= n

@@ -24,7 +24,12 @@ from zcsdfs.lfs.errors import Corrupted
 
 @attrs.frozen
 class Inode:
-    """All attributes of one inode (times in ns); ``target`` only for symlinks."""
+    """All attributes of one inode (times in ns); ``target`` only for symlinks, ``rdev`` for devices.
+
+    An inode with a device number travels as a ``DEVICE_INODE`` record (the
+    ``INODE`` layout plus ``rdev``); every other inode keeps the ``INODE``
+    layout, so volumes without device nodes are byte-for-byte as before.
+    """
 
     ino: int
     mode: int
@@ -36,6 +41,7 @@ class Inode:
     mtime_ns: int
     ctime_ns: int
     target: str = ""
+    rdev: int = 0
 
 
 @attrs.frozen
@@ -79,6 +85,15 @@ class Truncate:
 
     ino: int
     first_block: int
+
+
+@attrs.frozen
+class Punch:
+    """Unmap ``count`` file blocks from ``first_block`` (a hole punched with fallocate)."""
+
+    ino: int
+    first_block: int
+    count: int
 
 
 @attrs.frozen
@@ -152,7 +167,22 @@ class Snapshot:
     created_ns: int
 
 
+@attrs.frozen
+class Chunk:
+    """In a checkpoint root: the body chunk frame at ``lba`` holds (part of) inode group ``group``.
+
+    ``crc`` is the chunk frame's CRC32C, so the root names exactly one
+    frame; see ``checkpoint.py``.
+    """
+
+    group: int
+    lba: int
+    blocks: int
+    crc: int
+
+
 _INODE = struct.Struct("<QIIIIQqqqH")
+_DEVICE_INODE = struct.Struct("<QIIIIQqqqQH")
 _DENTRY = struct.Struct("<QQB")
 _NAMED = struct.Struct("<QB")
 _U64 = struct.Struct("<Q")
@@ -165,9 +195,12 @@ _ZONE_V2 = struct.Struct("<IBBIIQ")
 _COUNTERS = struct.Struct("<QQ")
 _USAGE = struct.Struct("<QQQ")
 _SNAPSHOT = struct.Struct("<qB")
+_CHUNK = struct.Struct("<QQII")
 
 INODE, DENTRY, UNDENTRY, FREE, XATTR, UNXATTR, TRUNCATE, DATA, MAP, ZONE, COUNTERS, USAGE, KEPT, SNAPSHOT, ZONE_V2 = \
     range(1, 16)
+DEVICE_INODE, PUNCH = 16, 17
+CHUNK = 18
 
 
 def _name(name: str) -> bytes:
@@ -177,6 +210,11 @@ def _name(name: str) -> bytes:
 def encode(record) -> bytes:
     """The on-disk bytes of one record."""
     match record:
+        case Inode() if record.rdev:
+            target = _name(record.target)
+            return bytes((DEVICE_INODE,)) + _DEVICE_INODE.pack(
+                record.ino, record.mode, record.uid, record.gid, record.nlink, record.size,
+                record.atime_ns, record.mtime_ns, record.ctime_ns, record.rdev, len(target)) + target
         case Inode():
             target = _name(record.target)
             return bytes((INODE,)) + _INODE.pack(
@@ -198,6 +236,8 @@ def encode(record) -> bytes:
             return bytes((UNXATTR,)) + _NAMED.pack(record.ino, len(name)) + name
         case Truncate():
             return bytes((TRUNCATE,)) + _TRUNCATE.pack(record.ino, record.first_block)
+        case Punch():
+            return bytes((PUNCH,)) + _DATA.pack(record.ino, record.first_block, record.count)
         case Data():
             return bytes((DATA,)) + _DATA.pack(record.ino, record.first_block, record.count)
         case Map():
@@ -212,6 +252,8 @@ def encode(record) -> bytes:
         case Snapshot():
             name = _name(record.name)
             return bytes((SNAPSHOT,)) + _SNAPSHOT.pack(record.created_ns, len(name)) + name
+        case Chunk():
+            return bytes((CHUNK,)) + _CHUNK.pack(record.group, record.lba, record.blocks, record.crc)
         case Usage():
             return bytes((USAGE,)) + _USAGE.pack(record.user_blocks, record.device_blocks, record.gc_blocks)
     raise TypeError(f"not a metadata record: {record!r}")
@@ -229,6 +271,11 @@ def decode(buf, where: str):
                 *fields, tlen = _INODE.unpack_from(buf, pos)
                 pos += _INODE.size
                 yield Inode(*fields, os.fsdecode(bytes(buf[pos:pos + tlen])))
+                pos += tlen
+            elif kind == DEVICE_INODE:
+                *fields, rdev, tlen = _DEVICE_INODE.unpack_from(buf, pos)
+                pos += _DEVICE_INODE.size
+                yield Inode(*fields, os.fsdecode(bytes(buf[pos:pos + tlen])), rdev)
                 pos += tlen
             elif kind == DENTRY:
                 parent, child, nlen = _DENTRY.unpack_from(buf, pos)
@@ -257,6 +304,9 @@ def decode(buf, where: str):
             elif kind == DATA:
                 yield Data(*_DATA.unpack_from(buf, pos))
                 pos += _DATA.size
+            elif kind == PUNCH:
+                yield Punch(*_DATA.unpack_from(buf, pos))
+                pos += _DATA.size
             elif kind == MAP:
                 yield Map(*_MAP.unpack_from(buf, pos))
                 pos += _MAP.size
@@ -280,6 +330,9 @@ def decode(buf, where: str):
             elif kind == USAGE:
                 yield Usage(*_USAGE.unpack_from(buf, pos))
                 pos += _USAGE.size
+            elif kind == CHUNK:
+                yield Chunk(*_CHUNK.unpack_from(buf, pos))
+                pos += _CHUNK.size
             else:
                 raise Corrupted(f"unknown metadata record type {kind} at byte {pos - 1} of {where}")
     except struct.error:

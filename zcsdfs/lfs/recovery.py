@@ -4,7 +4,9 @@ Which zones can hold units newer than the checkpoint: its HEAD zones (from
 the position it recorded) and its FREE zones (from their start; units older
 than the checkpoint found there are garbage awaiting a reset). SEALED zones
 were finished before the checkpoint and are skipped, so a mount reads the
-log written since the last checkpoint and nothing else.
+checkpoint (its root and body chunks) and the log written since, and
+nothing else. Body chunk frames met on the way (of this checkpoint, or of
+a later one that never became durable) are stepped over.
 
 Units are replayed in sequence-number order, starting at the checkpoint's
 ``next_seq`` and stopping at the first gap. A crash keeps an arbitrary
@@ -27,9 +29,9 @@ import logging
 import attrs
 
 from zcsdfs.lfs import records
-from zcsdfs.lfs.checkpoint import Checkpointer, load_latest, read_superblock, split_image
+from zcsdfs.lfs.checkpoint import Checkpointer, load_latest, read_superblock
 from zcsdfs.lfs.errors import Corrupted
-from zcsdfs.lfs.format import UNIT_MAGIC, frame_records
+from zcsdfs.lfs.format import LOG_MAGICS, UNIT_MAGIC, frame_records
 from zcsdfs.lfs.log import LogWriter, Role, Stream
 from zcsdfs.lfs.namespace import Namespace
 from zcsdfs.lfs.scan import Walk, read_frame, written_end
@@ -84,18 +86,8 @@ def replay(device) -> Replayed:
     sb = read_superblock(device)
     loaded = load_latest(device, sb)
     g = device.geometry
-    ns = Namespace(g.zones, g.zone_size)
-    img = split_image(loaded.records)
-    table, counters, usage = img.zones, img.counters, img.usage
-    for rec in img.live:
-        ns.apply(rec)
-    snapshots = {}
-    for name, (created_ns, recs) in img.snapshots.items():
-        snap = snapshots[name] = (created_ns, Namespace(g.zones, g.zone_size, ns.valid))
-        for rec in recs:
-            snap[1].apply(rec)
-    if counters is None:
-        raise Corrupted(f"checkpoint {loaded.generation} has no counters record")
+    ns, snapshots = loaded.ns, loaded.snapshots
+    table, counters, usage = loaded.root.zones, loaded.root.counters, loaded.root.usage
     log_zones = [z for z in range(g.zones) if z not in sb.checkpoint_zones]
     modified = {z: rec.modified for z, rec in table.items() if rec.modified}
     r = Replayed(sb, loaded, ns, snapshots, table, usage, log_zones, {}, modified, {}, counters.next_seq - 1,
@@ -108,9 +100,11 @@ def replay(device) -> Replayed:
             continue
         start = device.zone(zone).start
         begin = start + table[zone].written if role is Role.HEAD else start
-        walk = Walk(device, sb.uuid, UNIT_MAGIC, begin, written_end(device, zone))
+        walk = Walk(device, sb.uuid, LOG_MAGICS, begin, written_end(device, zone))
         ok = True
         for lba, header in walk:
+            if header.magic != UNIT_MAGIC:
+                continue  # a checkpoint body chunk
             frame = read_frame(device, lba, header)
             if frame is None:
                 r.messages.append(f"log unit at LBA {lba} (zone {zone}) fails its CRC32C; the log ends there")
@@ -173,6 +167,6 @@ def recover(device):
     for ino in orphans:
         ns.apply(records.Free(ino))
     loaded = r.loaded
-    checkpointer = Checkpointer(device, r.sb, loaded.zone, loaded.generation, loaded.at_end)
+    checkpointer = Checkpointer(device, r.sb, loaded.zone, loaded.generation, loaded.at_end, loaded.body)
     report = RecoveryReport(loaded.generation, r.replayed, r.dropped, len(orphans), tuple(r.messages))
     return r, writer, checkpointer, report

@@ -20,12 +20,16 @@ def written_end(device, zone: int) -> int:
 
 
 class Walk:
-    """Iterate ``(lba, header)``; afterwards ``stop`` is where the walk ended and ``reason`` why (None: at the end)."""
+    """Iterate ``(lba, header)``; afterwards ``stop`` is where the walk ended and ``reason`` why (None: at the end).
 
-    def __init__(self, device, uuid: bytes, magic: bytes, start: int, end: int):
+    ``magic`` is the frame magic to walk over, or a tuple of them (log zones
+    hold units and checkpoint body chunks, ``format.LOG_MAGICS``).
+    """
+
+    def __init__(self, device, uuid: bytes, magic: bytes | tuple[bytes, ...], start: int, end: int):
         self._device = device
         self._uuid = uuid
-        self._magic = magic
+        self._magics = (magic,) if isinstance(magic, bytes) else magic
         self.stop = start
         self.end = end
         self.reason: str | None = None
@@ -37,7 +41,7 @@ class Walk:
         while lba < self.end:
             device.read_into(lba, block)
             header = parse_header(block)
-            if header is None or header.magic != self._magic:
+            if header is None or header.magic not in self._magics:
                 self.reason = "no frame header"
                 break
             if header.uuid != self._uuid:

@@ -15,7 +15,7 @@ import attrs
 
 from zcsdfs.lfs.directory import NAME_MAX
 from zcsdfs.lfs.errors import NameTooLong, NotFound, Unmounted
-from zcsdfs.lfs.reader import TreeReader
+from zcsdfs.lfs.reader import TreeReader, ZonePins
 
 
 @attrs.frozen
@@ -42,6 +42,11 @@ class Snapshot(TreeReader):
             raise NotFound(f"snapshot {self.name!r} was deleted", self.name)
         if not self._fs._mounted:
             raise Unmounted("the file system is unmounted")
+
+    @property
+    def viewed(self) -> ZonePins:
+        """Reads of a snapshot pin zones in the file system's counts."""
+        return self._fs.viewed
 
     @property
     def info(self) -> SnapshotInfo:

@@ -173,6 +173,30 @@ class ZonedDevice:
         self.read_into(lba, buf)
         return bytes(buf)
 
+    def read_bytes(self, lba: int, offset: int, length: int) -> bytes:
+        """``length`` bytes from ``offset`` bytes into block ``lba``: one copy, for file reads.
+
+        The common case (inside one zone's written blocks, no faults armed)
+        slices the zone buffer directly; anything else goes through
+        ``read_into`` with all its checks and zero-filling.
+        """
+        bs = self.block_size
+        first = lba + offset // bs
+        last = lba + -(-(offset + length) // bs)
+        if not self._closed and not self.faults.active and length > 0 and first >= 0:
+            zone_size = self.geometry.zone_size
+            z = self._zones[first // zone_size] if first < self.geometry.blocks else None
+            if z is not None and last <= z.wp and last <= z.start + zone_size and z.state is not OFFLINE:
+                if z.buffer is None:
+                    z.buffer = self._backend.zone_buffer(z.index)
+                at = (lba - z.start) * bs + offset
+                self.counters.zones[z.index].blocks_read += last - first
+                return bytes(z.buffer[at:at + length])
+        buf = bytearray((last - first) * bs)
+        self.read_into(first, buf)
+        skip = offset % bs
+        return bytes(memoryview(buf)[skip:skip + length])
+
     def read_into(self, lba: int, buffer) -> None:
         """Fill ``buffer`` (a whole number of blocks) from ``lba`` on.
 
