@@ -1,0 +1,277 @@
+"""The protocol codec and dispatcher, without a kernel: bytes in, bytes out."""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import stat
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from zcsdfs.fuse import protocol as p
+from zcsdfs.fuse.protocol import InitFlag, Opcode
+from zcsdfs.fuse.server import Options, Server
+from zcsdfs.volume import Volume
+
+_unique = itertools.count(2)
+KERNEL_FLAGS = int(InitFlag.ASYNC_READ | InitFlag.MAX_PAGES | InitFlag.DO_READDIRPLUS | InitFlag.POSIX_LOCKS
+                   | InitFlag.INIT_EXT | InitFlag.WRITEBACK_CACHE)
+
+
+def request(opcode, body=b"", nodeid=p.ROOT_ID, uid=0, gid=0, pid=0, unique=None) -> bytes:
+    unique = next(_unique) if unique is None else unique
+    return p.IN_HEADER.pack(p.IN_HEADER.size + len(body), opcode, unique, nodeid, uid, gid, pid, 0, 0) + body
+
+
+def reply(server, data) -> tuple[int, int, bytes]:
+    """(errno, unique, payload) of the server's answer to ``data``."""
+    out = server.handle(data)
+    assert out is not None
+    raw = b"".join(bytes(b) for b in out)
+    length, error, unique = p.OUT_HEADER.unpack_from(raw)
+    assert length == len(raw)
+    return -error, unique, raw[p.OUT_HEADER.size:]
+
+
+def ok(server, opcode, body=b"", **kw) -> bytes:
+    code, _, payload = reply(server, request(opcode, body, **kw))
+    assert code == 0, os.strerror(code)
+    return payload
+
+
+def init_body(minor=p.MINOR, flags=KERNEL_FLAGS) -> bytes:
+    return p.INIT_IN.pack(7, minor, 1 << 17, flags & 0xFFFFFFFF, flags >> 32)
+
+
+@pytest.fixture
+def volume():
+    v = Volume.memory()
+    yield v
+    v.unmount()
+
+
+@pytest.fixture
+def server(volume):
+    s = Server(volume.vfs, Options(entry_timeout=2.5, attr_timeout=0.5))
+    ok(s, Opcode.INIT, init_body())
+    return s
+
+
+def lookup(server, name, parent=p.ROOT_ID, **kw):
+    payload = ok(server, Opcode.LOOKUP, name.encode() + b"\0", nodeid=parent, **kw)
+    nodeid, _, entry_valid, attr_valid, entry_nsec, attr_nsec = p.ENTRY_HEAD.unpack_from(payload)
+    fields = p.ATTR.unpack_from(payload, p.ENTRY_HEAD.size)
+    return nodeid, fields, (entry_valid, entry_nsec, attr_valid, attr_nsec)
+
+
+def create(server, name, mode=0o644, parent=p.ROOT_ID, flags=os.O_RDWR):
+    payload = ok(server, Opcode.CREATE, p.CREATE_IN.pack(flags, stat.S_IFREG | mode, 0, 0) + name.encode() + b"\0",
+                 nodeid=parent)
+    nodeid = p.ENTRY_HEAD.unpack_from(payload)[0]
+    fh, open_flags, _ = p.OPEN_OUT.unpack_from(payload, p.ENTRY_OUT_SIZE)
+    return nodeid, fh, open_flags
+
+
+def test_init_negotiates_down_to_the_kernel(volume):
+    s = Server(volume.vfs, Options(max_write=1 << 20))
+    payload = ok(s, Opcode.INIT, init_body(minor=38))
+    major, minor, readahead, flags, _, _, max_write, _, max_pages, _, flags2, _ = p.INIT_OUT.unpack(payload)
+    assert (major, minor, readahead, max_write, max_pages) == (7, 38, 1 << 17, 1 << 20, 256)
+    got = InitFlag(flags | flags2 << 32)
+    assert InitFlag.MAX_PAGES in got and InitFlag.DO_READDIRPLUS in got
+    assert InitFlag.POSIX_LOCKS not in got            # offered by the kernel, not wanted
+    assert InitFlag.WRITEBACK_CACHE not in got        # only with the option
+    assert InitFlag.ATOMIC_O_TRUNC not in got         # wanted, not offered
+    assert s.minor == 38
+
+
+def test_init_with_newer_kernel_minor_answers_ours(volume):
+    s = Server(volume.vfs, Options(writeback_cache=True))
+    major, minor, *_ , flags2, _ = p.INIT_OUT.unpack(ok(s, Opcode.INIT, init_body(minor=99)))
+    assert (major, minor) == (7, p.MINOR)
+    assert InitFlag.WRITEBACK_CACHE in InitFlag(s.flags)
+
+
+def test_init_refuses_protocols_before_7_31(volume):
+    s = Server(volume.vfs)
+    code, _, _ = reply(s, request(Opcode.INIT, p.INIT_IN.pack(7, 30, 0, 0, 0)[:16]))
+    assert code == errno.EPROTO
+    code, _, _ = reply(s, request(Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0)))
+    assert code == errno.EIO  # nothing is served before a successful INIT
+
+
+def test_lookup_counts_and_forget(server):
+    nodeid, _, fh = create(server, "f")[0], None, None
+    assert server.nodes.lookups(nodeid) == 1
+    again, fields, valid = lookup(server, "f")
+    assert again == nodeid and server.nodes.lookups(nodeid) == 2
+    assert valid == (2, 500_000_000, 0, 500_000_000)
+    assert stat.S_ISREG(fields[9])
+    assert server.handle(request(Opcode.FORGET, p.FORGET_IN.pack(1), nodeid=nodeid)) is None
+    assert server.nodes.lookups(nodeid) == 1
+    body = p.BATCH_FORGET_IN.pack(1, 0) + p.FORGET_ONE.pack(nodeid, 1)
+    assert server.handle(request(Opcode.BATCH_FORGET, body)) is None
+    code, _, _ = reply(server, request(Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0), nodeid=nodeid))
+    assert code == errno.ESTALE  # a forgotten id is never reused
+    newer, _, _ = lookup(server, "f")
+    assert newer > nodeid
+
+
+def test_write_read_getattr_roundtrip(server):
+    nodeid, fh, open_flags = create(server, "data")
+    assert open_flags & p.FOPEN_KEEP_CACHE
+    data = os.urandom(70_000)
+    out = ok(server, Opcode.WRITE, p.WRITE_IN.pack(fh, 5, len(data), 0, 0, 0, 0) + data, nodeid=nodeid)
+    assert p.WRITE_OUT.unpack(out)[0] == len(data)
+    got = ok(server, Opcode.READ, p.READ_IN.pack(fh, 0, 100_000, 0, 0, 0, 0), nodeid=nodeid)
+    assert got == bytes(5) + data
+    attr = p.ATTR.unpack_from(ok(server, Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0), nodeid=nodeid),
+                              p.ATTR_OUT_HEAD.size)
+    assert attr[1] == len(data) + 5
+    ok(server, Opcode.RELEASE, p.RELEASE_IN.pack(fh, 0, 0, 0), nodeid=nodeid)
+    code, _, _ = reply(server, request(Opcode.READ, p.READ_IN.pack(fh, 0, 10, 0, 0, 0, 0), nodeid=nodeid))
+    assert code == errno.EBADF
+
+
+def test_readdir_offsets_resume(server):
+    names = [f"entry-{i:03}" for i in range(40)]
+    for n in names:
+        create(server, n)
+    fh = p.OPEN_OUT.unpack(ok(server, Opcode.OPENDIR, p.OPEN_IN.pack(os.O_RDONLY, 0)))[0]
+    seen, offset = [], 0
+    while True:
+        payload = ok(server, Opcode.READDIR, p.READ_IN.pack(fh, offset, 256, 0, 0, 0, 0))
+        if not payload:
+            break
+        pos = 0
+        while pos < len(payload):
+            ino, off, namelen, kind = p.DIRENT.unpack_from(payload, pos)
+            seen.append(payload[pos + 24:pos + 24 + namelen].decode())
+            offset = off
+            pos += -(-(24 + namelen) // 8) * 8
+    assert seen == [".", "..", *names]
+
+
+def test_readdirplus_counts_lookups_but_not_dot_entries(server):
+    nodeid = create(server, "x")[0]
+    fh = p.OPEN_OUT.unpack(ok(server, Opcode.OPENDIR, p.OPEN_IN.pack(os.O_RDONLY, 0)))[0]
+    payload = ok(server, Opcode.READDIRPLUS, p.READ_IN.pack(fh, 0, 4096, 0, 0, 0, 0))
+    ids = []
+    pos = 0
+    while pos < len(payload):
+        ids.append(p.ENTRY_HEAD.unpack_from(payload, pos)[0])
+        namelen = p.DIRENT.unpack_from(payload, pos + p.ENTRY_OUT_SIZE)[2]
+        pos += p.ENTRY_OUT_SIZE + -(-(24 + namelen) // 8) * 8
+    assert ids == [0, 0, nodeid]
+    assert server.nodes.lookups(nodeid) == 2
+
+
+def test_xattr_size_protocol(server):
+    nodeid = create(server, "x")[0]
+    ok(server, Opcode.SETXATTR, p.SETXATTR_IN.pack(5, 0, 0, 0)[:8] + b"user.k\0value", nodeid=nodeid)
+    size = p.GETXATTR_OUT.unpack(ok(server, Opcode.GETXATTR, p.GETXATTR_IN.pack(0, 0) + b"user.k\0",
+                                    nodeid=nodeid))[0]
+    assert size == 5
+    code, _, _ = reply(server, request(Opcode.GETXATTR, p.GETXATTR_IN.pack(3, 0) + b"user.k\0", nodeid=nodeid))
+    assert code == errno.ERANGE
+    assert ok(server, Opcode.GETXATTR, p.GETXATTR_IN.pack(64, 0) + b"user.k\0", nodeid=nodeid) == b"value"
+    assert ok(server, Opcode.LISTXATTR, p.GETXATTR_IN.pack(64, 0), nodeid=nodeid) == b"user.k\0"
+
+
+def test_other_users_are_checked_by_the_server(server):
+    nodeid = create(server, "private", mode=0o600)[0]
+    code, _, _ = reply(server, request(Opcode.OPEN, p.OPEN_IN.pack(os.O_RDONLY, 0), nodeid=nodeid, uid=1000,
+                                       gid=1000))
+    assert code == errno.EACCES
+    code, _, _ = reply(server, request(Opcode.ACCESS, p.ACCESS_IN.pack(os.R_OK, 0), nodeid=nodeid, uid=1000,
+                                       gid=1000))
+    assert code == errno.EACCES
+    code, _, _ = reply(server, request(Opcode.MKDIR, p.MKDIR_IN.pack(0o755, 0) + b"d\0", uid=1000, gid=1000))
+    assert code == errno.EACCES  # the root directory is 0755 root
+
+
+def test_unknown_and_unimplemented_opcodes_get_enosys(server):
+    for opcode in (Opcode.GETLK, Opcode.BMAP, Opcode.IOCTL, Opcode.STATX, 7, 19, 200, 4096):
+        code, _, _ = reply(server, request(opcode, bytes(64)))
+        assert code == errno.ENOSYS
+
+
+def test_interrupt_before_start_answers_eintr(server):
+    req = p.parse(request(Opcode.STATFS, unique=1000))
+    server.begin(req)
+    assert server.handle(request(Opcode.INTERRUPT, p.INTERRUPT_IN.pack(1000))) is None
+    out = b"".join(server.run(req))
+    assert p.OUT_HEADER.unpack_from(out) == (16, -errno.EINTR, 1000)
+    # an interrupt for a request not (or no longer) in flight: EAGAIN, so the kernel retries it
+    code, unique, _ = reply(server, request(Opcode.INTERRUPT, p.INTERRUPT_IN.pack(1000), unique=1001))
+    assert (code, unique) == (errno.EAGAIN, 1001)
+
+
+def test_truncated_bodies_get_einval(server):
+    for opcode, fixed in ((Opcode.WRITE, p.WRITE_IN), (Opcode.SETATTR, p.SETATTR_IN), (Opcode.READ, p.READ_IN),
+                          (Opcode.RENAME2, p.RENAME2_IN), (Opcode.CREATE, p.CREATE_IN)):
+        code, _, _ = reply(server, request(opcode, bytes(fixed.size - 1)))
+        assert code == errno.EINVAL, opcode
+    code, _, _ = reply(server, request(Opcode.LOOKUP, b"no-terminator"))
+    assert code == errno.EINVAL
+    code, _, _ = reply(server, request(Opcode.LOOKUP, b"a/b\0"))
+    assert code == errno.EINVAL
+    nodeid, fh, _ = create(server, "f")
+    code, _, _ = reply(server, request(Opcode.WRITE, p.WRITE_IN.pack(fh, 0, 100, 0, 0, 0, 0) + bytes(10),
+                                       nodeid=nodeid))
+    assert code == errno.EINVAL  # says 100 bytes, carries 10
+
+
+def test_bad_framing(server):
+    assert server.handle(b"\x01\x02") is None  # no header: nothing to answer
+    good = request(Opcode.STATFS, unique=77)
+    code, unique, _ = reply(server, good + b"extra")  # length field disagrees
+    assert (code, unique) == (errno.EIO, 77)
+
+
+def _still_serving(server):
+    statfs = ok(server, Opcode.STATFS)
+    assert len(statfs) == p.STATFS_OUT.size
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(opcode=st.sampled_from(list(Opcode)) | st.integers(0, 2**32 - 1), body=st.binary(max_size=200),
+       nodeid=st.sampled_from([0, 1, 2, 3, 2**64 - 1]), uid=st.sampled_from([0, 1000]))
+def test_fuzzed_requests_never_crash(server, opcode, body, nodeid, uid):
+    if opcode == Opcode.INIT:
+        return  # a second INIT renegotiates; covered above
+    data = request(opcode, body, nodeid=nodeid, uid=uid, gid=uid, unique=555)
+    out = server.handle(data)
+    if out is not None:
+        raw = b"".join(bytes(b) for b in out)
+        length, error, unique = p.OUT_HEADER.unpack_from(raw)
+        assert length == len(raw) and unique == 555 and -4095 <= error <= 0
+    _still_serving(server)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(0, 300), flip=st.integers(0, 299), value=st.integers(0, 255),
+       opcode=st.sampled_from([Opcode.WRITE, Opcode.SETATTR, Opcode.CREATE, Opcode.RENAME2, Opcode.SETXATTR,
+                               Opcode.READDIRPLUS, Opcode.COPY_FILE_RANGE, Opcode.BATCH_FORGET]))
+def test_mutated_requests_never_crash(server, cut, flip, value, opcode):
+    body = bytearray(os.urandom(8)) * 30 + b"name\0other\0"
+    data = bytearray(request(opcode, bytes(body), unique=556))
+    data[min(flip, len(data) - 1)] = value
+    data = bytes(data[:cut]) if cut < len(data) else bytes(data)
+    server.handle(data)
+    _still_serving(server)
+
+
+def test_encode_dev_roundtrip():
+    for major, minor in ((0, 0), (8, 1), (259, 3), (4095, 1 << 19)):
+        dev = os.makedev(major, minor)
+        assert p.decode_dev(p.encode_dev(dev)) == dev
+
+
+def test_dirent_is_padded_to_eight():
+    for n in range(1, 20):
+        ent = p.dirent(5, 6, b"x" * n, stat.S_IFDIR)
+        assert len(ent) % 8 == 0 and struct.unpack_from("<QQII", ent) == (5, 6, n, 4)

@@ -1,0 +1,223 @@
+"""POSIX behaviour through a real mount: other users, xattrs, renames, space, odd file types."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import textwrap
+
+import cffi
+import pytest
+
+from zcsdfs.fuse.devfuse import MountOptions
+from zcsdfs.fuse.server import Options
+from zcsdfs.volume import Volume
+from zcsdfs.zns import ZonedDevice
+from zcsdfs.zns.geometry import Geometry
+from tests.fuse.conftest import needs_fuse
+
+pytestmark = needs_fuse
+
+ffi = cffi.FFI()
+ffi.cdef("""
+int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+int fallocate(int fd, int mode, long offset, long len);
+""")
+libc = ffi.dlopen(None)
+AT_FDCWD = -100
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
+SYSTEM_PYTHON = "/usr/bin/python3"  # one a second user can execute (ours may live under /root)
+
+
+def renameat2(old: str, new: str, flags: int) -> None:
+    if libc.renameat2(AT_FDCWD, old.encode(), AT_FDCWD, new.encode(), flags) != 0:
+        raise OSError(ffi.errno, os.strerror(ffi.errno), old)
+
+
+def as_user(uid: int, code: str) -> dict:
+    """Run ``code`` (which fills ``result``) as ``uid``; returns ``result``."""
+    script = "import errno, json, os\nresult = {}\n" + textwrap.dedent(code) + "\nprint(json.dumps(result))"
+    done = subprocess.run([SYSTEM_PYTHON, "-c", script], user=uid, group=uid, capture_output=True, text=True,
+                          timeout=60, env={"PATH": os.environ["PATH"]})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("default_permissions", [False, True])
+def test_second_user(mount_factory, default_permissions):
+    if not os.access(SYSTEM_PYTHON, os.X_OK):
+        pytest.skip(f"{SYSTEM_PYTHON} is needed to run code as a second user")
+    mnt = mount_factory(MountOptions(allow_other=True, default_permissions=default_permissions)).path
+    with open(f"{mnt}/secret", "w") as f:
+        f.write("root only")
+    os.chmod(f"{mnt}/secret", 0o600)
+    with open(f"{mnt}/public", "w") as f:
+        f.write("everyone")
+    os.mkdir(f"{mnt}/shared", 0o1777)
+    os.chmod(f"{mnt}/shared", 0o1777)
+    with open(f"{mnt}/shared/roots", "w") as f:
+        f.write("x")
+    result = as_user(1000, f"""
+        def attempt(name, fn):
+            try:
+                fn()
+                result[name] = 0
+            except OSError as exc:
+                result[name] = exc.errno
+        mnt = {mnt!r}
+        attempt("read_secret", lambda: open(mnt + "/secret").read())
+        result["public"] = open(mnt + "/public").read()
+        attempt("write_public", lambda: open(mnt + "/public", "a"))
+        attempt("mkdir_root", lambda: os.mkdir(mnt + "/mine"))
+        attempt("chmod_secret", lambda: os.chmod(mnt + "/secret", 0o666))
+        attempt("unlink_sticky", lambda: os.unlink(mnt + "/shared/roots"))
+        result["access_secret"] = os.access(mnt + "/secret", os.R_OK)
+        with open(mnt + "/shared/own", "w") as f:
+            f.write("mine")
+        st = os.stat(mnt + "/shared/own")
+        result["own"] = [st.st_uid, st.st_gid, oct(st.st_mode & 0o777)]
+        os.rename(mnt + "/shared/own", mnt + "/shared/own2")
+        os.unlink(mnt + "/shared/own2")
+    """)
+    assert result == {"read_secret": errno.EACCES, "public": "everyone", "write_public": errno.EACCES,
+                      "mkdir_root": errno.EACCES, "chmod_secret": errno.EPERM, "unlink_sticky": errno.EPERM,
+                      "access_secret": False, "own": [1000, 1000, "0o644"]}
+    assert sorted(os.listdir(f"{mnt}/shared")) == ["roots"]
+
+
+def test_xattrs(mnt):
+    path = f"{mnt}/f"
+    open(path, "w").close()
+    os.setxattr(path, "user.color", b"blue")
+    os.setxattr(path, "user.big", os.urandom(1000))
+    assert os.getxattr(path, "user.color") == b"blue"
+    assert sorted(os.listxattr(path)) == ["user.big", "user.color"]
+    with pytest.raises(OSError) as exc:
+        os.setxattr(path, "user.color", b"red", os.XATTR_CREATE)
+    assert exc.value.errno == errno.EEXIST
+    with pytest.raises(OSError) as exc:
+        os.setxattr(path, "user.none", b"x", os.XATTR_REPLACE)
+    assert exc.value.errno == errno.ENODATA
+    os.removexattr(path, "user.color")
+    with pytest.raises(OSError) as exc:
+        os.getxattr(path, "user.color")
+    assert exc.value.errno == errno.ENODATA
+    assert os.listxattr(path) == ["user.big"]
+
+
+def test_renames(mnt):
+    def touch(name, text=""):
+        with open(f"{mnt}/{name}", "w") as f:
+            f.write(text)
+    touch("a", "A")
+    touch("b", "B")
+    os.mkdir(f"{mnt}/d1")
+    os.mkdir(f"{mnt}/d2")
+    touch("d2/inside")
+    os.rename(f"{mnt}/a", f"{mnt}/b")
+    assert open(f"{mnt}/b").read() == "A" and not os.path.exists(f"{mnt}/a")
+    for src, dst, code in (("b", "d1", errno.EISDIR), ("d1", "b", errno.ENOTDIR), ("d1", "d2", errno.ENOTEMPTY),
+                           ("d1", "d1/sub", errno.EINVAL), ("missing", "x", errno.ENOENT)):
+        with pytest.raises(OSError) as exc:
+            os.rename(f"{mnt}/{src}", f"{mnt}/{dst}")
+        assert exc.value.errno == code, (src, dst)
+    touch("c", "C")
+    with pytest.raises(OSError) as exc:
+        renameat2(f"{mnt}/c", f"{mnt}/b", RENAME_NOREPLACE)
+    assert exc.value.errno == errno.EEXIST
+    renameat2(f"{mnt}/c", f"{mnt}/b", RENAME_EXCHANGE)
+    assert open(f"{mnt}/b").read() == "C" and open(f"{mnt}/c").read() == "A"
+    renameat2(f"{mnt}/d2", f"{mnt}/c", RENAME_EXCHANGE)  # a directory and a file trade places
+    assert os.listdir(f"{mnt}/c") == ["inside"] and open(f"{mnt}/d2").read() == "A"
+    os.rename(f"{mnt}/d1", f"{mnt}/c/moved")
+    assert os.stat(f"{mnt}/c").st_nlink == 3
+    renameat2(f"{mnt}/b", f"{mnt}/fresh", RENAME_NOREPLACE)
+    assert sorted(os.listdir(mnt)) == ["c", "d2", "fresh"]
+
+
+def test_file_larger_than_writeback_window(mnt):
+    chunk = os.urandom(1 << 20)
+    h = hashlib.sha256()
+    with open(f"{mnt}/big", "wb") as f:
+        for i in range(48):
+            block = chunk[i:] + chunk[:i]
+            f.write(block)
+            h.update(block)
+    assert os.path.getsize(f"{mnt}/big") == 48 << 20
+    back = hashlib.sha256()
+    with open(f"{mnt}/big", "rb") as f:
+        while block := f.read(1 << 20):
+            back.update(block)
+    assert back.hexdigest() == h.hexdigest()
+
+
+def test_full_device_then_recovery(mount_factory):
+    volume = Volume(ZonedDevice.memory(Geometry(zones=8, zone_size=1024, zone_capacity=1024)))
+    mnt = mount_factory(MountOptions(), volume=volume).path
+    chunk = os.urandom(1 << 20)
+    written = 0
+    with pytest.raises(OSError) as exc:
+        with open(f"{mnt}/fill", "wb", buffering=0) as f:
+            for _ in range(64):
+                written += f.write(chunk)
+    assert exc.value.errno == errno.ENOSPC
+    assert 8 << 20 < written < 32 << 20
+    with open(f"{mnt}/fill", "rb") as f:
+        assert f.read(1 << 20) == chunk
+    os.unlink(f"{mnt}/fill")
+    with open(f"{mnt}/after", "wb") as f:
+        for _ in range(8):
+            f.write(chunk)
+        os.fsync(f.fileno())
+    assert os.path.getsize(f"{mnt}/after") == 8 << 20
+
+
+def test_fifo_fallocate_seek_copy_range(mnt):
+    os.mkfifo(f"{mnt}/pipe")
+    assert stat.S_ISFIFO(os.stat(f"{mnt}/pipe").st_mode)
+    fd = os.open(f"{mnt}/sparse", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, 1 << 20)
+        assert os.fstat(fd).st_size == 1 << 20
+        os.pwrite(fd, b"d" * 8192, 512 << 10)
+        assert libc.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 516 << 10, 4096) == 0
+        assert os.pread(fd, 8192, 512 << 10) == b"d" * 4096 + bytes(4096)
+        assert os.lseek(fd, 0, os.SEEK_DATA) == 512 << 10
+        assert os.lseek(fd, 512 << 10, os.SEEK_HOLE) == 516 << 10
+        dst = os.open(f"{mnt}/copy", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            assert os.copy_file_range(fd, dst, 8192, 512 << 10, 0) == 8192
+            assert os.pread(dst, 9000, 0) == b"d" * 4096 + bytes(4096)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(fd)
+
+
+def test_readonly_mount(mount_factory):
+    volume = Volume.memory()
+    volume.mkdir("/kept")
+    ro = mount_factory(MountOptions(readonly=True), volume=volume).path
+    assert os.listdir(ro) == ["kept"]
+    with pytest.raises(OSError) as exc:
+        open(f"{ro}/new", "w")
+    assert exc.value.errno == errno.EROFS
+
+
+def test_writeback_cache_mount(mount_factory):
+    mnt = mount_factory(MountOptions(server=Options(writeback_cache=True))).path
+    with open(f"{mnt}/log", "a") as f:
+        f.write("one\n")
+    with open(f"{mnt}/log", "a") as f:
+        f.write("two\n")
+    fd = os.open(f"{mnt}/wo", os.O_WRONLY | os.O_CREAT, 0o200)
+    os.pwrite(fd, b"abc", 1)  # a partial page: the kernel reads it on a write-only handle
+    os.close(fd)
+    os.chmod(f"{mnt}/wo", 0o600)
+    assert open(f"{mnt}/log").read() == "one\ntwo\n"
+    assert open(f"{mnt}/wo", "rb").read() == b"\0abc"

@@ -1,0 +1,141 @@
+"""An fsx-style exerciser on one file, a multi-process namespace stress, and the CLI's daemon."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+
+import cffi
+
+from zcsdfs.zns import ZonedDevice
+from tests.fuse.conftest import abort_connection, needs_fuse
+
+pytestmark = needs_fuse
+
+ffi = cffi.FFI()
+ffi.cdef("int fallocate(int fd, int mode, long offset, long len);")
+libc = ffi.dlopen(None)
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
+MAX_SIZE = 256 << 10
+
+
+def test_fsx(mnt):
+    """Random reads, writes, truncates, allocations and hole punches, checked after every step."""
+    rng = random.Random(1234)
+    model = bytearray()
+    path = f"{mnt}/fsx"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    history = []
+    try:
+        for step in range(400):
+            op = rng.choice(["write", "write", "read", "truncate", "allocate", "punch"])
+            off = rng.randrange(MAX_SIZE)
+            length = rng.randrange(1, 40_000)
+            history.append(f"{step}: {op} {off} {length}")
+            if op == "write":
+                data = rng.randbytes(length)
+                os.pwrite(fd, data, off)
+                end = off + length
+                model.extend(bytes(max(0, end - len(model))))
+                model[off:end] = data
+            elif op == "read":
+                assert os.pread(fd, length, off) == bytes(model[off:off + length]), "\n".join(history)
+            elif op == "truncate":
+                os.ftruncate(fd, off)
+                del model[off:]
+                model.extend(bytes(off - len(model)))
+            elif op == "allocate":
+                os.posix_fallocate(fd, off, length)
+                model.extend(bytes(max(0, off + length - len(model))))
+            else:
+                assert libc.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, length) == 0
+                end = min(off + length, len(model))
+                if off < end:
+                    model[off:end] = bytes(end - off)
+            assert os.fstat(fd).st_size == len(model), "\n".join(history)
+            assert os.pread(fd, len(model) + 1, 0) == bytes(model), "\n".join(history)
+    finally:
+        os.close(fd)
+
+
+WORKER = textwrap.dedent("""
+    import os, sys
+    root, me, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    mine = os.path.join(root, me)
+    os.mkdir(mine)
+    for i in range(rounds):
+        shared = os.path.join(root, "shared", f"{me}-{i}")
+        with open(shared, "w") as f:
+            f.write(me * (i + 1))
+        os.rename(shared, os.path.join(mine, f"f{i}"))
+        if i % 3 == 0:
+            os.unlink(os.path.join(mine, f"f{i}"))
+        os.listdir(os.path.join(root, "shared"))
+        os.listdir(mine)
+""")
+
+
+def test_multiprocess_namespace_stress(mnt):
+    os.mkdir(f"{mnt}/shared")
+    rounds, names = 60, [f"w{i}" for i in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, mnt, n, str(rounds)]) for n in names]
+    assert [p.wait(timeout=120) for p in procs] == [0] * len(procs)
+    assert os.listdir(f"{mnt}/shared") == []
+    for n in names:
+        kept = sorted(os.listdir(f"{mnt}/{n}"))
+        assert kept == sorted(f"f{i}" for i in range(rounds) if i % 3)
+        assert open(f"{mnt}/{n}/f5").read() == n * 6
+
+
+def _server_pid(image: str) -> int:
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"mount" in args and image.encode() in args and int(pid) != os.getpid():
+            return int(pid)
+    raise AssertionError("no server process")
+
+
+def zcsdfs(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "zcsdfs", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cli_daemon_mount_umount_and_sigterm(tmp_path):
+    image = str(tmp_path / "vol.zns")
+    ZonedDevice.create(image, "qemu").close_device()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    try:
+        done = zcsdfs("mount", image, str(mnt), "-o", "default_permissions")
+        assert done.returncode == 0, done.stderr
+        (mnt / "kept.txt").write_text("survives")
+        done = zcsdfs("umount", str(mnt))
+        assert done.returncode == 0, done.stderr
+        assert not os.path.ismount(mnt)
+        assert zcsdfs("fsck", image).returncode == 0
+
+        assert zcsdfs("mount", image, str(mnt)).returncode == 0
+        assert (mnt / "kept.txt").read_text() == "survives"
+        (mnt / "second.txt").write_text("also")
+        pid = _server_pid(image)
+        os.kill(pid, signal.SIGTERM)
+        with open(image, "rb") as held:
+            fcntl.flock(held, fcntl.LOCK_SH)  # granted when the server has checkpointed and let go
+        assert not os.path.ismount(mnt)
+        assert zcsdfs("fsck", image).returncode == 0
+        assert zcsdfs("mount", image, str(mnt)).returncode == 0
+        assert sorted(os.listdir(mnt)) == ["kept.txt", "second.txt"]
+        assert zcsdfs("umount", str(mnt)).returncode == 0
+        done = zcsdfs("mount", image, str(mnt), "-o", "bogus")
+        assert done.returncode == 1 and "unknown mount option" in done.stderr
+    finally:
+        if os.path.ismount(mnt):
+            abort_connection(str(mnt))

@@ -1,0 +1,163 @@
+"""CLI: ``zcsdfs mount [IMAGE] MOUNTPOINT [-f] [-o ...]`` and ``zcsdfs umount MOUNTPOINT``.
+
+Without ``-f`` the server daemonises and the command returns once the kernel
+has been answered (the mount is usable); errors before that point are
+reported by the command itself. SIGINT and SIGTERM unmount; the server then
+checkpoints the volume and lets go of the image. ``umount`` returns only
+after that, by waiting for the image's lock, so a script can mount the
+image again (or fsck it) straight away.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+
+from zcsdfs.cli import describe, subcommand
+from zcsdfs.fuse.devfuse import MountOptions, Session, unmount
+from zcsdfs.fuse.server import Options
+
+FLAGS = {"allow_other", "default_permissions", "ro", "writeback_cache"}
+VALUES = {"entry_timeout": float, "attr_timeout": float, "threads": int}
+HELP_OPTIONS = ("allow_other, default_permissions, ro, writeback_cache, entry_timeout=SECONDS, "
+                "attr_timeout=SECONDS, threads=N")
+
+
+def register(sub) -> None:
+    p = subcommand(sub, "mount", "serve a volume through FUSE at a mount point", cmd_mount)
+    p.add_argument("paths", nargs="+", metavar="[IMAGE] MOUNTPOINT",
+                   help="image file (default: the embedded default device) and mount point")
+    p.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
+    p.add_argument("-o", dest="options", action="append", default=[], metavar="OPT[,OPT...]",
+                   help=f"mount options: {HELP_OPTIONS}")
+    p = subcommand(sub, "umount", "unmount a zcsdfs FUSE mount and wait for its server to finish",
+                   cmd_umount)
+    p.add_argument("mountpoint")
+
+
+def parse_options(texts: list[str], fsname: str) -> MountOptions:
+    """``-o`` values (comma-separated, repeatable) as mount options."""
+    flags, values = set(), {}
+    for text in texts:
+        for item in filter(None, text.split(",")):
+            key, eq, value = item.partition("=")
+            if not eq and key in FLAGS:
+                flags.add(key)
+            elif eq and key in VALUES:
+                try:
+                    values[key] = VALUES[key](value)
+                except ValueError:
+                    raise OSError(errno.EINVAL, f"bad value for mount option {key}: {value!r}") from None
+            else:
+                raise OSError(errno.EINVAL, f"unknown mount option {item!r} (known: {HELP_OPTIONS})")
+    server = Options(entry_timeout=values.get("entry_timeout", 1.0), attr_timeout=values.get("attr_timeout", 1.0),
+                     writeback_cache="writeback_cache" in flags)
+    return MountOptions(allow_other="allow_other" in flags, default_permissions="default_permissions" in flags,
+                        readonly="ro" in flags, fsname=fsname, threads=values.get("threads", 4), server=server)
+
+
+def cmd_mount(args) -> int:
+    if len(args.paths) > 2:
+        raise OSError(errno.EINVAL, "expected [IMAGE] MOUNTPOINT")
+    if len(args.paths) == 2:
+        image, mountpoint = args.paths
+    else:
+        from zcsdfs.zns.commands import ensure_default_device
+        image, mountpoint = ensure_default_device(), args.paths[0]
+    image = os.path.abspath(image)
+    if not os.path.isdir(mountpoint):
+        raise OSError(errno.ENOTDIR, "mount point is not a directory", mountpoint)
+    options = parse_options(args.options, image)
+    if args.foreground:
+        return serve(image, mountpoint, options)
+    return daemonise(image, mountpoint, options)
+
+
+def daemonise(image: str, mountpoint: str, options: MountOptions) -> int:
+    """Fork a server; return when it reports the mount ready, or raise what it failed with."""
+    ready_r, ready_w = os.pipe()
+    if os.fork():
+        os.close(ready_w)
+        with os.fdopen(ready_r, "rb") as pipe:
+            message = pipe.read()
+        if message == b"ready":
+            return 0
+        code, _, text = message.decode(errors="replace").partition("\0")
+        raise OSError(int(code) if code.isdigit() else errno.EIO,
+                      text or "the server exited before the mount was ready")
+    os.close(ready_r)
+    status = 1
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        status = serve(image, mountpoint, options, ready_w)
+    except OSError as exc:
+        os.write(ready_w, f"{exc.errno or errno.EIO}\0{describe(exc)}".encode())
+    finally:
+        os._exit(status)
+
+
+def serve(image: str, mountpoint: str, options: MountOptions, ready_fd: int | None = None) -> int:
+    """Mount ``image`` at ``mountpoint`` and serve until unmounted; checkpoint on the way out."""
+    from zcsdfs.volume import Volume
+    volume = Volume(image, readonly=options.readonly)
+    try:
+        session = Session(volume.vfs, mountpoint, options)
+
+        def stop(signum, frame):
+            try:
+                session.unmount()
+            except OSError as exc:
+                if exc.errno == errno.EBUSY:
+                    session.unmount(lazy=True)  # detach now; served until the last file closes
+                elif exc.errno != errno.EINVAL:  # EINVAL: unmounted already
+                    raise
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        session.wait_ready()
+        if ready_fd is not None:
+            os.write(ready_fd, b"ready")
+            os.close(ready_fd)
+        session.wait()
+    finally:
+        volume.unmount()
+    return 0
+
+
+def mount_source(mountpoint: str) -> str | None:
+    """The source (our fsname: the image path) of the zcsdfs mount at ``mountpoint``, if one is there."""
+    target = os.path.realpath(mountpoint)
+    with open("/proc/self/mountinfo") as info:
+        for line in info:
+            fields = line.split()
+            sep = fields.index("-")
+            if _unescape(fields[4]) == target and fields[sep + 1] == "fuse.zcsdfs":
+                return _unescape(fields[sep + 2])
+    return None
+
+
+def _unescape(text: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    for code in ("040", "011", "012", "134"):
+        text = text.replace("\\" + code, chr(int(code, 8)))
+    return text
+
+
+def cmd_umount(args) -> int:
+    source = mount_source(args.mountpoint)
+    if source is None:
+        raise OSError(errno.EINVAL, "not a zcsdfs mount", args.mountpoint)
+    unmount(args.mountpoint)
+    if os.path.isfile(source):
+        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # granted once the server has checkpointed and closed the image
+        finally:
+            os.close(fd)
+    return 0
+

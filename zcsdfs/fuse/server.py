@@ -1,0 +1,525 @@
+"""The FUSE server: request bytes in, reply bytes out, over a ``Vfs``.
+
+Transport-agnostic: /dev/fuse (``devfuse.py``) and, later, virtio-fs hand
+``handle`` one request at a time, from as many threads as they like, and send
+back what it returns (a list of buffers to write as one message, or None when
+the operation takes no reply). Each request runs as a ``Caller`` built from
+its header's uid, gid and pid, so the vfs checks permissions exactly as it
+does for the os API; this holds with or without the kernel's
+``default_permissions`` (which only adds the kernel's own check in front).
+
+Requests are registered in flight before they run; an INTERRUPT for one
+that has not started makes it answer EINTR instead of running, and a long
+COPY_FILE_RANGE stops between chunks. An INTERRUPT for a request we have
+not seen is answered EAGAIN, so the kernel sends it again (the protocol's
+rule for an interrupt that overtook its request).
+
+Caching: entries and attributes may be cached by the kernel for
+``entry_timeout``/``attr_timeout`` seconds, and files open with
+``FOPEN_KEEP_CACHE``: every change goes through this one mount, so the
+kernel's page cache never goes stale behind its back. With
+``writeback_cache`` the kernel buffers writes and sends them later, in large
+batches, possibly on another handle of the file: it then owns O_APPEND
+positioning and mtime (sent as SETATTR), so handles are opened without
+O_APPEND and reads are served on write-only handles (the kernel reads pages
+to fill partial writes).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+import time
+
+import attrs
+
+from zcsdfs.fuse import protocol as p
+from zcsdfs.fuse.nodes import NodeTable
+from zcsdfs.fuse.protocol import InitFlag, Opcode, ProtocolError, Request
+from zcsdfs.vfs import inodes
+from zcsdfs.vfs.caller import Caller
+from zcsdfs.vfs.errors import bad_fd, os_error
+
+log = logging.getLogger(__name__)
+
+COPY_CHUNK = 1 << 20
+COPY_MAX = 1 << 30  # the reply's size is 32 bits; the kernel asks again for the rest
+WANTED = (InitFlag.ASYNC_READ | InitFlag.ATOMIC_O_TRUNC | InitFlag.BIG_WRITES | InitFlag.DO_READDIRPLUS
+          | InitFlag.READDIRPLUS_AUTO | InitFlag.ASYNC_DIO | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES
+          | InitFlag.CACHE_SYMLINKS | InitFlag.INIT_EXT)
+
+
+@attrs.frozen
+class Options:
+    """What the server promises the kernel.
+
+    ``groups_from_proc``: the request's pid is a process of this machine
+    (true for /dev/fuse, not for a virtual machine's requests), so its
+    supplementary groups can be read from /proc for permission checks.
+    """
+
+    entry_timeout: float = 1.0
+    attr_timeout: float = 1.0
+    writeback_cache: bool = False
+    max_write: int = 1 << 20
+    max_readahead: int = 1 << 20
+    groups_from_proc: bool = False
+
+
+def proc_groups(pid: int) -> frozenset[int]:
+    """The supplementary groups of process ``pid`` (empty when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Groups:"):
+                    return frozenset(int(g) for g in line.split()[1:])
+    except OSError:
+        pass  # the process exited: it keeps only its uid and gid
+    return frozenset()
+
+
+class Server:
+    def __init__(self, vfs, options: Options = Options()):
+        self.vfs = vfs
+        self.options = options
+        self.nodes = NodeTable(vfs.root)
+        self.minor = 0  # negotiated protocol minor version; 0 until INIT
+        self.flags = InitFlag(0)
+        self.initialized = threading.Event()
+        self.destroyed = threading.Event()
+        self._handles: dict[int, object] = {}
+        self._next_fh = 1
+        self._lock = threading.Lock()
+        self._in_flight: dict[int, bool] = {}  # unique -> interrupted
+        self._ops = {
+            Opcode.INIT: self.init, Opcode.DESTROY: self.destroy,
+            Opcode.LOOKUP: self.lookup, Opcode.FORGET: self.forget, Opcode.BATCH_FORGET: self.batch_forget,
+            Opcode.GETATTR: self.getattr, Opcode.SETATTR: self.setattr, Opcode.READLINK: self.readlink,
+            Opcode.SYMLINK: self.symlink, Opcode.MKNOD: self.mknod, Opcode.MKDIR: self.mkdir,
+            Opcode.UNLINK: self.unlink, Opcode.RMDIR: self.rmdir, Opcode.RENAME: self.rename,
+            Opcode.RENAME2: self.rename2, Opcode.LINK: self.link, Opcode.OPEN: self.open,
+            Opcode.CREATE: self.create, Opcode.READ: self.read, Opcode.WRITE: self.write,
+            Opcode.FLUSH: self.flush, Opcode.RELEASE: self.release, Opcode.FSYNC: self.fsync,
+            Opcode.STATFS: self.statfs, Opcode.SETXATTR: self.setxattr, Opcode.GETXATTR: self.getxattr,
+            Opcode.LISTXATTR: self.listxattr, Opcode.REMOVEXATTR: self.removexattr,
+            Opcode.OPENDIR: self.opendir, Opcode.READDIR: self.readdir, Opcode.READDIRPLUS: self.readdirplus,
+            Opcode.RELEASEDIR: self.release, Opcode.FSYNCDIR: self.fsyncdir, Opcode.ACCESS: self.access,
+            Opcode.FALLOCATE: self.fallocate, Opcode.LSEEK: self.lseek,
+            Opcode.COPY_FILE_RANGE: self.copy_file_range,
+        }
+
+    # -- framing ------------------------------------------------------------------------------
+
+    def handle(self, buf) -> list | None:
+        """Serve one request; returns the reply's buffers, or None when none is due."""
+        try:
+            req = p.parse(buf)
+        except ProtocolError as exc:
+            log.warning("dropping request: %s", exc)
+            return None if exc.unique is None else self._error(exc.unique, exc.errno)
+        if req.opcode == Opcode.INTERRUPT:
+            return self.interrupt(req)
+        self.begin(req)
+        return self.run(req)
+
+    def begin(self, req: Request) -> None:
+        """Register ``req`` as in flight, so an INTERRUPT can find it."""
+        if req.opcode not in p.NO_REPLY:
+            with self._lock:
+                self._in_flight[req.unique] = False
+
+    def run(self, req: Request) -> list | None:
+        """Execute a registered request and build its reply."""
+        try:
+            if self._in_flight.get(req.unique):
+                raise os_error(errno.EINTR)
+            op = self._ops.get(req.opcode)
+            if op is None:
+                raise os_error(errno.ENOSYS)
+            if not self.initialized.is_set() and req.opcode != Opcode.INIT:
+                raise os_error(errno.EIO)
+            payload = op(req, self._caller(req))
+        except ProtocolError as exc:
+            log.warning("bad request: %s", exc)
+            payload = exc
+        except OSError as exc:
+            payload = exc
+        except Exception as exc:  # a bug must cost one request, not the mount
+            log.exception("%s failed", Opcode(req.opcode).name if req.opcode in Opcode._value2member_map_
+                          else req.opcode)
+            payload = os_error(errno.EIO)
+        finally:
+            with self._lock:
+                self._in_flight.pop(req.unique, None)
+        if req.opcode in p.NO_REPLY:
+            return None
+        if isinstance(payload, BaseException):
+            code = payload.errno if isinstance(payload.errno, int) and 0 < payload.errno < 4096 else errno.EIO
+            return self._error(req.unique, code)
+        if isinstance(payload, (bytes, bytearray, memoryview)):
+            payload = [payload]
+        size = sum(len(b) for b in payload)
+        return [p.out_header(req.unique, 0, size), *payload]
+
+    @staticmethod
+    def _error(unique: int, code: int) -> list:
+        return [p.out_header(unique, code, 0)]
+
+    def interrupt(self, req: Request) -> list | None:
+        try:
+            (target,) = p.unpack(p.INTERRUPT_IN, req)
+        except ProtocolError as exc:
+            log.warning("dropping interrupt: %s", exc)  # the kernel expects no answer to a bad one
+            return None
+        with self._lock:
+            if target in self._in_flight:
+                self._in_flight[target] = True
+                return None
+        return self._error(req.unique, errno.EAGAIN)
+
+    def interrupted(self, req: Request) -> bool:
+        return bool(self._in_flight.get(req.unique))
+
+    def _caller(self, req: Request) -> Caller:
+        groups = proc_groups(req.pid) if self.options.groups_from_proc and req.uid and req.pid else frozenset()
+        return Caller(req.uid, req.gid, groups, req.pid)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _ino(self, req: Request) -> int:
+        return self.nodes.ino(req.nodeid)
+
+    def _name(self, req: Request, offset: int = 0, count: int = 1) -> list[str]:
+        found = p.names(req, offset, count)
+        if any("/" in n for n in found):
+            raise ProtocolError(errno.EINVAL, "a name with a slash", req.unique)
+        return found
+
+    def _entry(self, ino: int) -> bytes:
+        st = self.vfs.getattr(ino)
+        return p.entry_out(self.nodes.remember(ino), st, self.options.entry_timeout, self.options.attr_timeout)
+
+    def _attr(self, ino: int) -> bytes:
+        return p.attr_out(self.vfs.getattr(ino), self.options.attr_timeout)
+
+    def _add_handle(self, of) -> int:
+        with self._lock:
+            fh = self._next_fh
+            self._next_fh += 1
+            self._handles[fh] = of
+            return fh
+
+    def _handle(self, fh: int):
+        try:
+            return self._handles[fh]
+        except KeyError:
+            raise bad_fd() from None
+
+    @staticmethod
+    def _sized(data: bytes, size: int) -> bytes:
+        """The xattr calls' convention: size 0 asks for the length, too small a buffer is ERANGE."""
+        if size == 0:
+            return p.GETXATTR_OUT.pack(len(data), 0)
+        if len(data) > size:
+            raise os_error(errno.ERANGE)
+        return data
+
+    # -- session ------------------------------------------------------------------------------
+
+    def init(self, req: Request, caller: Caller):
+        major, minor, max_readahead, flags = p.unpack(p.INIT_IN, req, p.INIT_IN_MIN)[:4]
+        if major > p.MAJOR:
+            return p.INIT_OUT.pack(p.MAJOR, p.MINOR, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)  # kernel retries with 7
+        if major < p.MAJOR or minor < p.MIN_MINOR:
+            log.error("kernel speaks FUSE %d.%d; %d.%d or later is needed", major, minor, p.MAJOR, p.MIN_MINOR)
+            raise os_error(errno.EPROTO)
+        offered = flags
+        if flags & InitFlag.INIT_EXT and len(req.body) >= p.INIT_IN.size:
+            offered |= p.unpack(p.INIT_IN, req)[4] << 32
+        wanted = WANTED | (InitFlag.WRITEBACK_CACHE if self.options.writeback_cache else 0)
+        self.flags = InitFlag(offered & wanted)
+        self.minor = min(minor, p.MINOR)
+        max_write = self.options.max_write
+        self.initialized.set()
+        return p.INIT_OUT.pack(p.MAJOR, self.minor, min(max_readahead, self.options.max_readahead),
+                               int(self.flags) & 0xFFFFFFFF, 64, 48, max_write, 1,
+                               -(-max_write // 4096), 0, int(self.flags) >> 32, 0)
+
+    def destroy(self, req: Request, caller: Caller):
+        self.destroyed.set()
+        return b""
+
+    # -- names --------------------------------------------------------------------------------
+
+    def lookup(self, req: Request, caller: Caller):
+        (name,) = self._name(req)
+        return self._entry(self.vfs.lookup(caller, name, self._ino(req), follow=False))
+
+    def forget(self, req: Request, caller: Caller):
+        (nlookup,) = p.unpack(p.FORGET_IN, req)
+        self.nodes.forget(req.nodeid, nlookup)
+
+    def batch_forget(self, req: Request, caller: Caller):
+        count, _ = p.unpack(p.BATCH_FORGET_IN, req)
+        need = p.BATCH_FORGET_IN.size + count * p.FORGET_ONE.size
+        if len(req.body) < need:
+            raise ProtocolError(errno.EINVAL, f"BATCH_FORGET of {count} in {len(req.body)} bytes")
+        for nodeid, nlookup in p.FORGET_ONE.iter_unpack(req.body[p.BATCH_FORGET_IN.size:need]):
+            self.nodes.forget(nodeid, nlookup)
+
+    def mknod(self, req: Request, caller: Caller):
+        mode, rdev, _umask, _ = p.unpack(p.MKNOD_IN, req)
+        (name,) = self._name(req, p.MKNOD_IN.size)
+        return self._entry(self.vfs.mknod(caller, name, self._ino(req), mode, p.decode_dev(rdev)))
+
+    def mkdir(self, req: Request, caller: Caller):
+        mode, _umask = p.unpack(p.MKDIR_IN, req)
+        (name,) = self._name(req, p.MKDIR_IN.size)
+        return self._entry(self.vfs.mkdir(caller, name, self._ino(req), mode))
+
+    def symlink(self, req: Request, caller: Caller):
+        name, target = p.names(req, 0, 2)
+        if "/" in name:
+            raise ProtocolError(errno.EINVAL, "a name with a slash", req.unique)
+        return self._entry(self.vfs.symlink(caller, target, name, self._ino(req)))
+
+    def link(self, req: Request, caller: Caller):
+        (old,) = p.unpack(p.LINK_IN, req)
+        (name,) = self._name(req, p.LINK_IN.size)
+        ino = self.nodes.ino(old)
+        inodes.link(self.vfs, caller, ino, self._ino(req), name)
+        return self._entry(ino)
+
+    def unlink(self, req: Request, caller: Caller):
+        (name,) = self._name(req)
+        self.vfs.unlink(caller, name, self._ino(req))
+        return b""
+
+    def rmdir(self, req: Request, caller: Caller):
+        (name,) = self._name(req)
+        self.vfs.rmdir(caller, name, self._ino(req))
+        return b""
+
+    def rename(self, req: Request, caller: Caller):
+        (newdir,) = p.unpack(p.RENAME_IN, req)
+        return self._rename(req, caller, newdir, 0, p.RENAME_IN.size)
+
+    def rename2(self, req: Request, caller: Caller):
+        newdir, flags, _ = p.unpack(p.RENAME2_IN, req)
+        return self._rename(req, caller, newdir, flags, p.RENAME2_IN.size)
+
+    def _rename(self, req: Request, caller: Caller, newdir: int, flags: int, offset: int):
+        old, new = self._name(req, offset, 2)
+        self.vfs.rename(caller, old, self._ino(req), new, self.nodes.ino(newdir), flags)
+        return b""
+
+    def readlink(self, req: Request, caller: Caller):
+        return os.fsencode(inodes.readlink(self.vfs, self._ino(req)))
+
+    # -- attributes ---------------------------------------------------------------------------
+
+    def getattr(self, req: Request, caller: Caller):
+        return self._attr(self._ino(req))
+
+    def setattr(self, req: Request, caller: Caller):
+        (valid, _, fh, size, _owner, atime, mtime, _ctime, atimensec, mtimensec, _ctimensec,
+         mode, _, uid, gid, _) = p.unpack(p.SETATTR_IN, req)
+        ino, vfs = self._ino(req), self.vfs
+        if valid & p.FATTR_MODE:
+            vfs.chmod(caller, ino, mode)
+        if valid & (p.FATTR_UID | p.FATTR_GID):
+            vfs.chown(caller, ino, uid if valid & p.FATTR_UID else -1, gid if valid & p.FATTR_GID else -1)
+        if valid & p.FATTR_SIZE:
+            by_handle = bool(valid & p.FATTR_FH)  # ftruncate: checked when the file was opened
+            if by_handle:
+                self._handle(fh)
+            vfs.truncate(caller, ino, size, check_access=not by_handle)
+        if valid & (p.FATTR_ATIME | p.FATTR_MTIME):
+            now = time.time_ns()
+            explicit = (valid & p.FATTR_ATIME and not valid & p.FATTR_ATIME_NOW
+                        or valid & p.FATTR_MTIME and not valid & p.FATTR_MTIME_NOW)
+
+            def when(bit, now_bit, secs, nsecs):
+                if not valid & bit:
+                    return None
+                return now if valid & now_bit else secs * 10**9 + nsecs
+
+            vfs.utime(caller, ino, when(p.FATTR_ATIME, p.FATTR_ATIME_NOW, atime, atimensec),
+                      when(p.FATTR_MTIME, p.FATTR_MTIME_NOW, mtime, mtimensec), not explicit)
+        return self._attr(ino)
+
+    def access(self, req: Request, caller: Caller):
+        mask, _ = p.unpack(p.ACCESS_IN, req)
+        inodes.access(self.vfs, caller, self._ino(req), mask)
+        return b""
+
+    def statfs(self, req: Request, caller: Caller):
+        return p.statfs_out(self.vfs.statfs())
+
+    # -- extended attributes ------------------------------------------------------------------
+
+    def setxattr(self, req: Request, caller: Caller):
+        fixed = p.SETXATTR_IN.size if self.flags & InitFlag.SETXATTR_EXT else p.COMPAT_SETXATTR_IN_SIZE
+        size, flags, _, _ = p.unpack(p.SETXATTR_IN, req, fixed)
+        (name,) = p.names(req, fixed, 1)
+        start = fixed + len(os.fsencode(name)) + 1
+        value = req.body[start:start + size]
+        if len(value) != size:
+            raise ProtocolError(errno.EINVAL, f"SETXATTR value of {len(value)} bytes, header says {size}")
+        self.vfs.setxattr(caller, self._ino(req), name, bytes(value), flags)
+        return b""
+
+    def getxattr(self, req: Request, caller: Caller):
+        size, _ = p.unpack(p.GETXATTR_IN, req)
+        (name,) = p.names(req, p.GETXATTR_IN.size, 1)
+        return self._sized(self.vfs.getxattr(caller, self._ino(req), name), size)
+
+    def listxattr(self, req: Request, caller: Caller):
+        size, _ = p.unpack(p.GETXATTR_IN, req)
+        listed = b"".join(os.fsencode(n) + b"\0" for n in self.vfs.listxattr(caller, self._ino(req)))
+        return self._sized(listed, size)
+
+    def removexattr(self, req: Request, caller: Caller):
+        (name,) = p.names(req, 0, 1)
+        self.vfs.removexattr(caller, self._ino(req), name)
+        return b""
+
+    # -- open files ---------------------------------------------------------------------------
+
+    def _open_flags(self, flags: int) -> int:
+        return flags & ~os.O_APPEND if self.options.writeback_cache else flags
+
+    def _opened(self, of) -> bytes:
+        return p.OPEN_OUT.pack(self._add_handle(of), p.FOPEN_KEEP_CACHE, 0)
+
+    def open(self, req: Request, caller: Caller):
+        flags, _ = p.unpack(p.OPEN_IN, req)
+        return self._opened(self.vfs.open_inode(caller, self._ino(req), self._open_flags(flags)))
+
+    def create(self, req: Request, caller: Caller):
+        flags, mode, _umask, _ = p.unpack(p.CREATE_IN, req)
+        (name,) = self._name(req, p.CREATE_IN.size)
+        of = self.vfs.open(caller, name, self._ino(req), self._open_flags(flags) | os.O_CREAT, mode)
+        try:
+            entry = self._entry(of.ino)
+        except OSError:
+            self.vfs.close(of)
+            raise
+        return [entry, self._opened(of)]
+
+    def read(self, req: Request, caller: Caller):
+        fh, offset, size, *_ = p.unpack(p.READ_IN, req)
+        of = self._handle(fh)
+        if self.options.writeback_cache and not of.readable and not of.is_dir:
+            return self.vfs.fs.read(of.ino, offset, size)  # the kernel filling a partly written page
+        return self.vfs.read(of, size, offset)
+
+    def write(self, req: Request, caller: Caller):
+        fh, offset, size, *_ = p.unpack(p.WRITE_IN, req)
+        data = req.body[p.WRITE_IN.size:p.WRITE_IN.size + size]
+        if len(data) != size:
+            raise ProtocolError(errno.EINVAL, f"WRITE of {size} bytes carries {len(data)}", req.unique)
+        done = self.vfs.write(caller, self._handle(fh), data, offset)
+        return p.WRITE_OUT.pack(done, 0)
+
+    def flush(self, req: Request, caller: Caller):
+        fh, *_ = p.unpack(p.FLUSH_IN, req)
+        self._handle(fh)  # every write is in the log already; close(2) promises no more
+        return b""
+
+    def release(self, req: Request, caller: Caller):
+        fh, *_ = p.unpack(p.RELEASE_IN, req)
+        with self._lock:
+            of = self._handles.pop(fh, None)
+        if of is None:
+            raise bad_fd()
+        self.vfs.close(of)
+        return b""
+
+    def fsync(self, req: Request, caller: Caller):
+        fh, flags, _ = p.unpack(p.FSYNC_IN, req)
+        self.vfs.fsync(self._handle(fh), data_only=bool(flags & p.FUSE_FSYNC_FDATASYNC))
+        return b""
+
+    def fsyncdir(self, req: Request, caller: Caller):
+        inodes.fsync(self.vfs, self._ino(req))
+        return b""
+
+    def fallocate(self, req: Request, caller: Caller):
+        fh, offset, length, mode, _ = p.unpack(p.FALLOCATE_IN, req)
+        self.vfs.fallocate(self._handle(fh), offset, length, mode)
+        return b""
+
+    def lseek(self, req: Request, caller: Caller):
+        fh, offset, whence, _ = p.unpack(p.LSEEK_IN, req)
+        return p.LSEEK_OUT.pack(self.vfs.seek(self._handle(fh), offset, whence))
+
+    def copy_file_range(self, req: Request, caller: Caller):
+        fh_in, off_in, _nodeid_out, fh_out, off_out, length, flags = p.unpack(p.COPY_FILE_RANGE_IN, req)
+        if flags:
+            raise os_error(errno.EINVAL)
+        src, dst = self._handle(fh_in), self._handle(fh_out)
+        if src.is_dir or dst.is_dir:
+            raise os_error(errno.EISDIR)
+        done = 0
+        length = min(length, COPY_MAX)
+        while done < length and not self.interrupted(req):
+            data = self.vfs.read(src, min(COPY_CHUNK, length - done), off_in + done)
+            if not data:
+                break
+            written = self.vfs.write(caller, dst, data, off_out + done)
+            done += written
+            if written < len(data):
+                break
+        return p.WRITE_OUT.pack(done, 0)
+
+    # -- directories --------------------------------------------------------------------------
+
+    def opendir(self, req: Request, caller: Caller):
+        of = self.vfs.open_inode(caller, self._ino(req), os.O_RDONLY | os.O_DIRECTORY)
+        if not of.is_dir:
+            self.vfs.close(of)
+            raise os_error(errno.ENOTDIR)
+        return p.OPEN_OUT.pack(self._add_handle(of), 0, 0)
+
+    def _listing(self, of, caller: Caller, offset: int) -> list:
+        """The directory as READDIR sees it: a snapshot taken at offset 0, so offsets stay stable."""
+        if offset == 0 or "listing" not in of.state:
+            entries = self.vfs.readdir(caller, of.ino)
+            parent = self.vfs.fs.lookup(of.ino, "..")
+            of.state["listing"] = [(".", of.ino, 0o040000), ("..", parent, 0o040000),
+                                   *((e.name, e.ino, e.type) for e in entries)]
+        return of.state["listing"]
+
+    def readdir(self, req: Request, caller: Caller):
+        fh, offset, size, *_ = p.unpack(p.READ_IN, req)
+        of = self._handle(fh)
+        out, used = [], 0
+        for i, (name, ino, mode) in enumerate(self._listing(of, caller, offset)[offset:], offset):
+            ent = p.dirent(ino, i + 1, os.fsencode(name), mode)
+            if used + len(ent) > size:
+                break
+            out.append(ent)
+            used += len(ent)
+        return out
+
+    def readdirplus(self, req: Request, caller: Caller):
+        fh, offset, size, *_ = p.unpack(p.READ_IN, req)
+        of = self._handle(fh)
+        out, used = [], 0
+        for i, (name, ino, mode) in enumerate(self._listing(of, caller, offset)[offset:], offset):
+            ent = p.dirent(ino, i + 1, os.fsencode(name), mode)
+            if used + p.ENTRY_OUT_SIZE + len(ent) > size:
+                break
+            if name in (".", ".."):
+                entry = p.empty_entry()
+            else:
+                try:
+                    entry = self._entry(ino)
+                except OSError:  # removed since the listing was taken
+                    entry = p.empty_entry()
+            out += (entry, ent)
+            used += p.ENTRY_OUT_SIZE + len(ent)
+        return out
