@@ -554,12 +554,15 @@ class FileSystem(TreeReader):
                 self._flush_dirty()
             if offset > node.size and first > node.size // bs:
                 self._zero_tail(node)
-            buf = bytearray((last - first) * bs)
-            if offset % bs:
-                self._read_block(node, first, memoryview(buf)[:bs])
-            if end % bs and (last - 1 != first or not offset % bs):
-                self._read_block(node, last - 1, memoryview(buf)[-bs:])
-            buf[offset - first * bs:end - first * bs] = data
+            if offset % bs or end % bs:  # partial blocks: read, patch, rewrite whole
+                buf = bytearray((last - first) * bs)
+                if offset % bs:
+                    self._read_block(node, first, memoryview(buf)[:bs])
+                if end % bs and (last - 1 != first or not offset % bs):
+                    self._read_block(node, last - 1, memoryview(buf)[-bs:])
+                buf[offset - first * bs:end - first * bs] = data
+            else:
+                buf = data  # whole blocks go out as they are, one copy fewer
             overwrite = not cold and any(lba is not None for _, _, lba in node.extents.runs(first, last - first))
             done = self._write_blocks(node, first, buf, end, Stream.HOT if overwrite else Stream.COLD)
             self.user_blocks_written += done
@@ -737,7 +740,7 @@ class FileSystem(TreeReader):
         self._read_block(node, block, memoryview(buf))
         self._write_blocks(node, block, buf, node.size, Stream.HOT)
 
-    def _write_blocks(self, node: Inode, first: int, buf: bytearray, end: int, stream: Stream) -> int:
+    def _write_blocks(self, node: Inode, first: int, buf, end: int, stream: Stream) -> int:
         """Log whole blocks from file block ``first``; the file grows to ``end`` bytes as they land.
 
         Each unit carries the inode's new size and times, so every unit on its

@@ -60,17 +60,28 @@ def header_blocks_for(records_len: int, block_size: int) -> int:
 def build_frame(magic: bytes, uuid: bytes, seq: int, records: bytes, data, block_size: int,
                 stream: int = 0) -> bytearray:
     """The bytes of one frame: header, records, padding, then ``data`` (whole blocks)."""
+    head, data = build_head(magic, uuid, seq, records, data, block_size, stream)
+    return head + data
+
+
+def build_head(magic: bytes, uuid: bytes, seq: int, records: bytes, data, block_size: int,
+               stream: int = 0) -> tuple[bytearray, memoryview]:
+    """A frame's header blocks (its CRC32C covering ``data`` too) and ``data`` as a byte view.
+
+    Written back to back they are the frame; keeping them apart spares
+    copying a large payload into a new buffer first.
+    """
     data = memoryview(data if data is not None else b"").cast("B")
     if data.nbytes % block_size:
         raise ValueError(f"frame data of {data.nbytes} bytes is not whole blocks")
     hblocks = header_blocks_for(len(records), block_size)
-    dblocks = data.nbytes // block_size
-    frame = bytearray((hblocks + dblocks) * block_size)
-    HEADER.pack_into(frame, 0, magic, VERSION, stream, uuid, seq, 0, hblocks, dblocks, len(records), 0)
-    frame[HEADER.size:HEADER.size + len(records)] = records
-    frame[hblocks * block_size:] = data
-    struct.pack_into("<I", frame, CRC_OFFSET, crc32c.crc32c(frame))
-    return frame
+    head = bytearray(hblocks * block_size)
+    HEADER.pack_into(head, 0, magic, VERSION, stream, uuid, seq, 0, hblocks, data.nbytes // block_size,
+                     len(records), 0)
+    head[HEADER.size:HEADER.size + len(records)] = records
+    crc = crc32c.crc32c(data, crc32c.crc32c(head)) if data.nbytes else crc32c.crc32c(head)
+    struct.pack_into("<I", head, CRC_OFFSET, crc)
+    return head, data
 
 
 def parse_header(block) -> FrameHeader | None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 
 from zcsdfs.lfs.errors import NoSpace
-from zcsdfs.lfs.format import UNIT_MAGIC, build_frame, header_blocks_for
+from zcsdfs.lfs.format import UNIT_MAGIC, build_head, header_blocks_for
 
 MAX_UNIT_DATA_BLOCKS = 1024
 RESERVE_ZONES = 1  # free zones data may not take: room for metadata and GC on a full device
@@ -141,9 +141,11 @@ class LogWriter:
         """Write one unit (after ``room``); return the LBA of its first data block."""
         head = self.route[stream]
         zone = self.heads[head]
-        frame = build_frame(UNIT_MAGIC, self.uuid, self.next_seq, records, data, self.block_size, stream)
-        nblocks = len(frame) // self.block_size
-        lba = self.device.append(zone, frame)
+        head, payload = build_head(UNIT_MAGIC, self.uuid, self.next_seq, records, data, self.block_size, stream)
+        nblocks = (len(head) + payload.nbytes) // self.block_size
+        lba = self.device.append(zone, head)  # header and payload land back to back: one frame
+        if payload.nbytes:
+            self.device.append(zone, payload)
         self.modified[zone] = self.next_seq
         self.next_seq += 1
         self.wp[zone] = lba + nblocks
