@@ -104,7 +104,7 @@ def test_init_refuses_protocols_before_7_31(volume):
 
 
 def test_lookup_counts_and_forget(server):
-    nodeid, _, fh = create(server, "f")[0], None, None
+    nodeid = create(server, "f")[0]
     assert server.nodes.lookups(nodeid) == 1
     again, fields, valid = lookup(server, "f")
     assert again == nodeid and server.nodes.lookups(nodeid) == 2
@@ -122,7 +122,7 @@ def test_lookup_counts_and_forget(server):
 
 def test_write_read_getattr_roundtrip(server):
     nodeid, fh, open_flags = create(server, "data")
-    assert open_flags & p.FOPEN_KEEP_CACHE
+    assert open_flags & p.FOPEN_KEEP_CACHE and open_flags & p.FOPEN_NOFLUSH  # close(2) sends no FLUSH
     data = os.urandom(70_000)
     out = ok(server, Opcode.WRITE, p.WRITE_IN.pack(fh, 5, len(data), 0, 0, 0, 0) + data, nodeid=nodeid)
     assert p.WRITE_OUT.unpack(out)[0] == len(data)
@@ -134,6 +134,61 @@ def test_write_read_getattr_roundtrip(server):
     ok(server, Opcode.RELEASE, p.RELEASE_IN.pack(fh, 0, 0, 0), nodeid=nodeid)
     code, _, _ = reply(server, request(Opcode.READ, p.READ_IN.pack(fh, 0, 10, 0, 0, 0, 0), nodeid=nodeid))
     assert code == errno.EBADF
+
+
+CAPS = struct.pack("<IIIII", 0x02000000, 1, 0, 0, 0)  # a vfs_cap_data, revision 2
+
+
+def _privileged(server, nodeid, mode=0o6755):
+    """Give ``nodeid`` setuid, setgid and a security.capability, as root."""
+    ok(server, Opcode.SETATTR, p.SETATTR_IN.pack(p.FATTR_MODE, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, stat.S_IFREG | mode,
+                                                 0, 0, 0, 0), nodeid=nodeid)
+    ok(server, Opcode.SETXATTR, p.SETXATTR_IN.pack(len(CAPS), 0, 0, 0)[:8] + b"security.capability\0" + CAPS,
+       nodeid=nodeid)
+
+
+def _privileges(server, nodeid) -> tuple[int, bool]:
+    """(setuid/setgid bits, whether security.capability is there) of ``nodeid``."""
+    attr = p.ATTR.unpack_from(ok(server, Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0), nodeid=nodeid),
+                              p.ATTR_OUT_HEAD.size)
+    listed = ok(server, Opcode.LISTXATTR, p.GETXATTR_IN.pack(4096, 0), nodeid=nodeid)
+    return attr[9] & (stat.S_ISUID | stat.S_ISGID), b"security.capability\0" in listed
+
+
+def test_killpriv_v2_is_kept_by_the_server(server):
+    """With HANDLE_KILLPRIV_V2 the kernel stops asking before each write; the server drops privileges."""
+    assert InitFlag.HANDLE_KILLPRIV_V2 in InitFlag(
+        p.INIT_OUT.unpack(ok(Server(server.vfs), Opcode.INIT, init_body(flags=KERNEL_FLAGS | 1 << 28)))[3])
+    suidgid = stat.S_ISUID | stat.S_ISGID
+    nodeid, fh, _ = create(server, "prog", mode=0o755)
+
+    def write(write_flags):
+        ok(server, Opcode.WRITE, p.WRITE_IN.pack(fh, 0, 2, write_flags, 0, 0, 0) + b"hi", nodeid=nodeid)
+
+    _privileged(server, nodeid)
+    write(0)  # root with CAP_FSETID: the capability goes, the mode bits stay
+    assert _privileges(server, nodeid) == (suidgid, False)
+    _privileged(server, nodeid)
+    write(p.FUSE_WRITE_KILL_SUIDGID)  # a writer without CAP_FSETID
+    assert _privileges(server, nodeid) == (0, False)
+    _privileged(server, nodeid, mode=0o6745)
+    write(p.FUSE_WRITE_KILL_SUIDGID)  # setgid without group execute is file locking, not privilege
+    assert _privileges(server, nodeid) == (stat.S_ISGID, False)
+
+    _privileged(server, nodeid)
+    ok(server, Opcode.SETATTR, p.SETATTR_IN.pack(p.FATTR_SIZE | p.FATTR_KILL_SUIDGID, 0, 0, 1, 0, 0, 0, 0, 0,
+                                                 0, 0, 0, 0, 0, 0, 0), nodeid=nodeid)
+    assert _privileges(server, nodeid) == (0, False)
+    _privileged(server, nodeid)
+    ok(server, Opcode.SETATTR, p.SETATTR_IN.pack(p.FATTR_UID, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0),
+       nodeid=nodeid)
+    assert _privileges(server, nodeid) == (0, False)  # chown drops setuid, and setgid with group execute
+    _privileged(server, nodeid)
+    ok(server, Opcode.OPEN, p.OPEN_IN.pack(os.O_WRONLY | os.O_TRUNC, p.FUSE_OPEN_KILL_SUIDGID), nodeid=nodeid)
+    assert _privileges(server, nodeid) == (0, False)
+    _privileged(server, nodeid)
+    ok(server, Opcode.OPEN, p.OPEN_IN.pack(os.O_RDONLY, 0), nodeid=nodeid)
+    assert _privileges(server, nodeid) == (suidgid, True)  # opening alone changes nothing
 
 
 def test_readdir_offsets_resume(server):

@@ -62,6 +62,9 @@ def test_second_user(mount_factory, default_permissions):
     os.chmod(f"{mnt}/shared", 0o1777)
     with open(f"{mnt}/shared/roots", "w") as f:
         f.write("x")
+    with open(f"{mnt}/setuid", "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(f"{mnt}/setuid", 0o6777)
     result = as_user(1000, f"""
         def attempt(name, fn):
             try:
@@ -83,11 +86,14 @@ def test_second_user(mount_factory, default_permissions):
         result["own"] = [st.st_uid, st.st_gid, oct(st.st_mode & 0o777)]
         os.rename(mnt + "/shared/own", mnt + "/shared/own2")
         os.unlink(mnt + "/shared/own2")
+        with open(mnt + "/setuid", "a") as f:  # a write by another user drops setuid and setgid
+            f.write("true")
     """)
     assert result == {"read_secret": errno.EACCES, "public": "everyone", "write_public": errno.EACCES,
                       "mkdir_root": errno.EACCES, "chmod_secret": errno.EPERM, "unlink_sticky": errno.EPERM,
                       "access_secret": False, "own": [1000, 1000, "0o644"]}
     assert sorted(os.listdir(f"{mnt}/shared")) == ["roots"]
+    assert oct(os.stat(f"{mnt}/setuid").st_mode & 0o7777) == "0o777"
 
 
 def test_xattrs(mnt):

@@ -105,6 +105,7 @@ class InitFlag(enum.IntFlag):
     ABORT_ERROR = 1 << 21
     MAX_PAGES = 1 << 22
     CACHE_SYMLINKS = 1 << 23
+    HANDLE_KILLPRIV_V2 = 1 << 28
     SETXATTR_EXT = 1 << 29
     INIT_EXT = 1 << 30
 
@@ -113,6 +114,7 @@ class InitFlag(enum.IntFlag):
 FOPEN_DIRECT_IO = 1 << 0
 FOPEN_KEEP_CACHE = 1 << 1
 FOPEN_CACHE_DIR = 1 << 3
+FOPEN_NOFLUSH = 1 << 5
 
 # SETATTR's ``valid`` bits.
 FATTR_MODE = 1 << 0
@@ -124,6 +126,10 @@ FATTR_MTIME = 1 << 5
 FATTR_FH = 1 << 6
 FATTR_ATIME_NOW = 1 << 7
 FATTR_MTIME_NOW = 1 << 8
+FATTR_KILL_SUIDGID = 1 << 11
+
+FUSE_WRITE_KILL_SUIDGID = 1 << 2  # WRITE's write_flags: the writer lacks CAP_FSETID
+FUSE_OPEN_KILL_SUIDGID = 1 << 0   # OPEN's open_flags: the same, for an O_TRUNC open
 
 FUSE_GETATTR_FH = 1 << 0
 FUSE_FSYNC_FDATASYNC = 1 << 0

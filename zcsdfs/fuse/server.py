@@ -23,6 +23,17 @@ batches, possibly on another handle of the file: it then owns O_APPEND
 positioning and mtime (sent as SETATTR), so handles are opened without
 O_APPEND and reads are served on write-only handles (the kernel reads pages
 to fill partial writes).
+
+Dropping privileges on write: without help the kernel asks GETXATTR
+``security.capability`` before every write (to learn whether it must remove
+it), which costs a round trip per write. We negotiate
+``HANDLE_KILLPRIV_V2`` instead and keep its promise ourselves: a write,
+truncate or chown removes ``security.capability``, and setuid (and setgid
+with group execute) go when the caller lacks CAP_FSETID. The vfs already
+drops those bits for callers other than root (its model of CAP_FSETID);
+the kernel's KILL_SUIDGID flags add root callers without the capability.
+The kernel then marks inodes it has checked ``S_NOSEC`` and skips the
+question until their attributes are next refreshed.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import threading
 import time
 
@@ -48,7 +60,8 @@ COPY_CHUNK = 1 << 20
 COPY_MAX = 1 << 30  # the reply's size is 32 bits; the kernel asks again for the rest
 WANTED = (InitFlag.ASYNC_READ | InitFlag.ATOMIC_O_TRUNC | InitFlag.BIG_WRITES | InitFlag.DO_READDIRPLUS
           | InitFlag.READDIRPLUS_AUTO | InitFlag.ASYNC_DIO | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES
-          | InitFlag.CACHE_SYMLINKS | InitFlag.INIT_EXT)
+          | InitFlag.CACHE_SYMLINKS | InitFlag.HANDLE_KILLPRIV_V2 | InitFlag.INIT_EXT)
+CAPABILITY = "security.capability"
 
 
 @attrs.frozen
@@ -143,25 +156,27 @@ class Server:
             payload = op(req, self._caller(req))
         except ProtocolError as exc:
             log.warning("bad request: %s", exc)
-            payload = exc
+            return self._failed(req, exc.errno)
         except OSError as exc:
-            payload = exc
-        except Exception as exc:  # a bug must cost one request, not the mount
+            return self._failed(req, exc.errno)
+        except Exception:  # a bug must cost one request, not the mount
             log.exception("%s failed", Opcode(req.opcode).name if req.opcode in Opcode._value2member_map_
                           else req.opcode)
-            payload = os_error(errno.EIO)
+            return self._failed(req, errno.EIO)
         finally:
             with self._lock:
                 self._in_flight.pop(req.unique, None)
         if req.opcode in p.NO_REPLY:
             return None
-        if isinstance(payload, BaseException):
-            code = payload.errno if isinstance(payload.errno, int) and 0 < payload.errno < 4096 else errno.EIO
-            return self._error(req.unique, code)
-        if isinstance(payload, (bytes, bytearray, memoryview)):
-            payload = [payload]
-        size = sum(len(b) for b in payload)
-        return [p.out_header(req.unique, 0, size), *payload]
+        if isinstance(payload, list):
+            return [p.out_header(req.unique, 0, sum(map(len, payload))), *payload]
+        return [p.out_header(req.unique, 0, len(payload)), payload]
+
+    def _failed(self, req: Request, code: int | None) -> list | None:
+        """The error reply (EIO for an errno the protocol cannot carry); none for NO_REPLY operations."""
+        if req.opcode in p.NO_REPLY:
+            return None
+        return self._error(req.unique, code if isinstance(code, int) and 0 < code < 4096 else errno.EIO)
 
     @staticmethod
     def _error(unique: int, code: int) -> list:
@@ -225,6 +240,17 @@ class Server:
         if len(data) > size:
             raise os_error(errno.ERANGE)
         return data
+
+    def _drop_privileges(self, caller: Caller, ino: int, suidgid: bool) -> None:
+        """HANDLE_KILLPRIV_V2's promise after a write, truncate or chown (see the module's docstring)."""
+        fs = self.vfs.fs
+        if CAPABILITY in fs.listxattr(ino):
+            fs.removexattr(ino, CAPABILITY)
+        if suidgid and caller.is_root:
+            mode = fs.getattr(ino).st_mode
+            kill = stat.S_ISUID | (stat.S_ISGID if mode & stat.S_IXGRP else 0)
+            if mode & kill:
+                fs.setattr(ino, mode=mode & 0o7777 & ~kill)
 
     # -- session ------------------------------------------------------------------------------
 
@@ -331,11 +357,13 @@ class Server:
             vfs.chmod(caller, ino, mode)
         if valid & (p.FATTR_UID | p.FATTR_GID):
             vfs.chown(caller, ino, uid if valid & p.FATTR_UID else -1, gid if valid & p.FATTR_GID else -1)
+            self._drop_privileges(caller, ino, suidgid=False)  # vfs.chown drops setuid and setgid itself
         if valid & p.FATTR_SIZE:
             by_handle = bool(valid & p.FATTR_FH)  # ftruncate: checked when the file was opened
             if by_handle:
                 self._handle(fh)
             vfs.truncate(caller, ino, size, check_access=not by_handle)
+            self._drop_privileges(caller, ino, bool(valid & p.FATTR_KILL_SUIDGID))
         if valid & (p.FATTR_ATIME | p.FATTR_MTIME):
             now = time.time_ns()
             explicit = (valid & p.FATTR_ATIME and not valid & p.FATTR_ATIME_NOW
@@ -392,17 +420,24 @@ class Server:
         return flags & ~os.O_APPEND if self.options.writeback_cache else flags
 
     def _opened(self, of) -> bytes:
-        return p.OPEN_OUT.pack(self._add_handle(of), p.FOPEN_KEEP_CACHE, 0)
+        """FOPEN_NOFLUSH: close(2) need not send FLUSH, as every write is in the log when it is answered
+        (the kernel ignores the flag with writeback_cache, where FLUSH pushes its dirty pages first)."""
+        return p.OPEN_OUT.pack(self._add_handle(of), p.FOPEN_KEEP_CACHE | p.FOPEN_NOFLUSH, 0)
 
     def open(self, req: Request, caller: Caller):
-        flags, _ = p.unpack(p.OPEN_IN, req)
-        return self._opened(self.vfs.open_inode(caller, self._ino(req), self._open_flags(flags)))
+        flags, open_flags = p.unpack(p.OPEN_IN, req)
+        of = self.vfs.open_inode(caller, self._ino(req), self._open_flags(flags))
+        if flags & os.O_TRUNC and not of.is_dir:
+            self._drop_privileges(caller, of.ino, bool(open_flags & p.FUSE_OPEN_KILL_SUIDGID))
+        return self._opened(of)
 
     def create(self, req: Request, caller: Caller):
-        flags, mode, _umask, _ = p.unpack(p.CREATE_IN, req)
+        flags, mode, _umask, open_flags = p.unpack(p.CREATE_IN, req)
         (name,) = self._name(req, p.CREATE_IN.size)
         of = self.vfs.open(caller, name, self._ino(req), self._open_flags(flags) | os.O_CREAT, mode)
         try:
+            if flags & os.O_TRUNC:  # an existing file, truncated
+                self._drop_privileges(caller, of.ino, bool(open_flags & p.FUSE_OPEN_KILL_SUIDGID))
             entry = self._entry(of.ino)
         except OSError:
             self.vfs.close(of)
@@ -417,11 +452,13 @@ class Server:
         return self.vfs.read(of, size, offset)
 
     def write(self, req: Request, caller: Caller):
-        fh, offset, size, *_ = p.unpack(p.WRITE_IN, req)
+        fh, offset, size, write_flags, *_ = p.unpack(p.WRITE_IN, req)
         data = req.body[p.WRITE_IN.size:p.WRITE_IN.size + size]
         if len(data) != size:
             raise ProtocolError(errno.EINVAL, f"WRITE of {size} bytes carries {len(data)}", req.unique)
-        done = self.vfs.write(caller, self._handle(fh), data, offset)
+        of = self._handle(fh)
+        done = self.vfs.write(caller, of, data, offset)
+        self._drop_privileges(caller, of.ino, bool(write_flags & p.FUSE_WRITE_KILL_SUIDGID))
         return p.WRITE_OUT.pack(done, 0)
 
     def flush(self, req: Request, caller: Caller):
