@@ -141,6 +141,7 @@ class FileSystem(TreeReader):
         self._held: dict[int, int] = {}
         self._dirty: dict[int, dict[int, bytes]] = {}  # the write buffer: ino -> file block -> data
         self._dirty_attrs: dict[int, tuple[int, int]] = {}  # ino -> buffered (size, mtime)
+        self._dirty_new: dict[int, int] = {}  # ino -> buffered blocks not mapped yet (for st_blocks)
         self._dirty_blocks = 0
         self._dirty_hot = False
         self._dirty_cold = False
@@ -611,6 +612,8 @@ class FileSystem(TreeReader):
     def _hold_block(self, node: Inode, blocks: dict, block: int, data: bytes) -> None:
         if block not in blocks:
             self._dirty_blocks += 1
+            if node.extents.lookup(block) is None:
+                self._dirty_new[node.ino] = self._dirty_new.get(node.ino, 0) + 1
         blocks[block] = data
 
     def _block_now(self, node: Inode, blocks: dict, block: int, size: int) -> bytearray:
@@ -657,7 +660,7 @@ class FileSystem(TreeReader):
         finally:
             self._flushing = False
         lba = self.writer.append(stream, self._take_pending() + encoded, b"".join(chunks))
-        self._dirty, self._dirty_attrs = {}, {}
+        self._dirty, self._dirty_attrs, self._dirty_new = {}, {}, {}
         self._dirty_blocks = 0
         self._dirty_hot = self._dirty_cold = False
         self.ns.apply_unit(recs, lba)
@@ -686,7 +689,7 @@ class FileSystem(TreeReader):
         if held is None:
             return st
         size, mtime = held
-        extra = sum(1 for b in self._dirty.get(ino, ()) if self.ns.inodes[ino].extents.lookup(b) is None)
+        extra = self._dirty_new.get(ino, 0)
         return attrs_evolve(st, st_size=max(size, st.st_size), st_mtime_ns=mtime, st_ctime_ns=mtime,
                             st_blocks=st.st_blocks + extra * (self.block_size // 512))
 
