@@ -137,7 +137,7 @@ class Volume:
             if not self.mounted:
                 return
             self.mounted = False
-            for of in self._fds.close_all():
+            for of in {id(of): of for of in self._fds.close_all()}.values():  # dup'd ones once
                 of.refs = 1
                 self.vfs.close(of)
             self.fs.unmount()
@@ -219,12 +219,15 @@ class Volume:
         self.vfs.close(self._fds.remove(fd))
 
     def closerange(self, fd_low: int, fd_high: int) -> None:
-        """Close zcsdfs descriptors in the range, and real ones as ``os.closerange`` would
-        (except the numbers zcsdfs holds in reserve)."""
+        """Close this volume's descriptors in the range, and real ones as ``os.closerange``
+        would, sparing the numbers any volume holds."""
         mine = sorted(fd for fd, _ in self._fds.items() if fd_low <= fd < fd_high)
         for fd in mine:
             self.close(fd)
-        reserved = {self._fds._null}
+        reserved = set()  # every volume's numbers, which the real closerange must spare
+        for volume in list(_volumes):
+            reserved.add(volume._fds._null)
+            reserved.update(fd for fd, _ in volume._fds.items())
         low = fd_low
         for fd in sorted(reserved) + [fd_high]:
             if fd < low or fd > fd_high:
@@ -258,12 +261,12 @@ class Volume:
     def read(self, fd: int, n: int) -> bytes:
         if not self._mine(fd):
             return os.read(fd, n)
-        return self.vfs.read(self._file(fd), n)
+        return self.vfs.read(self._file(fd), n, caller=self._caller)
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
         if not self._mine(fd):
             return os.pread(fd, n, offset)
-        return self.vfs.read(self._file(fd), n, offset)
+        return self.vfs.read(self._file(fd), n, offset, caller=self._caller)
 
     def readv(self, fd: int, buffers) -> int:
         if not self._mine(fd):
@@ -279,7 +282,7 @@ class Volume:
         views = [memoryview(b).cast("B") for b in buffers]
         if any(v.readonly for v in views):
             raise BufferError("Object is not writable.")
-        data = self.vfs.read(of, sum(v.nbytes for v in views), offset)
+        data = self.vfs.read(of, sum(v.nbytes for v in views), offset, caller=self._caller)
         at = 0
         for v in views:
             chunk = data[at:at + v.nbytes]
@@ -688,6 +691,16 @@ class Volume:
 
     def sync(self) -> None:
         self.vfs.sync()
+
+    # -- computational storage ----------------------------------------------------------------
+
+    def csd_stats(self):
+        """Totals of every CSD kernel run on this volume (a ``zcsdfs.vfs.csd.CsdStats`` copy)."""
+        return copy.copy(self.vfs.csd.stats)
+
+    def csd_result(self, fd: int) -> bytes:
+        """The last output of the write-event kernel bound to ``fd`` (or to this process's file)."""
+        return self.vfs.csd.event_result(self._file(fd), self._caller)
 
 
 @atexit.register

@@ -8,9 +8,11 @@ contracts in ``program``, ``helpers``, ``memory`` and ``errors``.
 Kernels for files: :func:`load` gives a :class:`Kernel` (``registry``) that
 runs over a file view (``fileview``) with the storage helpers (``stdlib``)
 or OpenCSD's (``opencsd``); the C headers for kernel authors are in
-``include/``.
+``include/``. :func:`advice` gives the ``posix_fadvise`` value that binds a
+kernel to an open file (``zcsdfs.vfs.csd`` does the binding).
 """
 
+from zcsdfs.csd.fadvise import advice
 from zcsdfs.csd.registry import Kernel, KernelStats, load
 
-__all__ = ["Kernel", "KernelStats", "load"]
+__all__ = ["Kernel", "KernelStats", "advice", "load"]

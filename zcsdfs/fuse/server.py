@@ -449,7 +449,7 @@ class Server:
         of = self._handle(fh)
         if self.options.writeback_cache and not of.readable and not of.is_dir:
             return self.vfs.fs.read(of.ino, offset, size)  # the kernel filling a partly written page
-        return self.vfs.read(of, size, offset)
+        return self.vfs.read(of, size, offset, caller=caller)
 
     def write(self, req: Request, caller: Caller):
         fh, offset, size, write_flags, *_ = p.unpack(p.WRITE_IN, req)
@@ -503,7 +503,7 @@ class Server:
         done = 0
         length = min(length, COPY_MAX)
         while done < length and not self.interrupted(req):
-            data = self.vfs.read(src, min(COPY_CHUNK, length - done), off_in + done)
+            data = self.vfs.read(src, min(COPY_CHUNK, length - done), off_in + done, caller=caller)
             if not data:
                 break
             written = self.vfs.write(caller, dst, data, off_out + done)

@@ -18,6 +18,7 @@ import stat
 from zcsdfs.lfs.filesystem import XATTR_CREATE, XATTR_REPLACE
 from zcsdfs.vfs.cache import BlockCache
 from zcsdfs.vfs.caller import Caller
+from zcsdfs.vfs.csd import Bindings
 from zcsdfs.vfs.errors import bad_fd, os_error
 from zcsdfs.vfs.files import OpenFile
 from zcsdfs.vfs.permissions import R, W, X, allowed, check, check_owner, check_sticky
@@ -42,6 +43,7 @@ class Vfs:
         self.walker = Walker(fs)
         self.cache = BlockCache(fs.block_size)
         self.root = fs.ROOT
+        self.csd = Bindings(self)  # CSD kernels bound to open files
 
     # -- resolution ---------------------------------------------------------------------------
 
@@ -299,6 +301,8 @@ class Vfs:
         if not stat.S_ISDIR(st.st_mode):
             raise os_error(errno.ENOTDIR)
         check(caller, st, R)
+        if not self.readonly:
+            self.fs.touch_atime(ino)
         return self.fs.readdir(ino)
 
     def path_of(self, ino: int) -> str:
@@ -332,10 +336,14 @@ class Vfs:
             check_owner(caller, st)
 
     def getxattr(self, caller: Caller, ino: int, name: str) -> bytes:
+        if self.csd.handles(name):
+            return self.csd.getxattr(caller, ino, name)
         self._xattr_access(caller, ino, name, R)
         return self.fs.getxattr(ino, name)
 
     def setxattr(self, caller: Caller, ino: int, name: str, value: bytes, flags: int = 0) -> None:
+        if self.csd.handles(name):
+            return self.csd.setxattr(caller, ino, name, value, flags)
         self._check_writable()
         if flags & ~(XATTR_CREATE | XATTR_REPLACE):
             raise os_error(errno.EINVAL)
@@ -343,6 +351,8 @@ class Vfs:
         self.fs.setxattr(ino, name, value, flags)
 
     def removexattr(self, caller: Caller, ino: int, name: str) -> None:
+        if self.csd.handles(name):
+            return self.csd.removexattr(caller, ino, name)
         self._check_writable()
         self._xattr_access(caller, ino, name, W)
         self.fs.removexattr(ino, name)
@@ -351,7 +361,7 @@ class Vfs:
         names = self.fs.listxattr(ino)
         if not caller.is_root:
             names = [n for n in names if not n.startswith("trusted.")]
-        return names
+        return names + self.csd.listxattr(caller, ino)
 
     # -- open files ---------------------------------------------------------------------------
 
@@ -373,7 +383,7 @@ class Vfs:
             self._parent_for_change(caller, r)
             uid, gid, perm = self._new_owner(caller, r.parent, stat.S_IFREG | (mode & 0o7777))
             ino = self.fs.create(r.parent, r.name, perm & 0o7777, uid, gid)
-            return self._opened(ino, flags, False)
+            return self._opened(caller, ino, flags, False)
         if creat and excl:
             raise os_error(errno.EEXIST)
         st = self.fs.getattr(r.ino)
@@ -398,7 +408,7 @@ class Vfs:
         if flags & os.O_TRUNC and kind == stat.S_IFREG and want & W:
             self.cache.drop(r.ino)
             self.fs.truncate(r.ino, 0)
-        return self._opened(r.ino, flags, kind == stat.S_IFDIR)
+        return self._opened(caller, r.ino, flags, kind == stat.S_IFDIR)
 
     def open_inode(self, caller: Caller, ino: int, flags: int) -> OpenFile:
         """Open an inode found by lookup (FUSE's OPEN), with the same checks as ``open``."""
@@ -412,32 +422,39 @@ class Vfs:
         if flags & os.O_TRUNC and stat.S_ISREG(st.st_mode):
             self.cache.drop(ino)
             self.fs.truncate(ino, 0)
-        return self._opened(ino, flags, stat.S_ISDIR(st.st_mode))
+        return self._opened(caller, ino, flags, stat.S_ISDIR(st.st_mode))
 
-    def _opened(self, ino: int, flags: int, is_dir: bool) -> OpenFile:
+    def _opened(self, caller: Caller, ino: int, flags: int, is_dir: bool) -> OpenFile:
         self.fs.hold(ino)
-        return OpenFile(ino, flags & OPEN_FLAGS, is_dir)
+        of = OpenFile(ino, flags & OPEN_FLAGS, is_dir, pid=caller.pid)
+        self.csd.opened(of)
+        return of
 
     def close(self, of: OpenFile) -> None:
         """Drop one reference to a description; the last one releases the inode."""
         of.refs -= 1
         if of.refs == 0:
+            self.csd.closed(of)
             self.fs.release(of.ino)
 
     def set_status_flags(self, of: OpenFile, flags: int) -> None:
         of.flags = (of.flags & ~STATUS_FLAGS) | (flags & STATUS_FLAGS)
 
-    def read(self, of: OpenFile, size: int, offset: int | None = None) -> bytes:
-        """Read at ``offset``, or at the description's offset (advancing it)."""
+    def read(self, of: OpenFile, size: int, offset: int | None = None, *, caller: Caller | None = None) -> bytes:
+        """Read at ``offset``, or at the description's offset (advancing it); a bound CSD kernel
+        answers instead of the data (see ``vfs.csd``)."""
         if not of.readable:
             raise bad_fd()
         if of.is_dir:
             raise os_error(errno.EISDIR)
         if size < 0:
             raise os_error(errno.EINVAL)
+        if offset is not None and offset < 0:
+            raise os_error(errno.EINVAL)
+        computed = self.csd.read(of, size, offset, caller)
+        if computed is not None:
+            return computed
         if offset is not None:
-            if offset < 0:
-                raise os_error(errno.EINVAL)
             return self._read(of, offset, size)
         with of.lock:
             data = self._read(of, of.offset, size)
@@ -445,6 +462,8 @@ class Vfs:
             return data
 
     def _read(self, of: OpenFile, offset: int, size: int) -> bytes:
+        if size and not of.flags & os.O_NOATIME and not self.readonly:
+            self.fs.touch_atime(of.ino)
         if of.advice == os.POSIX_FADV_SEQUENTIAL or self.cache.caches(of.ino):
             return self._read_cached(of, offset, size)
         return self.fs.read(of.ino, offset, size)
@@ -499,18 +518,23 @@ class Vfs:
         if offset is not None and offset < 0:
             raise os_error(errno.EINVAL)
         self.cache.drop(of.ino)
+        stored = self.csd.transform(of, caller, data, offset)  # a write-stream kernel's output, or data
+        cold = of.advice == os.POSIX_FADV_NOREUSE  # written once, not expected to change: cold zones
         with of.lock:
             if of.append:
                 with fs._lock:  # end of file and the write, as one step
                     at = fs.getattr(of.ino).st_size
-                    done = fs.write(of.ino, at, data)
+                    done = fs.write(of.ino, at, stored, cold)
                 if offset is None:
                     of.offset = at + done
             elif offset is None:
-                done = fs.write(of.ino, of.offset, data)
+                at = of.offset
+                done = fs.write(of.ino, at, stored, cold)
                 of.offset += done
             else:
-                done = fs.write(of.ino, offset, data)
+                at = offset
+                done = fs.write(of.ino, offset, stored, cold)
+        done = self.csd.written(of, caller, data, stored, at, done)
         if of.sync:
             fs.fsync(of.ino)
         if not caller.is_root:
@@ -562,6 +586,8 @@ class Vfs:
         Values outside POSIX's are reserved for CSD kernels and give EINVAL
         until one is registered.
         """
+        if self.csd.fadvise(of, offset, length, advice):  # bound a kernel (NORMAL also unbinds)
+            return
         if offset < 0 or length < 0 or advice not in POSIX_ADVICE:
             raise os_error(errno.EINVAL)
         if of.is_dir:

@@ -27,8 +27,9 @@ ACCESS_MODES = {os.O_RDONLY: (True, False), os.O_WRONLY: (False, True), os.O_RDW
 class OpenFile:
     """One open file description."""
 
-    def __init__(self, ino: int, flags: int, is_dir: bool):
+    def __init__(self, ino: int, flags: int, is_dir: bool, *, pid: int = 0):
         self.ino = ino
+        self.pid = pid  # the process that opened it: per-process CSD bindings last while it has the file open
         self.flags = flags
         self.is_dir = is_dir
         self.readable, self.writable = ACCESS_MODES.get(flags & os.O_ACCMODE, (False, False))
