@@ -400,15 +400,8 @@ class Vfs:
         want = {os.O_RDONLY: R, os.O_WRONLY: W, os.O_RDWR: R | W}.get(flags & os.O_ACCMODE)
         if want is None:
             raise os_error(errno.EINVAL)
-        if flags & os.O_TRUNC and kind == stat.S_IFREG:
-            want |= W
-        if want & W:
-            self._check_writable()
-        check(caller, st, want)
-        if flags & os.O_TRUNC and kind == stat.S_IFREG and want & W:
-            self.cache.drop(r.ino)
-            self.fs.truncate(r.ino, 0)
-        return self._opened(caller, r.ino, flags, kind == stat.S_IFDIR)
+        truncate = bool(flags & os.O_TRUNC) and kind == stat.S_IFREG
+        return self._grant(caller, r.ino, st, want | (W if truncate else 0), flags, truncate)
 
     def open_inode(self, caller: Caller, ino: int, flags: int) -> OpenFile:
         """Open an inode found by lookup (FUSE's OPEN), with the same checks as ``open``."""
@@ -416,10 +409,15 @@ class Vfs:
         want = {os.O_RDONLY: R, os.O_WRONLY: W, os.O_RDWR: R | W}.get(flags & os.O_ACCMODE, R)
         if stat.S_ISDIR(st.st_mode) and want & W:
             raise os_error(errno.EISDIR)
-        if want & W or flags & os.O_TRUNC:
+        truncate = bool(flags & os.O_TRUNC) and stat.S_ISREG(st.st_mode)
+        return self._grant(caller, ino, st, want | (W if flags & os.O_TRUNC else 0), flags, truncate)
+
+    def _grant(self, caller: Caller, ino: int, st, want: int, flags: int, truncate: bool) -> OpenFile:
+        """The checks and effects every open of an existing inode shares."""
+        if want & W:
             self._check_writable()
-        check(caller, st, want | (W if flags & os.O_TRUNC else 0))
-        if flags & os.O_TRUNC and stat.S_ISREG(st.st_mode):
+        check(caller, st, want)
+        if truncate:
             self.cache.drop(ino)
             self.fs.truncate(ino, 0)
         return self._opened(caller, ino, flags, stat.S_ISDIR(st.st_mode))
