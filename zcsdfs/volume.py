@@ -25,7 +25,7 @@ import threading
 import weakref
 
 from zcsdfs.lfs import mkfs, mount as lfs_mount
-from zcsdfs.vfs.caller import Caller
+from zcsdfs.vfs.caller import Caller, CurrentProcess
 from zcsdfs.vfs.core import Vfs
 from zcsdfs.vfs.errors import bad_fd, os_error
 from zcsdfs.vfs.files import Descriptors, OpenFile
@@ -264,9 +264,10 @@ class Volume:
         return self.vfs.read(self._file(fd), n, caller=self._caller)
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.pread(fd, n, offset)
-        return self.vfs.read(self._file(fd), n, offset, caller=self._caller)
+        return self.vfs.read(of, n, offset, caller=self._caller)
 
     def readv(self, fd: int, buffers) -> int:
         if not self._mine(fd):
@@ -296,9 +297,10 @@ class Volume:
         return self.vfs.write(self.caller, self._file(fd), data)
 
     def pwrite(self, fd: int, data, offset: int) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)  # one look-up: this is the hottest call there is
+        if of is None:
             return os.pwrite(fd, data, offset)
-        return self.vfs.write(self.caller, self._file(fd), data, offset)
+        return self.vfs.write(self._caller or CurrentProcess(), of, data, offset)
 
     def writev(self, fd: int, buffers) -> int:
         if not self._mine(fd):

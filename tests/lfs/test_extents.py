@@ -129,6 +129,7 @@ class ExtentMapMachine(RuleBasedStateMachine):
     @rule(block=st.integers(0, BLOCKS + 20))
     def lookup(self, block):
         assert self.map.lookup(block) == self.ref.lba.get(block)
+        assert self.map.mapped(block) == (block in self.ref.lba)
         run = self.map.extent_at(block)
         if block not in self.ref.lba:
             assert run is None

@@ -96,11 +96,12 @@ class SmallMap:
 class ExtentMap:
     """``first file block -> (lba, count)``, non-overlapping."""
 
-    __slots__ = ("_extents", "blocks")
+    __slots__ = ("_extents", "blocks", "_end")
 
     def __init__(self):
         self._extents = SmallMap()
         self.blocks = 0  # mapped blocks, for st_blocks
+        self._end: int | None = 0  # end(), kept until a change that can move it
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         """(first file block, lba, count) in file order."""
@@ -112,10 +113,17 @@ class ExtentMap:
 
     def end(self) -> int:
         """One past the last mapped file block (0 for no extents)."""
-        if not self._extents:
-            return 0
-        first, (_, count) = self._extents.peekitem(-1)
-        return first + count
+        if self._end is None:
+            first, (_, count) = self._extents.peekitem(-1) if self._extents else (0, (0, 0))
+            self._end = first + count
+        return self._end
+
+    def mapped(self, block: int) -> bool:
+        """Whether ``block`` is mapped; a map without holes (the usual file) answers without a search."""
+        end = self.end()
+        if block >= end:
+            return False
+        return self.blocks == end or self.lookup(block) is not None
 
     def lookup(self, block: int) -> int | None:
         """The LBA holding file block ``block``, or None for a hole."""
@@ -179,6 +187,7 @@ class ExtentMap:
         extents = self._extents
         displaced = self._unmap(first, first + count)
         self.blocks += count
+        self._end = None
         i = extents.bisect_left(first)
         if i > 0:
             left, (llba, ln) = extents.peekitem(i - 1)
@@ -238,6 +247,7 @@ class ExtentMap:
             raise ValueError(f"extent at file block {first} overlaps or precedes the one before it")
         extents[first] = (lba, count)
         self.blocks += count
+        self._end = None
         self._grow()
 
     def unmap(self, first: int, count: int) -> list[tuple[int, int]]:
@@ -266,6 +276,7 @@ class ExtentMap:
             if hi < stop:
                 extents[hi] = (lba + hi - first, stop - hi)
         self.blocks -= sum(n for _, n in displaced)
+        self._end = None
         self._grow()
         return displaced
 
@@ -280,4 +291,5 @@ class ExtentMap:
         other = ExtentMap()
         other._extents = self._extents.copy()
         other.blocks = self.blocks
+        other._end = self._end
         return other

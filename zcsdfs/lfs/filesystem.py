@@ -539,18 +539,23 @@ class FileSystem(TreeReader):
         with self._lock:
             node = self._file(ino)
             data = memoryview(data).cast("B")
+            size = data.nbytes
             if offset < 0:
                 raise Invalid(f"negative offset {offset}")
-            if not data.nbytes:
+            if not size:
                 return 0
-            end = offset + data.nbytes
+            end = offset + size
             if end > MAX_FILE_SIZE:
                 raise TooBig(f"write to {end} bytes exceeds the maximum file size {MAX_FILE_SIZE}")
             bs = self.block_size
             first, last = offset // bs, -(-end // bs)
-            if last - first <= SMALL_WRITE and self._buffer_fits(last - first):
-                self._buffer(node, offset, data, cold)
-                return data.nbytes
+            if last - first <= SMALL_WRITE:
+                if self._dirty_blocks + last - first > self.buffer_limit:
+                    self._flush_dirty()
+                # once filling, free space for a whole buffer was there when it started
+                if self._dirty or self.statfs().f_bfree >= 2 * self.buffer_limit:
+                    self._buffer(node, offset, data, cold)
+                    return size
             if self._dirty:
                 self._flush_dirty()
             if offset > node.size and first > node.size // bs:
@@ -568,52 +573,58 @@ class FileSystem(TreeReader):
             done = self._write_blocks(node, first, buf, end, Stream.HOT if overwrite else Stream.COLD)
             self.user_blocks_written += done
             self._maybe_checkpoint()
-            return data.nbytes if done == last - first else max(0, (first + done) * bs - offset)
+            return size if done == last - first else max(0, (first + done) * bs - offset)
 
     # -- the write buffer ------------------------------------------------------------------
 
-    def _buffer_fits(self, nblocks: int) -> bool:
-        """Whether ``nblocks`` more can wait in the buffer: one unit's worth, and free space for all."""
-        if self._dirty_blocks + nblocks > self.buffer_limit:
-            self._flush_dirty()
-        if self._dirty:
-            return True  # space for a whole buffer was there when it started filling
-        return self.statfs().f_bfree >= 2 * self.buffer_limit
-
     def _buffer(self, node: Inode, offset: int, data: memoryview, cold: bool) -> None:
-        """Hold a small write in the buffer, patching partial blocks from what the file holds."""
+        """Hold a small write in the buffer, patching partial blocks from what the file holds.
+
+        A whole aligned block, the usual small write, is held as it is.
+        """
         bs = self.block_size
         ino = node.ino
-        size = self._dirty_attrs[ino][0] if ino in self._dirty_attrs else node.size
+        attrs = self._dirty_attrs.get(ino)
+        size = node.size if attrs is None else attrs[0]
         end = offset + data.nbytes
-        first, last = offset // bs, -(-end // bs)
-        blocks = self._dirty.setdefault(ino, {})
+        first = offset // bs
+        blocks = self._dirty.get(ino)
+        if blocks is None:
+            blocks = self._dirty[ino] = {}
         if offset > size and size % bs and first > size // bs:  # zeros between the old end and the write
             tail = size // bs
-            self._hold_block(node, blocks, tail, bytes(self._block_now(node, blocks, tail, size)[:size % bs]).ljust(bs, b"\0"))
-        for b in range(first, last):
-            lo, hi = max(offset, b * bs), min(end, (b + 1) * bs)
-            if hi - lo == bs:
-                block = bytes(data[lo - offset:hi - offset])
-            else:
-                patched = self._block_now(node, blocks, b, size)
-                patched[lo - b * bs:hi - b * bs] = data[lo - offset:hi - offset]
-                block = bytes(patched)
-            self._hold_block(node, blocks, b, block)
-            if cold:
-                self._dirty_cold = True
-            elif not self._dirty_hot and node.extents.lookup(b) is not None:
-                self._dirty_hot = True
-        self._dirty_attrs[ino] = (max(size, end), _now())
+            self._hold_block(node, blocks, tail, bytes(self._block_now(node, blocks, tail, size)[:size % bs]).ljust(bs, b"\0"), cold)
+        if end - offset == bs and offset == first * bs:
+            held = data.obj if type(data.obj) is bytes and len(data.obj) == bs else data.tobytes()
+            self._hold_block(node, blocks, first, held, cold)
+            last = first + 1
+        else:
+            last = -(-end // bs)
+            for b in range(first, last):
+                lo, hi = max(offset, b * bs), min(end, (b + 1) * bs)
+                if hi - lo == bs:
+                    block = bytes(data[lo - offset:hi - offset])
+                else:
+                    patched = self._block_now(node, blocks, b, size)
+                    patched[lo - b * bs:hi - b * bs] = data[lo - offset:hi - offset]
+                    block = bytes(patched)
+                self._hold_block(node, blocks, b, block, cold)
+        self._dirty_attrs[ino] = (end if end > size else size, _now())
         self.user_blocks_written += last - first
         if self._dirty_blocks >= self.buffer_limit:
             self._flush_dirty()
 
-    def _hold_block(self, node: Inode, blocks: dict, block: int, data: bytes) -> None:
+    def _hold_block(self, node: Inode, blocks: dict, block: int, data: bytes, cold: bool) -> None:
+        """Hold ``data`` as file block ``block``, noting whether it is new to the file (for
+        st_blocks) and whether the buffer overwrites data (hot) or is cold."""
+        if cold:
+            self._dirty_cold = True
         if block not in blocks:
             self._dirty_blocks += 1
-            if node.extents.lookup(block) is None:
+            if not node.extents.mapped(block):
                 self._dirty_new[node.ino] = self._dirty_new.get(node.ino, 0) + 1
+            elif not cold:
+                self._dirty_hot = True
         blocks[block] = data
 
     def _block_now(self, node: Inode, blocks: dict, block: int, size: int) -> bytearray:

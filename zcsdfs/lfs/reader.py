@@ -67,11 +67,11 @@ class TreeReader:
 
     def _file(self, ino: int) -> Inode:
         node = self._node(ino)
+        if node.is_reg:
+            return node
         if node.is_dir:
             raise IsADirectory(f"inode {ino} is a directory")
-        if not node.is_reg:
-            raise Invalid(f"inode {ino} is not a regular file")
-        return node
+        raise Invalid(f"inode {ino} is not a regular file")
 
     def lookup(self, dir_ino: int, name: str | bytes) -> int:
         """The inode ``name`` names in directory ``dir_ino`` ("." and ".." included)."""
@@ -100,6 +100,10 @@ class TreeReader:
             if not node.is_symlink:
                 raise Invalid(f"inode {ino} is not a symbolic link")
             return node.target
+
+    def mode(self, ino: int) -> int:
+        """The mode alone: a hot path checks set-id bits without building a Stat."""
+        return self._node(ino).mode
 
     def getattr(self, ino: int) -> Stat:
         with self._lock:

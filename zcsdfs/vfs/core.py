@@ -511,32 +511,39 @@ class Vfs:
         go to the end of file atomically."""
         if not of.writable:
             raise bad_fd()
-        self._check_writable()
+        if self.readonly:
+            raise os_error(errno.EROFS)
         fs = self.fs
-        if offset is not None and offset < 0:
-            raise os_error(errno.EINVAL)
-        self.cache.drop(of.ino)
-        stored = self.csd.transform(of, caller, data, offset)  # a write-stream kernel's output, or data
+        ino = of.ino
+        self.cache.drop(ino)
+        csd = self.csd if self.csd.any(of) else None
+        stored = csd.transform(of, caller, data, offset) if csd else data  # a write-stream kernel's output
         cold = of.advice == os.POSIX_FADV_NOREUSE  # written once, not expected to change: cold zones
-        with of.lock:
-            if of.append:
-                with fs._lock:  # end of file and the write, as one step
-                    at = fs.getattr(of.ino).st_size
-                    done = fs.write(of.ino, at, stored, cold)
-                if offset is None:
-                    of.offset = at + done
-            elif offset is None:
-                at = of.offset
-                done = fs.write(of.ino, at, stored, cold)
-                of.offset += done
-            else:
-                at = offset
-                done = fs.write(of.ino, offset, stored, cold)
-        done = self.csd.written(of, caller, data, stored, at, done)
-        if of.sync:
-            fs.fsync(of.ino)
-        if not caller.is_root:
-            self._kill_suid(caller, fs.getattr(of.ino))
+        if offset is not None and not of.flags & os.O_APPEND:
+            if offset < 0:
+                raise os_error(errno.EINVAL)
+            at = offset
+            done = fs.write(ino, offset, stored, cold)
+        else:
+            if offset is not None and offset < 0:
+                raise os_error(errno.EINVAL)
+            with of.lock:
+                if of.append:
+                    with fs._lock:  # end of file and the write, as one step
+                        at = fs.getattr(ino).st_size
+                        done = fs.write(ino, at, stored, cold)
+                    if offset is None:
+                        of.offset = at + done
+                else:
+                    at = of.offset
+                    done = fs.write(ino, at, stored, cold)
+                    of.offset += done
+        if csd:
+            done = csd.written(of, caller, data, stored, at, done)
+        if of.flags & (os.O_SYNC | os.O_DSYNC):
+            fs.fsync(ino)
+        if fs.mode(ino) & (stat.S_ISUID | stat.S_ISGID):
+            self._kill_suid(caller, fs.getattr(ino))
         return done
 
     def seek(self, of: OpenFile, offset: int, whence: int) -> int:

@@ -240,6 +240,11 @@ class Bindings:
 
     # -- finding the binding of a request -------------------------------------------------
 
+    def any(self, of) -> bool:
+        """Whether a kernel could be bound for requests on ``of``: one check lets the write
+        path skip both write hooks when none is."""
+        return bool(of.state.get("csd") or self._process)
+
     def binding(self, of, caller, kind: str) -> Binding | None:
         """The ``kind`` kernel bound for this request: the description's, else the process's."""
         own = of.state.get("csd")

@@ -65,6 +65,13 @@ class Descriptors:
         except (KeyError, TypeError):
             raise bad_fd() from None
 
+    def find(self, fd) -> OpenFile | None:
+        """The description ``fd`` names, or None when it is not one of these descriptors."""
+        try:
+            return self._table.get(fd)
+        except TypeError:  # unhashable: not a descriptor of ours either
+            return None
+
     def add(self, of: OpenFile, at: int | None = None) -> int:
         """A new descriptor for ``of`` (at ``at``, replacing whatever real file it named, as dup2)."""
         with self._lock:
