@@ -315,7 +315,6 @@ class FileSystem(TreeReader):
             raise NotFound(f"directory {dir_ino} was removed", name)
         return d, name
 
-    @_settled
     def create(self, dir_ino: int, name: str | bytes, mode: int = 0o644, uid: int = 0, gid: int = 0) -> int:
         """Create an empty regular file; EEXIST if the name is taken."""
         return self.mknod(dir_ino, name, stat.S_IFREG | (mode & 0o7777), 0, uid, gid)

@@ -75,6 +75,14 @@ class TreeReader:
 
     def lookup(self, dir_ino: int, name: str | bytes) -> int:
         """The inode ``name`` names in directory ``dir_ino`` ("." and ".." included)."""
+        ino = self.find(dir_ino, name)
+        if ino is None:
+            raise NotFound(f"no entry {name!r} in directory {dir_ino}", name)
+        return ino
+
+    def find(self, dir_ino: int, name: str | bytes) -> int | None:
+        """``lookup`` that answers None for a missing name: a path walk to a name about to be
+        created expects the miss, and an exception would cost more than the look-up."""
         with self._lock:
             d = self._dir(dir_ino)
             name = as_name(name)
@@ -82,10 +90,7 @@ class TreeReader:
                 return d.ino
             if name == "..":
                 return d.parent
-            try:
-                return d.entries[name]
-            except KeyError:
-                raise NotFound(f"no entry {name!r} in directory {dir_ino}", name) from None
+            return d.entries.get(name)
 
     def readdir(self, dir_ino: int) -> list[DirEntry]:
         """Entries of a directory, in creation order, without "." and ".."."""

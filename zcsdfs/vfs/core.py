@@ -59,19 +59,21 @@ class Vfs:
             raise os_error(errno.ENOTDIR)
         return r.ino
 
-    def _parent_for_change(self, caller: Caller, r: Resolved) -> None:
-        """Adding or removing a name needs write and search permission on its directory."""
+    def _parent_for_change(self, caller: Caller, r: Resolved):
+        """Adding or removing a name needs write and search permission on its directory;
+        returns the directory's Stat."""
         self._check_writable()
-        check(caller, self.fs.getattr(r.parent), W | X)
+        pst = self.fs.getattr(r.parent)
+        check(caller, pst, W | X)
+        return pst
 
     def _check_writable(self) -> None:
         if self.readonly:
             raise os_error(errno.EROFS)
 
-    def _new_owner(self, caller: Caller, parent: int, mode: int) -> tuple[int, int, int]:
-        """uid, gid and mode of a new inode: a setgid directory passes on its group (and, to
-        subdirectories, the setgid bit)."""
-        pst = self.fs.getattr(parent)
+    def _new_owner(self, caller: Caller, pst, mode: int) -> tuple[int, int, int]:
+        """uid, gid and mode of a new inode in the directory ``pst`` describes: a setgid
+        directory passes on its group (and, to subdirectories, the setgid bit)."""
         gid = caller.gid
         if pst.st_mode & stat.S_ISGID:
             gid = pst.st_gid
@@ -166,8 +168,8 @@ class Vfs:
         r = self.resolve(caller, path, start, follow=False)
         if r.ino is not None:
             raise os_error(errno.EEXIST)
-        self._parent_for_change(caller, r)
-        uid, gid, mode = self._new_owner(caller, r.parent, stat.S_IFDIR | (mode & 0o1777))
+        pst = self._parent_for_change(caller, r)
+        uid, gid, mode = self._new_owner(caller, pst, stat.S_IFDIR | (mode & 0o1777))
         return self.fs.mkdir(r.parent, r.name, mode & 0o7777, uid, gid)
 
     def mknod(self, caller: Caller, path: str, start: int, mode: int, rdev: int = 0) -> int:
@@ -179,8 +181,8 @@ class Vfs:
         kind = stat.S_IFMT(mode) or stat.S_IFREG
         if kind in (stat.S_IFCHR, stat.S_IFBLK) and not caller.is_root:
             raise os_error(errno.EPERM)
-        self._parent_for_change(caller, r)
-        uid, gid, perm = self._new_owner(caller, r.parent, kind | (mode & 0o7777))
+        pst = self._parent_for_change(caller, r)
+        uid, gid, perm = self._new_owner(caller, pst, kind | (mode & 0o7777))
         return self.fs.mknod(r.parent, r.name, perm, rdev, uid, gid)
 
     def symlink(self, caller: Caller, target: str, path: str, start: int) -> int:
@@ -189,8 +191,8 @@ class Vfs:
             raise os_error(errno.EEXIST)
         if r.slash:
             raise os_error(errno.ENOENT)
-        self._parent_for_change(caller, r)
-        uid, gid, _ = self._new_owner(caller, r.parent, stat.S_IFLNK)
+        pst = self._parent_for_change(caller, r)
+        uid, gid, _ = self._new_owner(caller, pst, stat.S_IFLNK)
         return self.fs.symlink(r.parent, r.name, target, uid, gid)
 
     def readlink(self, caller: Caller, path: str, start: int) -> str:
@@ -380,8 +382,8 @@ class Vfs:
                 raise os_error(errno.ENOENT)
             if r.slash:
                 raise os_error(errno.EISDIR)
-            self._parent_for_change(caller, r)
-            uid, gid, perm = self._new_owner(caller, r.parent, stat.S_IFREG | (mode & 0o7777))
+            pst = self._parent_for_change(caller, r)
+            uid, gid, perm = self._new_owner(caller, pst, stat.S_IFREG | (mode & 0o7777))
             ino = self.fs.create(r.parent, r.name, perm & 0o7777, uid, gid)
             return self._opened(caller, ino, flags, False)
         if creat and excl:

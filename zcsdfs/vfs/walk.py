@@ -74,14 +74,11 @@ class Walker:
                 raise os_error(errno.EACCES, filename)
             if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
                 raise os_error(errno.ENAMETOOLONG, filename)
-            try:
-                ino = fs.lookup(current, name)
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    raise
+            ino = fs.find(current, name)
+            if ino is None:
                 if last:
                     return Resolved(current, name, None, slash)
-                raise os_error(errno.ENOENT, filename) from None
+                raise os_error(errno.ENOENT, filename)
             st = fs.getattr(ino)
             if stat.S_ISLNK(st.st_mode) and (not last or follow or slash):
                 budget[0] -= 1
