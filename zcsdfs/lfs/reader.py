@@ -42,6 +42,9 @@ XATTR_NAMESPACES = ("user.", "trusted.", "security.")
 UNLOCKED_READ_BLOCKS = 16  # reads of more blocks than this copy outside the lock
 
 
+CAPABILITY = "security.capability"  # file capabilities, which a write or chown removes
+
+
 class TreeReader:
     """Read-only operations over ``self.ns`` (a namespace) and ``self.device``, under ``self._lock``.
 
@@ -106,9 +109,11 @@ class TreeReader:
                 raise Invalid(f"inode {ino} is not a symbolic link")
             return node.target
 
-    def mode(self, ino: int) -> int:
-        """The mode alone: a hot path checks set-id bits without building a Stat."""
-        return self._node(ino).mode
+    def privileged(self, ino: int) -> bool:
+        """Whether the file carries privileges a write takes away (set-id bits or file
+        capabilities): the write path asks this without building a Stat."""
+        node = self._node(ino)
+        return bool(node.mode & (stat.S_ISUID | stat.S_ISGID)) or CAPABILITY in node.xattrs
 
     def getattr(self, ino: int) -> Stat:
         with self._lock:

@@ -16,6 +16,7 @@ import os
 import stat
 
 from zcsdfs.lfs.filesystem import XATTR_CREATE, XATTR_REPLACE
+from zcsdfs.lfs.reader import CAPABILITY
 from zcsdfs.vfs.cache import BlockCache
 from zcsdfs.vfs.caller import Caller
 from zcsdfs.vfs.csd import Bindings
@@ -125,6 +126,9 @@ class Vfs:
                 and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
             kill = stat.S_ISUID | (stat.S_ISGID if st.st_mode & stat.S_IXGRP else 0)
             mode = st.st_mode & 0o7777 & ~kill
+        if not stat.S_ISDIR(st.st_mode) and (uid is not None or gid is not None) \
+                and CAPABILITY in self.fs.listxattr(ino):
+            self.fs.removexattr(ino, CAPABILITY)  # as Linux: a change of owner drops file capabilities
         return self.fs.setattr(ino, uid=uid, gid=gid, mode=mode)
 
     def utime(self, caller: Caller, ino: int, atime_ns: int | None, mtime_ns: int | None, now: bool):
@@ -152,15 +156,20 @@ class Vfs:
             raise os_error(errno.EINVAL)
         self.cache.drop(ino)
         self.fs.truncate(ino, size)
-        self._kill_suid(caller, st)
+        self._drop_privileges(caller, ino)
 
-    def _kill_suid(self, caller: Caller, st) -> None:
-        """A write by someone other than root drops setuid (and setgid with group exec)."""
-        if caller.is_root or not st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+    def _drop_privileges(self, caller: Caller, ino: int) -> None:
+        """What Linux's file_remove_privs does after a write or truncate: file capabilities
+        go whoever writes; setuid (and setgid with group exec) go unless root writes."""
+        fs = self.fs
+        if CAPABILITY in fs.listxattr(ino):
+            fs.removexattr(ino, CAPABILITY)
+        mode = fs.getattr(ino).st_mode
+        if caller.is_root or not mode & (stat.S_ISUID | stat.S_ISGID):
             return
-        kill = stat.S_ISUID | (stat.S_ISGID if st.st_mode & stat.S_IXGRP else 0)
-        if st.st_mode & kill:
-            self.fs.setattr(st.st_ino, mode=st.st_mode & 0o7777 & ~kill)
+        kill = stat.S_ISUID | (stat.S_ISGID if mode & stat.S_IXGRP else 0)
+        if mode & kill:
+            fs.setattr(ino, mode=mode & 0o7777 & ~kill)
 
     # -- names --------------------------------------------------------------------------------
 
@@ -544,8 +553,8 @@ class Vfs:
             done = csd.written(of, caller, data, stored, at, done)
         if of.flags & (os.O_SYNC | os.O_DSYNC):
             fs.fsync(ino)
-        if fs.mode(ino) & (stat.S_ISUID | stat.S_ISGID):
-            self._kill_suid(caller, fs.getattr(ino))
+        if fs.privileged(ino):
+            self._drop_privileges(caller, ino)
         return done
 
     def seek(self, of: OpenFile, offset: int, whence: int) -> int:
