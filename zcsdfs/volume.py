@@ -79,6 +79,19 @@ def _is_blank(device) -> bool:
     return all(z.state is ZoneState.EMPTY for z in device.report())
 
 
+NO_ID = 0xFFFFFFFF  # (uid_t) -1: chown(2)'s "leave it as it is"
+
+
+def _owner_id(value: int, what: str) -> int:
+    """A uid or gid as os.chown takes it: -1 or its unsigned form keeps the current one, and
+    anything else that is no 32-bit id is refused before any work (with os's message)."""
+    if value == -1 or value == NO_ID:
+        return -1
+    if not 0 <= value < NO_ID:
+        raise OverflowError(f"{what} is less than minimum")
+    return value
+
+
 class Volume:
     """One zcsdfs volume, mounted; call ``unmount`` (or let interpreter exit do it)."""
 
@@ -366,7 +379,7 @@ class Volume:
     def fchown(self, fd: int, uid: int, gid: int) -> None:
         if not self._mine(fd):
             return os.fchown(fd, uid, gid)
-        self.vfs.chown(self.caller, self._file(fd).ino, uid, gid)
+        self.vfs.chown(self.caller, self._file(fd).ino, _owner_id(uid, "uid"), _owner_id(gid, "gid"))
 
     def fchdir(self, fd: int) -> None:
         of = self._file(fd)
@@ -469,6 +482,7 @@ class Volume:
         self._call(self.vfs.chmod, self.caller, ino, mode, filename=path)
 
     def chown(self, path, uid: int, gid: int, *, dir_fd=None, follow_symlinks: bool = True) -> None:
+        uid, gid = _owner_id(uid, "uid"), _owner_id(gid, "gid")
         ino = self._ino(path, dir_fd, follow_symlinks)
         self._call(self.vfs.chown, self.caller, ino, uid, gid, filename=path)
 

@@ -106,6 +106,17 @@ def _now() -> int:
     return time.clock_gettime_ns(CLOCK_REALTIME_COARSE)
 
 
+TIME_MAX_S = (1 << 63) // 10**9  # whole seconds of a signed 64-bit nanosecond timestamp, either way
+
+
+def _clamp_time(ns: int | None) -> int | None:
+    """A timestamp the inode can hold: out of range, the nearest whole second that fits, as
+    Linux's timestamp_truncate does with a file system's time limits."""
+    if ns is None or -TIME_MAX_S * 10**9 <= ns <= TIME_MAX_S * 10**9:
+        return ns
+    return TIME_MAX_S * 10**9 if ns > 0 else -TIME_MAX_S * 10**9
+
+
 def _settled(method):
     """Run an operation after the write buffer has gone out, so it sees every earlier write's
     size and times and is logged after them."""
@@ -159,11 +170,11 @@ class FileSystem(TreeReader):
 
     def _log(self, *recs) -> None:
         """Apply one operation's records and queue them for the log, as one atomic group."""
+        encoded = b"".join(records.encode(rec) for rec in recs)  # first: a record that cannot be stored changes nothing
         if self._dirty:
             self._flush_dirty()
         for rec in recs:
             self.ns.apply(rec)
-        encoded = b"".join(records.encode(rec) for rec in recs)
         self._pending.append(encoded)
         self._pending_len += len(encoded)
         if self._pending_len >= PENDING_LIMIT:
@@ -895,7 +906,8 @@ class FileSystem(TreeReader):
             changes = dict(ctime_ns=_now())
             if mode is not None:
                 changes["mode"] = stat.S_IFMT(node.mode) | (mode & 0o7777)
-            for key, value in (("uid", uid), ("gid", gid), ("atime_ns", atime_ns), ("mtime_ns", mtime_ns)):
+            for key, value in (("uid", uid), ("gid", gid), ("atime_ns", _clamp_time(atime_ns)),
+                               ("mtime_ns", _clamp_time(mtime_ns))):
                 if value is not None:
                     changes[key] = value
             self._log(node.record(**changes))
