@@ -10,6 +10,12 @@ anchors. zcsdfs runs as ``zcsdfs mount`` (its own process, an image in
 4 KiB write <= 30 us, 1 MiB sequential write >= 1 GB/s, creates >= 2x
 mfusepy. Needs root (or fusermount3).
 
+On a virtual machine every FUSE round trip wakes a process or a thread,
+and waking an idle vCPU costs about 20 us: the small-request figures
+(4 KiB latency, creates, unlinks) depend on whether the other vCPU is busy.
+Compare runs made in the same conditions; ``taskset -c 1 python
+bench/fuse.py`` puts everything on one CPU, which takes that out.
+
     python bench/fuse.py [--n-small N] [--mib M] [--files F]
 """
 

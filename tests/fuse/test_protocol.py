@@ -7,13 +7,15 @@ import itertools
 import os
 import stat
 import struct
+import subprocess
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from zcsdfs.fuse import protocol as p
 from zcsdfs.fuse.protocol import InitFlag, Opcode
-from zcsdfs.fuse.server import Options, Server
+from zcsdfs.fuse import server as server_module
+from zcsdfs.fuse.server import Options, Server, interruptible, long_running
 from zcsdfs.volume import Volume
 
 _unique = itertools.count(2)
@@ -263,6 +265,79 @@ def test_interrupt_before_start_answers_eintr(server):
     # an interrupt for a request not (or no longer) in flight: EAGAIN, so the kernel retries it
     code, unique, _ = reply(server, request(Opcode.INTERRUPT, p.INTERRUPT_IN.pack(1000), unique=1001))
     assert (code, unique) == (errno.EAGAIN, 1001)
+
+
+def test_times_before_1970_and_beyond_the_stored_range(server, volume):
+    nodeid = create(server, "old")[0]
+
+    def set_times(atime, mtime):
+        body = p.SETATTR_IN.pack(p.FATTR_ATIME | p.FATTR_MTIME, 0, 0, 0, 0, atime, mtime, 0, 5, 7, 0, *[0] * 5)
+        ok(server, Opcode.SETATTR, body, nodeid=nodeid)
+        return volume.stat("/old")
+
+    st = set_times(-315619200, 0)  # 1960-01-01, sent as the kernel's signed seconds
+    assert (st.st_atime_ns, st.st_mtime_ns) == (-315619200 * 10**9 + 5, 7)
+    st = set_times(32503680000, -(1 << 62))  # the year 3000, and far before 1678: clamped
+    limit = (1 << 63) // 10**9 * 10**9  # to the whole seconds an inode holds, as Linux clamps to a file system's limits
+    assert (st.st_atime_ns, st.st_mtime_ns) == (limit, -limit)
+    volume.sync()  # the clamped times fit the on-disk records
+
+
+def test_negative_lookup_answers(volume):
+    plain = Server(volume.vfs, Options())
+    ok(plain, Opcode.INIT, init_body())
+    code, _, _ = reply(plain, request(Opcode.LOOKUP, b"missing\0"))
+    assert code == errno.ENOENT
+    cached = Server(volume.vfs, Options(negative_timeout=2.5))
+    ok(cached, Opcode.INIT, init_body())
+    entry = ok(cached, Opcode.LOOKUP, b"missing\0")
+    assert len(entry) == p.ENTRY_OUT_SIZE
+    assert p.ENTRY_HEAD.unpack_from(entry) == (0, 0, 2, 0, 500_000_000, 0)  # node 0: "no such name"
+    assert len(cached.nodes) == 1  # nothing remembered for the kernel to forget
+    code, _, _ = reply(cached, request(Opcode.LOOKUP, b"missing\0", nodeid=12345))
+    assert code == errno.ESTALE  # only a missing name is cached, not other failures
+
+
+def test_long_running_requests_are_told_apart():
+    def io(opcode, size, carried):
+        return request(opcode, p.READ_IN.pack(1, 0, size, 0, 0, 0, 0) + bytes(carried))
+
+    assert long_running(io(Opcode.WRITE, 1 << 20, 1 << 20))
+    assert not long_running(io(Opcode.WRITE, 4096, 4096))
+    assert long_running(io(Opcode.READ, 1 << 20, 0))
+    assert not long_running(io(Opcode.READ, 4096, 0))
+    assert long_running(request(Opcode.FSYNC, p.FSYNC_IN.pack(1, 0, 0) + bytes(16)))
+    assert not long_running(request(Opcode.LOOKUP, b"some-name-long-enough\0"))
+    assert not long_running(b"\x01\x02")  # too short to say: refused quickly anyway
+    copy = request(Opcode.COPY_FILE_RANGE, p.COPY_FILE_RANGE_IN.pack(1, 0, 2, 3, 0, 1 << 30, 0))
+    assert long_running(copy) and interruptible(copy)
+    assert not interruptible(io(Opcode.WRITE, 1 << 20, 1 << 20))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="starting a process with other groups needs root (as in CI)")
+def test_supplementary_groups_are_read_only_when_a_check_needs_them(volume, monkeypatch):
+    s = Server(volume.vfs, Options(groups_from_proc=True))
+    ok(s, Opcode.INIT, init_body())
+    nodeid = create(s, "team", mode=0o060)[0]  # group read-write only, group 4242
+    ok(s, Opcode.SETATTR, p.SETATTR_IN.pack(p.FATTR_GID, *[0] * 12, 0, 4242, 0), nodeid=nodeid)
+    mine = create(s, "mine", mode=0o600)[0]
+    ok(s, Opcode.SETATTR, p.SETATTR_IN.pack(p.FATTR_UID | p.FATTR_GID, *[0] * 12, 1000, 1000, 0), nodeid=mine)
+    member = subprocess.Popen(["sleep", "60"], extra_groups=[4242], user=1000, group=1000)
+    try:
+        reads = []
+        real = server_module.proc_groups
+        monkeypatch.setattr(server_module, "proc_groups", lambda pid: reads.append(pid) or real(pid))
+        as_member = dict(nodeid=nodeid, uid=1000, gid=1000, pid=member.pid)
+        ok(s, Opcode.ACCESS, p.ACCESS_IN.pack(os.R_OK | os.W_OK, 0), **as_member)
+        assert reads == [member.pid]
+        ok(s, Opcode.ACCESS, p.ACCESS_IN.pack(os.R_OK | os.W_OK, 0), nodeid=mine, uid=1000, gid=1000, pid=member.pid)
+        assert reads == [member.pid]  # the owner's own file: no /proc read
+        code, _, _ = reply(s, request(Opcode.ACCESS, p.ACCESS_IN.pack(os.R_OK, 0), nodeid=nodeid, uid=1001,
+                                      gid=1001, pid=os.getpid()))
+        assert code == errno.EACCES  # another process, not in group 4242
+    finally:
+        member.kill()
+        member.wait()
 
 
 def test_truncated_bodies_get_einval(server):

@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import textwrap
 
 import cffi
@@ -227,3 +228,46 @@ def test_writeback_cache_mount(mount_factory):
     os.chmod(f"{mnt}/wo", 0o600)
     assert open(f"{mnt}/log").read() == "one\ntwo\n"
     assert open(f"{mnt}/wo", "rb").read() == b"\0abc"
+
+
+@pytest.mark.parametrize("negative_timeout", [0.0, 60.0])
+def test_negative_entries(mount_factory, negative_timeout):
+    """Cached "no such name" answers never hide names made through the mount, by any process;
+    only a name made behind the kernel's back stays hidden, and only with negative_timeout."""
+    m = mount_factory(MountOptions(server=Options(negative_timeout=negative_timeout)))
+    names = ("by-child", "dir", "renamed", "linked", "behind")
+    for name in names:
+        assert not os.path.exists(f"{m.path}/{name}")  # each LOOKUP answered "missing"
+    maker = textwrap.dedent(f"""
+        import os
+        open({m.path!r} + "/by-child", "w").close()
+        os.mkdir({m.path!r} + "/dir")
+        open({m.path!r} + "/tmp", "w").close()
+        os.rename({m.path!r} + "/tmp", {m.path!r} + "/renamed")
+        os.link({m.path!r} + "/renamed", {m.path!r} + "/linked")
+    """)
+    done = subprocess.run([sys.executable, "-c", maker], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    m.volume.close(m.volume.open("/behind", os.O_WRONLY | os.O_CREAT, 0o644))  # not through the kernel
+    seen = {name: os.path.exists(f"{m.path}/{name}") for name in names}
+    assert seen == {"by-child": True, "dir": True, "renamed": True, "linked": True,
+                    "behind": not negative_timeout}
+
+
+def test_serves_with_one_worker_that_never_polls(mount_factory):
+    mnt = mount_factory(MountOptions(threads=1, poll_us=0)).path
+    with open(f"{mnt}/f", "wb") as f:
+        f.write(b"x" * (3 << 20))  # large writes: the only worker hands reading over to itself
+    fd = os.open(f"{mnt}/f", os.O_RDONLY)
+    os.fsync(fd)  # FSYNC is long-running too
+    os.close(fd)
+    assert open(f"{mnt}/f", "rb").read() == b"x" * (3 << 20)
+    assert os.listdir(mnt) == ["f"]
+
+
+def test_times_before_1970(mnt):
+    path = f"{mnt}/old"
+    open(path, "w").close()
+    os.utime(path, ns=(-315619200 * 10**9 + 5, -10**9 // 2))  # 1960, and half a second before 1970
+    st = os.stat(path)  # the attributes SETATTR answered with, as the kernel cached them
+    assert (st.st_atime_ns, st.st_mtime_ns) == (-315619200 * 10**9 + 5, -10**9 // 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import random
@@ -11,7 +12,9 @@ import sys
 import textwrap
 
 import cffi
+import pytest
 
+from zcsdfs.fuse.commands import parse_options
 from zcsdfs.zns import ZonedDevice
 from tests.fuse.conftest import abort_connection, needs_fuse
 
@@ -139,3 +142,13 @@ def test_cli_daemon_mount_umount_and_sigterm(tmp_path):
     finally:
         if os.path.ismount(mnt):
             abort_connection(str(mnt))
+
+
+def test_mount_options():
+    opts = parse_options(["allow_other,negative_timeout=2.5", "poll_us=0,threads=2"], "img")
+    assert (opts.allow_other, opts.threads, opts.poll_us, opts.server.negative_timeout) == (True, 2, 0, 2.5)
+    defaults = parse_options([], "img")
+    assert (defaults.threads, defaults.poll_us, defaults.server.negative_timeout) == (4, 50, 0.0)
+    with pytest.raises(OSError) as exc:
+        parse_options(["poll_us=soon"], "img")
+    assert exc.value.errno == errno.EINVAL

@@ -196,6 +196,35 @@ def test_closed_device_refuses_commands(image):
             command()
 
 
+def test_writes_reach_reads_through_the_page_cache(image):
+    """Writes go to the file with pwrite, reads come from the mapping: both are the one page cache."""
+    with ZonedDevice.open(image) as dev:
+        dev.write(0, block(1, 2))
+        dev.append(0, block(2))
+        assert dev.read(0, 3) == block(1, 2) + block(2)
+        assert dev.read_bytes(1, 100, 5000) == (block(1, 2) + block(2))[BS + 100:BS + 5100]
+    with open(image, "rb") as f:
+        data = f.read()
+    assert data.count(block(1, 2) + block(2)) == 1
+
+
+def test_a_failing_image_write_is_an_error_not_a_signal(image):
+    """A write the host file system refuses (here: past RLIMIT_FSIZE) raises OSError (with a
+    mapping it would be SIGBUS), and the write pointer stays where it was."""
+    done = python("""
+        import errno, resource, sys
+        from zcsdfs.zns import ZonedDevice
+        dev = ZonedDevice.open(sys.argv[1])
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        try:
+            dev.append(1, bytes(4096))
+        except OSError as exc:
+            print(errno.errorcode[exc.errno], dev.zone(1).write_pointer)
+    """, str(image))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["EFBIG", str(GEOMETRY.zone_size)]
+
+
 # -- bad files -------------------------------------------------------------------------
 
 

@@ -20,9 +20,11 @@ from zcsdfs.fuse.devfuse import MountOptions, Session, unmount
 from zcsdfs.fuse.server import Options
 
 FLAGS = {"allow_other", "default_permissions", "ro", "writeback_cache"}
-VALUES = {"entry_timeout": float, "attr_timeout": float, "threads": int}
+VALUES = {"entry_timeout": float, "attr_timeout": float, "negative_timeout": float, "threads": int,
+          "poll_us": int}
 HELP_OPTIONS = ("allow_other, default_permissions, ro, writeback_cache, entry_timeout=SECONDS, "
-                "attr_timeout=SECONDS, threads=N")
+                "attr_timeout=SECONDS, negative_timeout=SECONDS (default 0), threads=N, "
+                "poll_us=MICROSECONDS (0: sleep at once)")
 
 
 def register(sub) -> None:
@@ -52,10 +54,12 @@ def parse_options(texts: list[str], fsname: str) -> MountOptions:
                     raise OSError(errno.EINVAL, f"bad value for mount option {key}: {value!r}") from None
             else:
                 raise OSError(errno.EINVAL, f"unknown mount option {item!r} (known: {HELP_OPTIONS})")
-    server = Options(entry_timeout=values.get("entry_timeout", 1.0), attr_timeout=values.get("attr_timeout", 1.0),
-                     writeback_cache="writeback_cache" in flags)
+    server = Options(writeback_cache="writeback_cache" in flags,
+                     **{key: values[key] for key in ("entry_timeout", "attr_timeout", "negative_timeout")
+                        if key in values})
     return MountOptions(allow_other="allow_other" in flags, default_permissions="default_permissions" in flags,
-                        readonly="ro" in flags, fsname=fsname, threads=values.get("threads", 4), server=server)
+                        readonly="ro" in flags, fsname=fsname, server=server,
+                        **{key: values[key] for key in ("threads", "poll_us") if key in values})
 
 
 def cmd_mount(args) -> int:

@@ -17,6 +17,7 @@ import enum
 import os
 import stat
 import struct
+import sys
 
 import attrs
 
@@ -141,11 +142,12 @@ OUT_HEADER = struct.Struct("<IiQ")           # len error unique
 INIT_IN = struct.Struct("<IIIII44x")         # major minor max_readahead flags flags2 unused[11]
 INIT_IN_MIN = 16                             # major minor max_readahead flags (before 7.36)
 INIT_OUT = struct.Struct("<IIIIHHIIHHII24x")  # ... flags2 max_stack_depth, request_timeout + unused
-ATTR = struct.Struct("<QQQQQQIIIIIIIIII")    # fuse_attr, 88 bytes
+ATTR = struct.Struct("<QQQqqqIIIIIIIIII")    # fuse_attr, 88 bytes (times: signed seconds)
 ENTRY_HEAD = struct.Struct("<QQQQII")        # nodeid generation entry_valid attr_valid (+ nsecs)
 ATTR_OUT_HEAD = struct.Struct("<QII")        # attr_valid attr_valid_nsec dummy
 GETATTR_IN = struct.Struct("<IIQ")           # getattr_flags dummy fh
-SETATTR_IN = struct.Struct("<IIQQQQQQIIIIIIII")
+SETATTR_IN = struct.Struct("<IIQQQqqqIIIIIIII")   # times are the kernel's signed seconds (pre-1970: negative)
+TIME_NS_MIN, TIME_NS_MAX = -(1 << 63), (1 << 63) - 1  # what the lfs stores: signed 64-bit nanoseconds
 MKNOD_IN = struct.Struct("<IIII")            # mode rdev umask padding
 MKDIR_IN = struct.Struct("<II")              # mode umask
 RENAME_IN = struct.Struct("<Q")              # newdir
@@ -176,6 +178,7 @@ LSEEK_OUT = struct.Struct("<Q")              # offset
 COPY_FILE_RANGE_IN = struct.Struct("<QQQQQQQ")  # fh_in off_in nodeid_out fh_out off_out len flags
 
 ENTRY_OUT_SIZE = ENTRY_HEAD.size + ATTR.size
+FS_ENCODING, FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 
 class ProtocolError(Exception):
@@ -189,7 +192,7 @@ class ProtocolError(Exception):
 
 @attrs.define(slots=True)
 class Request:
-    """One decoded request header, with the bytes that follow it."""
+    """One decoded request header, with the bytes that follow it (``interrupted``: an INTERRUPT named it)."""
 
     opcode: int
     unique: int
@@ -198,6 +201,7 @@ class Request:
     gid: int
     pid: int
     body: memoryview
+    interrupted: bool = False
 
 
 def parse(buf) -> Request:
@@ -227,12 +231,11 @@ def unpack(fmt: struct.Struct, req: Request, size: int | None = None) -> tuple:
 
 def names(req: Request, offset: int, count: int) -> list[str]:
     """``count`` NUL-terminated names starting at ``offset`` of the body (EINVAL if missing)."""
-    raw = bytes(req.body[offset:])
-    parts = raw.split(b"\0", count)
-    if len(parts) <= count or any(not p for p in parts[:count]):
+    parts = bytes(req.body[offset:]).split(b"\0", count)
+    if len(parts) <= count or not all(parts[:count]):
         raise ProtocolError(22, f"{Opcode(req.opcode).name} needs {count} NUL-terminated name(s)",
                             req.unique)
-    return [os.fsdecode(p) for p in parts[:count]]
+    return [p.decode(FS_ENCODING, FS_ERRORS) for p in parts[:count]]  # os.fsdecode, inlined
 
 
 def out_header(unique: int, error: int, payload_len: int) -> bytes:
@@ -274,6 +277,12 @@ def entry_out(nodeid: int, st, entry_timeout: float, attr_timeout: float) -> byt
 def empty_entry() -> bytes:
     """An entry with node id 0: in READDIRPLUS, "no attributes for this one" (``.`` and ``..``)."""
     return bytes(ENTRY_OUT_SIZE)
+
+
+def negative_entry(entry_timeout: float) -> bytes:
+    """LOOKUP's "no such name", which the kernel may remember for ``entry_timeout`` seconds."""
+    es, ens = _split(entry_timeout)
+    return ENTRY_HEAD.pack(0, 0, es, 0, ens, 0) + bytes(ATTR.size)
 
 
 def attr_out(st, attr_timeout: float) -> bytes:

@@ -10,7 +10,9 @@ does for the os API; this holds with or without the kernel's
 
 Requests are registered in flight before they run; an INTERRUPT for one
 that has not started makes it answer EINTR instead of running, and a long
-COPY_FILE_RANGE stops between chunks. An INTERRUPT for a request we have
+COPY_FILE_RANGE stops between chunks. (The registry is a dict from unique to
+request, and an INTERRUPT only marks the request it finds, so no lock is
+needed: each dict operation is atomic.) An INTERRUPT for a request we have
 not seen is answered EAGAIN, so the kernel sends it again (the protocol's
 rule for an interrupt that overtook its request).
 
@@ -23,6 +25,14 @@ batches, possibly on another handle of the file: it then owns O_APPEND
 positioning and mtime (sent as SETATTR), so handles are opened without
 O_APPEND and reads are served on write-only handles (the kernel reads pages
 to fill partial writes).
+
+Negative entries (``negative_timeout``, 0 by default, as in libfuse): a
+LOOKUP of a missing name is answered "no such name, for this long" instead
+of ENOENT, and the kernel skips asking again until then. Names made through
+the mount (by any process) replace the negative entry at once, since the
+kernel creates them through it; a name made behind the kernel's back (the
+volume used in-process while mounted) stays invisible through the mount
+until the timeout, as a changed attribute does until ``attr_timeout``.
 
 Dropping privileges on write: without help the kernel asks GETXATTR
 ``security.capability`` before every write (to learn whether it must remove
@@ -42,6 +52,7 @@ import errno
 import logging
 import os
 import stat
+import struct
 import threading
 import time
 
@@ -62,6 +73,34 @@ WANTED = (InitFlag.ASYNC_READ | InitFlag.ATOMIC_O_TRUNC | InitFlag.BIG_WRITES | 
           | InitFlag.READDIRPLUS_AUTO | InitFlag.ASYNC_DIO | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES
           | InitFlag.CACHE_SYMLINKS | InitFlag.HANDLE_KILLPRIV_V2 | InitFlag.INIT_EXT)
 CAPABILITY = "security.capability"
+# Requests that may keep a worker busy for long (they move much data, sync the device or walk a
+# whole directory); a transport with several workers lets another take over reading first.
+LONG_RUNNING = frozenset({Opcode.FSYNC, Opcode.FSYNCDIR, Opcode.FALLOCATE, Opcode.COPY_FILE_RANGE,
+                          Opcode.SETATTR, Opcode.READDIR, Opcode.READDIRPLUS})
+BIG_IO = 64 << 10
+_LENGTH_OPCODE = struct.Struct("<II")
+_READ_SIZE = struct.Struct("<I")
+_READ_SIZE_AT = p.IN_HEADER.size + 16  # fuse_read_in: fh, offset, then size
+
+
+def long_running(request) -> bool:
+    """Whether serving ``request`` (raw bytes, not yet parsed) may take long: a large READ or
+    WRITE, or one of ``LONG_RUNNING``. Malformed requests are quick (they are refused)."""
+    if len(request) < _READ_SIZE_AT + _READ_SIZE.size:
+        return False
+    length, opcode = _LENGTH_OPCODE.unpack_from(request)
+    if opcode == Opcode.WRITE:
+        return length > BIG_IO
+    if opcode == Opcode.READ:
+        return _READ_SIZE.unpack_from(request, _READ_SIZE_AT)[0] > BIG_IO
+    return opcode in LONG_RUNNING
+
+
+def interruptible(request) -> bool:
+    """Whether ``request`` (raw bytes) is one that stops early when an INTERRUPT names it."""
+    if len(request) < _LENGTH_OPCODE.size:
+        return False
+    return _LENGTH_OPCODE.unpack_from(request)[1] == Opcode.COPY_FILE_RANGE
 
 
 @attrs.frozen
@@ -75,10 +114,30 @@ class Options:
 
     entry_timeout: float = 1.0
     attr_timeout: float = 1.0
+    negative_timeout: float = 0.0
     writeback_cache: bool = False
     max_write: int = 1 << 20
     max_readahead: int = 1 << 20
     groups_from_proc: bool = False
+
+
+class ProcessCaller(Caller):
+    """A request's caller whose supplementary groups are read from /proc only if a check asks.
+
+    Reading them costs 16 us here, more than most requests take, and most checks
+    are settled by the uid or gid alone (a file of the caller's own).
+    """
+
+    def __init__(self, uid: int, gid: int, pid: int):
+        for field, value in (("uid", uid), ("gid", gid), ("pid", pid)):
+            object.__setattr__(self, field, value)
+
+    def __getattr__(self, name: str):
+        if name != "groups":
+            raise AttributeError(name)
+        groups = proc_groups(self.pid)
+        object.__setattr__(self, "groups", groups)
+        return groups
 
 
 def proc_groups(pid: int) -> frozenset[int]:
@@ -105,7 +164,7 @@ class Server:
         self._handles: dict[int, object] = {}
         self._next_fh = 1
         self._lock = threading.Lock()
-        self._in_flight: dict[int, bool] = {}  # unique -> interrupted
+        self._in_flight: dict[int, Request] = {}  # unique -> request
         self._ops = {
             Opcode.INIT: self.init, Opcode.DESTROY: self.destroy,
             Opcode.LOOKUP: self.lookup, Opcode.FORGET: self.forget, Opcode.BATCH_FORGET: self.batch_forget,
@@ -140,13 +199,12 @@ class Server:
     def begin(self, req: Request) -> None:
         """Register ``req`` as in flight, so an INTERRUPT can find it."""
         if req.opcode not in p.NO_REPLY:
-            with self._lock:
-                self._in_flight[req.unique] = False
+            self._in_flight[req.unique] = req
 
     def run(self, req: Request) -> list | None:
         """Execute a registered request and build its reply."""
         try:
-            if self._in_flight.get(req.unique):
+            if req.interrupted:
                 raise os_error(errno.EINTR)
             op = self._ops.get(req.opcode)
             if op is None:
@@ -164,8 +222,7 @@ class Server:
                           else req.opcode)
             return self._failed(req, errno.EIO)
         finally:
-            with self._lock:
-                self._in_flight.pop(req.unique, None)
+            self._in_flight.pop(req.unique, None)
         if req.opcode in p.NO_REPLY:
             return None
         if isinstance(payload, list):
@@ -188,18 +245,16 @@ class Server:
         except ProtocolError as exc:
             log.warning("dropping interrupt: %s", exc)  # the kernel expects no answer to a bad one
             return None
-        with self._lock:
-            if target in self._in_flight:
-                self._in_flight[target] = True
-                return None
-        return self._error(req.unique, errno.EAGAIN)
-
-    def interrupted(self, req: Request) -> bool:
-        return bool(self._in_flight.get(req.unique))
+        running = self._in_flight.get(target)
+        if running is None:
+            return self._error(req.unique, errno.EAGAIN)
+        running.interrupted = True
+        return None
 
     def _caller(self, req: Request) -> Caller:
-        groups = proc_groups(req.pid) if self.options.groups_from_proc and req.uid and req.pid else frozenset()
-        return Caller(req.uid, req.gid, groups, req.pid)
+        if self.options.groups_from_proc and req.uid and req.pid:
+            return ProcessCaller(req.uid, req.gid, req.pid)
+        return Caller(req.uid, req.gid, frozenset(), req.pid)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -208,8 +263,9 @@ class Server:
 
     def _name(self, req: Request, offset: int = 0, count: int = 1) -> list[str]:
         found = p.names(req, offset, count)
-        if any("/" in n for n in found):
-            raise ProtocolError(errno.EINVAL, "a name with a slash", req.unique)
+        for name in found:
+            if "/" in name:
+                raise ProtocolError(errno.EINVAL, "a name with a slash", req.unique)
         return found
 
     def _entry(self, ino: int) -> bytes:
@@ -244,6 +300,8 @@ class Server:
     def _drop_privileges(self, caller: Caller, ino: int, suidgid: bool) -> None:
         """HANDLE_KILLPRIV_V2's promise after a write, truncate or chown (see the module's docstring)."""
         fs = self.vfs.fs
+        if not fs.privileged(ino):
+            return  # neither set-id bits nor file capabilities: the common case, without a look-up
         if CAPABILITY in fs.listxattr(ino):
             fs.removexattr(ino, CAPABILITY)
         if suidgid and caller.is_root:
@@ -281,7 +339,13 @@ class Server:
 
     def lookup(self, req: Request, caller: Caller):
         (name,) = self._name(req)
-        return self._entry(self.vfs.lookup(caller, name, self._ino(req), follow=False))
+        try:
+            ino = self.vfs.lookup(caller, name, self._ino(req), follow=False)
+        except FileNotFoundError:
+            if not self.options.negative_timeout:
+                raise
+            return p.negative_entry(self.options.negative_timeout)
+        return self._entry(ino)
 
     def forget(self, req: Request, caller: Caller):
         (nlookup,) = p.unpack(p.FORGET_IN, req)
@@ -370,9 +434,10 @@ class Server:
                         or valid & p.FATTR_MTIME and not valid & p.FATTR_MTIME_NOW)
 
             def when(bit, now_bit, secs, nsecs):
+                """Clamped to the range the file system stores, as Linux clamps to a file system's."""
                 if not valid & bit:
                     return None
-                return now if valid & now_bit else secs * 10**9 + nsecs
+                return now if valid & now_bit else min(max(secs * 10**9 + nsecs, p.TIME_NS_MIN), p.TIME_NS_MAX)
 
             vfs.utime(caller, ino, when(p.FATTR_ATIME, p.FATTR_ATIME_NOW, atime, atimensec),
                       when(p.FATTR_MTIME, p.FATTR_MTIME_NOW, mtime, mtimensec), not explicit)
@@ -502,7 +567,7 @@ class Server:
             raise os_error(errno.EISDIR)
         done = 0
         length = min(length, COPY_MAX)
-        while done < length and not self.interrupted(req):
+        while done < length and not req.interrupted:
             data = self.vfs.read(src, min(COPY_CHUNK, length - done), off_in + done, caller=caller)
             if not data:
                 break

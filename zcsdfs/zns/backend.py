@@ -2,9 +2,11 @@
 
 A backend stores each zone's writable capacity and, if it persists, the
 *durable* zone table (state and write pointer per zone as of the last flush
-or zone-management command). The zone state machine itself lives in
-``ZonedDevice``; a third backend for a Linux zoned block device would map the
-same two duties onto pread/pwrite and BLKREPORTZONE/BLKRESETZONE.
+or zone-management command). The device reads through ``zone_buffer`` (a
+view of the zone's bytes) and writes through ``write``. The zone state
+machine itself lives in ``ZonedDevice``; a third backend for a Linux zoned
+block device would map the same duties onto pread/pwrite and
+BLKREPORTZONE/BLKRESETZONE.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ TABLE_HEAD = struct.Struct("<4sQI")  # magic, generation, zone count; CRC32C fol
 ENTRY = struct.Struct("<B7xQ")  # state, write pointer offset in blocks
 CRC = struct.Struct("<I")
 VALID_STATES = frozenset(s.value for s in ZoneState)
+MADV_POPULATE_READ = 22  # Linux 5.14: map the pages of a range that are in the page cache
 
 
 def _round_up(value: int, unit: int) -> int:
@@ -48,10 +51,18 @@ class MemoryBackend:
         self._table = table
 
     def zone_buffer(self, index: int) -> memoryview:
+        """The zone's bytes: anonymous memory, which the kernel zeroes a page at a time as it
+        is first written (a bytearray would zero the whole zone up front, ~70 ms per zone)."""
         buf = self._buffers[index]
         if buf is None:
-            buf = self._buffers[index] = memoryview(bytearray(self._zone_bytes))
+            buf = self._buffers[index] = memoryview(mmap.mmap(-1, self._zone_bytes, flags=mmap.MAP_PRIVATE))
         return buf
+
+    def write(self, index: int, offset: int, data) -> None:
+        """Store ``data`` (any contiguous buffer) at byte ``offset`` of zone ``index``."""
+        mv = memoryview(data)
+        self.zone_buffer(index)[offset:offset + mv.nbytes] = mv if mv.format == "B" and mv.ndim == 1 \
+            else mv.cast("B")
 
     def load_table(self) -> list[tuple[ZoneState, int]] | None:
         return self._table
@@ -69,11 +80,21 @@ class MemoryBackend:
 class ImageBackend:
     """One file: a header block, two zone tables (ping-pong) and the zone data.
 
-    The data area is memory-mapped; a flush msyncs it and then writes the
-    zone table copy that is not current, so a torn table write leaves the
-    other copy intact. Blocks past a zone's durable write pointer read as
-    zeros whatever the file holds, which is what makes unflushed data vanish
-    after a crash. An exclusive ``flock`` keeps a second process out.
+    The data area is memory-mapped for reads, but written with ``pwrite``:
+    storing into the mapping would fault in every fresh page of the file one
+    by one (measured here on tmpfs: 0.7 ms per MiB, against 0.4 ms for
+    pwrite, which fills the page cache without mapping it), and a full file
+    system would arrive as SIGBUS instead of ENOSPC. Both go through the
+    one page cache, so reads through the mapping see every write. The
+    written pages are then mapped in one call (MADV_POPULATE_READ, 0.07 ms
+    per MiB), as the stores used to leave them: otherwise the first read of
+    each page faults it in, which made reading freshly written data through
+    FUSE a quarter slower (4 KiB reads 25 -> 45 us on an idle machine). A flush
+    syncs the file and then writes the zone table copy that is not current,
+    so a torn table write leaves the other copy intact. Blocks past a zone's
+    durable write pointer read as zeros whatever the file holds, which is
+    what makes unflushed data vanish after a crash. An exclusive ``flock``
+    keeps a second process out.
     """
 
     persistent = True
@@ -91,6 +112,7 @@ class ImageBackend:
         self._generation = 0
         self._map = mmap.mmap(fd, data_offset + geometry.zones * self._zone_stride)
         self._view = memoryview(self._map)
+        self._populate = True
 
     # -- creation and opening ------------------------------------------------
 
@@ -133,6 +155,20 @@ class ImageBackend:
         start = self._data_offset + index * self._zone_stride
         return self._view[start:start + self._zone_bytes]
 
+    def write(self, index: int, offset: int, data) -> None:
+        """Store ``data`` (any contiguous buffer) at byte ``offset`` of zone ``index``."""
+        mv = memoryview(data).cast("B")
+        at = self._data_offset + index * self._zone_stride + offset
+        done = 0
+        while done < mv.nbytes:  # a short write means the file system is filling up; retrying says so
+            done += os.pwrite(self._fd, mv[done:], at + done)
+        if self._populate:
+            start = at - at % mmap.PAGESIZE
+            try:
+                self._map.madvise(MADV_POPULATE_READ, start, at + done - start)
+            except OSError:  # Linux before 5.14: reads map the pages as they touch them
+                self._populate = False
+
     def load_table(self) -> list[tuple[ZoneState, int]]:
         best = None
         problems = []
@@ -159,7 +195,8 @@ class ImageBackend:
         os.fsync(self._fd)
 
     def sync(self) -> None:
-        self._map.flush()
+        """Data written through ``write`` (and any store into a zone buffer) reaches the medium."""
+        os.fdatasync(self._fd)
 
     def close(self) -> None:
         self._view.release()

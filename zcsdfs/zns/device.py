@@ -282,10 +282,7 @@ class ZonedDevice:
             self.faults.check_write(z.index, lba)
         if opening:
             self._open_for_write(z)
-        if z.buffer is None:
-            z.buffer = self._backend.zone_buffer(z.index)
-        off = (lba - z.start) * bs
-        z.buffer[off:off + nbytes] = mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv
+        self._backend.write(z.index, (lba - z.start) * bs, mv)
         z.wp = end
         c = self.counters.zones[z.index]
         if appended:
