@@ -147,7 +147,6 @@ ENTRY_HEAD = struct.Struct("<QQQQII")        # nodeid generation entry_valid att
 ATTR_OUT_HEAD = struct.Struct("<QII")        # attr_valid attr_valid_nsec dummy
 GETATTR_IN = struct.Struct("<IIQ")           # getattr_flags dummy fh
 SETATTR_IN = struct.Struct("<IIQQQqqqIIIIIIII")   # times are the kernel's signed seconds (pre-1970: negative)
-TIME_NS_MIN, TIME_NS_MAX = -(1 << 63), (1 << 63) - 1  # what the lfs stores: signed 64-bit nanoseconds
 MKNOD_IN = struct.Struct("<IIII")            # mode rdev umask padding
 MKDIR_IN = struct.Struct("<II")              # mode umask
 RENAME_IN = struct.Struct("<Q")              # newdir

@@ -433,11 +433,10 @@ class Server:
             explicit = (valid & p.FATTR_ATIME and not valid & p.FATTR_ATIME_NOW
                         or valid & p.FATTR_MTIME and not valid & p.FATTR_MTIME_NOW)
 
-            def when(bit, now_bit, secs, nsecs):
-                """Clamped to the range the file system stores, as Linux clamps to a file system's."""
+            def when(bit, now_bit, secs, nsecs):  # the lfs clamps what it cannot hold
                 if not valid & bit:
                     return None
-                return now if valid & now_bit else min(max(secs * 10**9 + nsecs, p.TIME_NS_MIN), p.TIME_NS_MAX)
+                return now if valid & now_bit else secs * 10**9 + nsecs
 
             vfs.utime(caller, ino, when(p.FATTR_ATIME, p.FATTR_ATIME_NOW, atime, atimensec),
                       when(p.FATTR_MTIME, p.FATTR_MTIME_NOW, mtime, mtimensec), not explicit)
