@@ -138,6 +138,23 @@ def test_write_read_getattr_roundtrip(server):
     assert code == errno.EBADF
 
 
+@pytest.mark.parametrize("flags, direct", [(os.O_WRONLY, True), (os.O_WRONLY | os.O_APPEND, True),
+                                          (os.O_RDWR, False), (os.O_RDONLY, False)])
+def test_write_only_handles_bypass_the_page_cache(server, flags, direct):
+    nodeid, fh, open_flags = create(server, "f", flags=flags)
+    assert bool(open_flags & p.FOPEN_DIRECT_IO) == direct
+    payload = ok(server, Opcode.OPEN, p.OPEN_IN.pack(flags, 0), nodeid=nodeid)
+    assert bool(p.OPEN_OUT.unpack(payload)[1] & p.FOPEN_DIRECT_IO) == direct
+    assert p.OPEN_OUT.unpack(payload)[1] & p.FOPEN_KEEP_CACHE  # other handles keep what they cached
+
+
+def test_writeback_cache_keeps_write_only_handles_cached(volume):
+    s = Server(volume.vfs, Options(writeback_cache=True))
+    ok(s, Opcode.INIT, init_body())
+    _, _, open_flags = create(s, "f", flags=os.O_WRONLY)
+    assert not open_flags & p.FOPEN_DIRECT_IO  # the kernel's cache is where such writes go first
+
+
 CAPS = struct.pack("<IIIII", 0x02000000, 1, 0, 0, 0)  # a vfs_cap_data, revision 2
 
 

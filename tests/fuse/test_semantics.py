@@ -254,6 +254,27 @@ def test_negative_entries(mount_factory, negative_timeout):
                     "behind": not negative_timeout}
 
 
+def test_write_only_writes_keep_cached_readers_coherent(mnt):
+    """A write-only handle writes around the page cache (FOPEN_DIRECT_IO); a reader's cached pages
+    of the range must not survive it."""
+    path = f"{mnt}/f"
+    with open(path, "wb") as f:
+        f.write(b"a" * 3 * 4096)
+    reader = os.open(path, os.O_RDONLY)
+    try:
+        assert os.pread(reader, 3 * 4096, 0) == b"a" * 3 * 4096  # now in the page cache
+        writer = os.open(path, os.O_WRONLY)
+        try:
+            assert os.pwrite(writer, b"b" * 5000, 2000) == 5000
+            assert os.pwrite(writer, b"c" * 4096, 3 * 4096) == 4096  # extends the file
+        finally:
+            os.close(writer)
+        assert os.pread(reader, 4 * 4096, 0) == b"a" * 2000 + b"b" * 5000 + b"a" * 5288 + b"c" * 4096
+        assert os.fstat(reader).st_size == 4 * 4096
+    finally:
+        os.close(reader)
+
+
 def test_serves_with_one_worker_that_never_polls(mount_factory):
     mnt = mount_factory(MountOptions(threads=1, poll_us=0)).path
     with open(f"{mnt}/f", "wb") as f:

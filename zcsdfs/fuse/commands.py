@@ -21,10 +21,10 @@ from zcsdfs.fuse.server import Options
 
 FLAGS = {"allow_other", "default_permissions", "ro", "writeback_cache"}
 VALUES = {"entry_timeout": float, "attr_timeout": float, "negative_timeout": float, "threads": int,
-          "poll_us": int}
+          "poll_us": int, "awake_ms": int}
 HELP_OPTIONS = ("allow_other, default_permissions, ro, writeback_cache, entry_timeout=SECONDS, "
                 "attr_timeout=SECONDS, negative_timeout=SECONDS (default 0), threads=N, "
-                "poll_us=MICROSECONDS (0: sleep at once)")
+                "poll_us=MICROSECONDS (0: sleep at once), awake_ms=MILLISECONDS (0: let idle CPUs halt)")
 
 
 def register(sub) -> None:
@@ -59,7 +59,7 @@ def parse_options(texts: list[str], fsname: str) -> MountOptions:
                         if key in values})
     return MountOptions(allow_other="allow_other" in flags, default_permissions="default_permissions" in flags,
                         readonly="ro" in flags, fsname=fsname, server=server,
-                        **{key: values[key] for key in ("threads", "poll_us") if key in values})
+                        **{key: values[key] for key in ("threads", "poll_us", "awake_ms") if key in values})
 
 
 def cmd_mount(args) -> int:
