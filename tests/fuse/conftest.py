@@ -4,11 +4,13 @@ Each mount point is a fresh directory under /tmp that other users can reach
 (the permission tests run programs as a second uid). Teardown unmounts; if
 that fails (a test left a file open, or the server is stuck) it aborts the
 connection through /sys/fs/fuse/connections, so no test leaves a mount
-behind.
+behind; and a run killed outright (its servers die with it) has its dead
+mounts detached by the next run.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -37,6 +39,40 @@ def abort_connection(mountpoint: str) -> None:
         unmount(mountpoint, lazy=True)
     except OSError:
         pass  # already gone
+
+
+def mounts_of_tests() -> list[str]:
+    """Mount points of zcsdfs mounts made by these tests (fresh /tmp/zcsdfs-mnt-* directories)."""
+    found = []
+    with open("/proc/self/mountinfo") as info:
+        for line in info:
+            fields = line.split()
+            point = fields[4].replace("\\040", " ")
+            if fields[fields.index("-") + 1] == "fuse.zcsdfs" and point.startswith("/tmp/zcsdfs-mnt-"):
+                found.append(point)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clear_dead_mounts():
+    """A run killed mid-test (its server died with it) leaves a mount that answers ENOTCONN;
+    detach those before this run starts. Live ones (another run's) are left alone."""
+    if os.geteuid() == 0:
+        detach_dead_mounts()
+
+
+def detach_dead_mounts() -> None:
+    for point in mounts_of_tests():
+        try:
+            os.stat(point)
+        except OSError as exc:
+            if exc.errno != errno.ENOTCONN:
+                continue
+            abort_connection(point)
+            try:
+                os.rmdir(point)
+            except OSError:
+                pass  # still busy; the lazy unmount frees it later
 
 
 class Mounted:

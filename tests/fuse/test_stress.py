@@ -16,7 +16,7 @@ import pytest
 
 from zcsdfs.fuse.commands import parse_options
 from zcsdfs.zns import ZonedDevice
-from tests.fuse.conftest import abort_connection, needs_fuse
+from tests.fuse.conftest import abort_connection, detach_dead_mounts, mounts_of_tests, needs_fuse
 
 pytestmark = needs_fuse
 
@@ -144,11 +144,65 @@ def test_cli_daemon_mount_umount_and_sigterm(tmp_path):
             abort_connection(str(mnt))
 
 
+def test_server_killed_then_enotconn_and_the_next_mount_recovers(tmp_path):
+    image = str(tmp_path / "vol.zns")
+    ZonedDevice.create(image, "qemu").close_device()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    try:
+        assert zcsdfs("mount", image, str(mnt)).returncode == 0
+        fd = os.open(mnt / "synced", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"durable" * 1000)
+        os.fsync(fd)
+        os.close(fd)
+        dirfd = os.open(mnt, os.O_RDONLY)
+        os.fsync(dirfd)  # the name too
+        os.close(dirfd)
+        os.kill(_server_pid(image), signal.SIGKILL)
+        with open(image, "rb") as held:
+            fcntl.flock(held, fcntl.LOCK_SH)  # the dead server's lock is gone with it
+        with pytest.raises(OSError) as exc:
+            os.stat(mnt / "synced")
+        assert exc.value.errno == errno.ENOTCONN
+        assert zcsdfs("umount", str(mnt)).returncode == 0
+        assert zcsdfs("mount", image, str(mnt)).returncode == 0  # recovers the log
+        assert (mnt / "synced").read_bytes() == b"durable" * 1000
+        assert zcsdfs("umount", str(mnt)).returncode == 0
+        assert zcsdfs("fsck", image).returncode == 0
+    finally:
+        if os.path.ismount(mnt):
+            abort_connection(str(mnt))
+
+
+def test_a_killed_test_run_leaves_a_mount_the_next_run_detaches():
+    script = textwrap.dedent("""
+        import os, signal, sys, tempfile
+        from zcsdfs.fuse.devfuse import Session
+        from zcsdfs.volume import Volume
+        point = tempfile.mkdtemp(prefix="zcsdfs-mnt-", dir="/tmp")
+        session = Session(Volume.memory().vfs, point)
+        session.wait_ready(30)
+        print(point, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    point = done.stdout.strip()
+    assert done.returncode == -signal.SIGKILL and point.startswith("/tmp/zcsdfs-mnt-"), done.stderr
+    assert point in mounts_of_tests()
+    with pytest.raises(OSError) as exc:
+        os.listdir(point)
+    assert exc.value.errno == errno.ENOTCONN
+    detach_dead_mounts()
+    assert point not in mounts_of_tests() and not os.path.exists(point)
+
+
 def test_mount_options():
-    opts = parse_options(["allow_other,negative_timeout=2.5", "poll_us=0,threads=2"], "img")
-    assert (opts.allow_other, opts.threads, opts.poll_us, opts.server.negative_timeout) == (True, 2, 0, 2.5)
+    opts = parse_options(["allow_other,negative_timeout=2.5", "poll_us=0,threads=2,awake_ms=0"], "img")
+    assert (opts.allow_other, opts.threads, opts.poll_us, opts.awake_ms, opts.server.negative_timeout) == (
+        True, 2, 0, 0, 2.5)
     defaults = parse_options([], "img")
-    assert (defaults.threads, defaults.poll_us, defaults.server.negative_timeout) == (4, 50, 0.0)
+    assert (defaults.threads, defaults.poll_us, defaults.awake_ms, defaults.server.negative_timeout) == (
+        4, 50, 20, 0.0)
     with pytest.raises(OSError) as exc:
         parse_options(["poll_us=soon"], "img")
     assert exc.value.errno == errno.EINVAL

@@ -248,8 +248,7 @@ class Vfs:
             raise os_error(errno.EISDIR)
         if r.slash:
             raise os_error(errno.ENOTDIR)
-        self._parent_for_change(caller, r)
-        check_sticky(caller, self.fs.getattr(r.parent), st)
+        check_sticky(caller, self._parent_for_change(caller, r), st)
         self.fs.unlink(r.parent, r.name)
         self.cache.drop(r.ino)
 
@@ -266,8 +265,7 @@ class Vfs:
             raise os_error(errno.EINVAL)
         if r.name == "..":
             raise os_error(errno.ENOTEMPTY)
-        self._parent_for_change(caller, r)
-        check_sticky(caller, self.fs.getattr(r.parent), st)
+        check_sticky(caller, self._parent_for_change(caller, r), st)
         self.fs.rmdir(r.parent, r.name)
 
     def rename(self, caller: Caller, src: str, src_start: int, dst: str, dst_start: int,
@@ -284,11 +282,11 @@ class Vfs:
         is_dir = stat.S_ISDIR(sst.st_mode)
         if (s.slash or d.slash) and not is_dir:
             raise os_error(errno.ENOTDIR)
-        self._parent_for_change(caller, s)
-        self._parent_for_change(caller, d)
-        check_sticky(caller, self.fs.getattr(s.parent), sst)
+        spst = self._parent_for_change(caller, s)
+        dpst = self._parent_for_change(caller, d)
+        check_sticky(caller, spst, sst)
         if d.ino is not None and d.ino != s.ino:
-            check_sticky(caller, self.fs.getattr(d.parent), self.fs.getattr(d.ino))
+            check_sticky(caller, dpst, self.fs.getattr(d.ino))
         if is_dir and s.parent != d.parent:
             check(caller, sst, W)  # its ".." changes
         if flags:
