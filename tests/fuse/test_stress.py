@@ -203,6 +203,7 @@ def test_mount_options():
     defaults = parse_options([], "img")
     assert (defaults.threads, defaults.poll_us, defaults.awake_ms, defaults.server.negative_timeout) == (
         4, 50, 20, 0.0)
-    with pytest.raises(OSError) as exc:
-        parse_options(["poll_us=soon"], "img")
-    assert exc.value.errno == errno.EINVAL
+    for bad in ("poll_us=soon", "awake_ms=-1", "attr_timeout=nan", "entry_timeout=-0.5"):
+        with pytest.raises(OSError) as exc:
+            parse_options([bad], "img")
+        assert exc.value.errno == errno.EINVAL and bad.partition("=")[0] in str(exc.value)

@@ -50,6 +50,8 @@ def parse_options(texts: list[str], fsname: str) -> MountOptions:
             elif eq and key in VALUES:
                 try:
                     values[key] = VALUES[key](value)
+                    if not values[key] >= 0:  # also refuses nan
+                        raise ValueError(value)
                 except ValueError:
                     raise OSError(errno.EINVAL, f"bad value for mount option {key}: {value!r}") from None
             else:
