@@ -139,8 +139,9 @@ def test_write_read_getattr_roundtrip(server):
 
 
 @pytest.mark.parametrize("flags, direct", [(os.O_WRONLY, True), (os.O_WRONLY | os.O_APPEND, True),
-                                          (os.O_RDWR, False), (os.O_RDONLY, False)])
-def test_write_only_handles_bypass_the_page_cache(server, flags, direct):
+                                          (os.O_RDONLY | os.O_DIRECT, True), (os.O_RDWR, False),
+                                          (os.O_RDONLY, False)])
+def test_write_only_and_o_direct_handles_bypass_the_page_cache(server, flags, direct):
     nodeid, fh, open_flags = create(server, "f", flags=flags)
     assert bool(open_flags & p.FOPEN_DIRECT_IO) == direct
     payload = ok(server, Opcode.OPEN, p.OPEN_IN.pack(flags, 0), nodeid=nodeid)

@@ -109,6 +109,7 @@ class InitFlag(enum.IntFlag):
     HANDLE_KILLPRIV_V2 = 1 << 28
     SETXATTR_EXT = 1 << 29
     INIT_EXT = 1 << 30
+    DIRECT_IO_ALLOW_MMAP = 1 << 36  # 7.39: shared mmap of a direct-I/O handle, kept coherent by the kernel
 
 
 # OPEN/CREATE reply flags.

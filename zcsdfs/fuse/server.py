@@ -71,7 +71,8 @@ COPY_CHUNK = 1 << 20
 COPY_MAX = 1 << 30  # the reply's size is 32 bits; the kernel asks again for the rest
 WANTED = (InitFlag.ASYNC_READ | InitFlag.ATOMIC_O_TRUNC | InitFlag.BIG_WRITES | InitFlag.DO_READDIRPLUS
           | InitFlag.READDIRPLUS_AUTO | InitFlag.ASYNC_DIO | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES
-          | InitFlag.CACHE_SYMLINKS | InitFlag.HANDLE_KILLPRIV_V2 | InitFlag.INIT_EXT)
+          | InitFlag.CACHE_SYMLINKS | InitFlag.HANDLE_KILLPRIV_V2 | InitFlag.INIT_EXT
+          | InitFlag.DIRECT_IO_ALLOW_MMAP)
 CAPABILITY = "security.capability"
 # Requests that may keep a worker busy for long (they move much data, sync the device or walk a
 # whole directory); a transport with several workers lets another take over reading first.
@@ -162,6 +163,7 @@ class Server:
         self.initialized = threading.Event()
         self.destroyed = threading.Event()
         self._handles: dict[int, object] = {}
+        self._direct: set[int] = set()  # handles opened with FOPEN_DIRECT_IO
         self._next_fh = 1
         self._lock = threading.Lock()
         self._in_flight: dict[int, Request] = {}  # unique -> request
@@ -483,25 +485,33 @@ class Server:
     def _open_flags(self, flags: int) -> int:
         return flags & ~os.O_APPEND if self.options.writeback_cache else flags
 
-    def _opened(self, of, flags: int) -> bytes:
+    def _opened(self, of, flags: int, caller: Caller) -> bytes:
         """FOPEN_NOFLUSH: close(2) need not send FLUSH, as every write is in the log when it is answered
         (the kernel ignores the flag with writeback_cache, where FLUSH pushes its dirty pages first).
 
-        FOPEN_DIRECT_IO for a write-only handle: it can never read what the page cache would keep, so
-        its writes skip the copy into the cache (half the cost of a large write-through write) and
-        reach us straight from the writer's pages. The kernel keeps the cache other handles read
-        coherent: it drops the written range before and after each direct write."""
-        direct = (flags & os.O_ACCMODE == os.O_WRONLY and not self.options.writeback_cache
-                  and not of.is_dir)
-        return p.OPEN_OUT.pack(self._add_handle(of), p.FOPEN_KEEP_CACHE | p.FOPEN_NOFLUSH
-                               | (p.FOPEN_DIRECT_IO if direct else 0), 0)
+        FOPEN_DIRECT_IO, so the handle's requests reach us as the program made them, without the
+        page cache (the kernel keeps the cache other handles use coherent: it drops the range of a
+        direct write, and with DIRECT_IO_ALLOW_MMAP writes back mapped pages first):
+        - for a write-only handle: it can never read what the cache would keep, so its writes skip
+          the copy into the cache (half the cost of a large write-through write).
+        - for O_DIRECT, and for a process with a CSD kernel bound to the file (the xattr route): a
+          bound read must run the kernel over exactly the range asked, and its answer must not
+          enter the cache every process reads (see ``read``). Without the flag the kernel would
+          complete a short direct read from the page cache."""
+        direct = not of.is_dir and not self.options.writeback_cache and (
+            flags & os.O_ACCMODE == os.O_WRONLY or flags & os.O_DIRECT
+            or self.vfs.csd.binds_reads(of.ino, caller))
+        fh = self._add_handle(of)
+        if direct:
+            self._direct.add(fh)
+        return p.OPEN_OUT.pack(fh, p.FOPEN_KEEP_CACHE | p.FOPEN_NOFLUSH | (p.FOPEN_DIRECT_IO if direct else 0), 0)
 
     def open(self, req: Request, caller: Caller):
         flags, open_flags = p.unpack(p.OPEN_IN, req)
         of = self.vfs.open_inode(caller, self._ino(req), self._open_flags(flags))
         if flags & os.O_TRUNC and not of.is_dir:
             self._drop_privileges(caller, of.ino, bool(open_flags & p.FUSE_OPEN_KILL_SUIDGID))
-        return self._opened(of, flags)
+        return self._opened(of, flags, caller)
 
     def create(self, req: Request, caller: Caller):
         flags, mode, _umask, open_flags = p.unpack(p.CREATE_IN, req)
@@ -514,14 +524,17 @@ class Server:
         except OSError:
             self.vfs.close(of)
             raise
-        return [entry, self._opened(of, flags)]
+        return [entry, self._opened(of, flags, caller)]
 
     def read(self, req: Request, caller: Caller):
+        """Only a read on a direct-I/O handle is the program's own read (its offset and size) and
+        may be answered by the caller's CSD kernel. Any other READ fills the page cache, which
+        every process reads, in the kernel's offsets and sizes: it gets the file's bytes."""
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
         of = self._handle(fh)
         if self.options.writeback_cache and not of.readable and not of.is_dir:
             return self.vfs.fs.read(of.ino, offset, size)  # the kernel filling a partly written page
-        return self.vfs.read(of, size, offset, caller=caller)
+        return self.vfs.read(of, size, offset, caller=caller, kernels=fh in self._direct)
 
     def write(self, req: Request, caller: Caller):
         fh, offset, size, write_flags, *_ = p.unpack(p.WRITE_IN, req)
@@ -542,6 +555,7 @@ class Server:
         fh, *_ = p.unpack(p.RELEASE_IN, req)
         with self._lock:
             of = self._handles.pop(fh, None)
+            self._direct.discard(fh)
         if of is None:
             raise bad_fd()
         self.vfs.close(of)
@@ -575,7 +589,7 @@ class Server:
         done = 0
         length = min(length, COPY_MAX)
         while done < length and not req.interrupted:
-            data = self.vfs.read(src, min(COPY_CHUNK, length - done), off_in + done, caller=caller)
+            data = self.vfs.read(src, min(COPY_CHUNK, length - done), off_in + done, kernels=False)
             if not data:
                 break
             written = self.vfs.write(caller, dst, data, off_out + done)

@@ -447,9 +447,11 @@ class Vfs:
     def set_status_flags(self, of: OpenFile, flags: int) -> None:
         of.flags = (of.flags & ~STATUS_FLAGS) | (flags & STATUS_FLAGS)
 
-    def read(self, of: OpenFile, size: int, offset: int | None = None, *, caller: Caller | None = None) -> bytes:
+    def read(self, of: OpenFile, size: int, offset: int | None = None, *, caller: Caller | None = None,
+             kernels: bool = True) -> bytes:
         """Read at ``offset``, or at the description's offset (advancing it); a bound CSD kernel
-        answers instead of the data (see ``vfs.csd``)."""
+        answers instead of the data (see ``vfs.csd``) unless ``kernels`` is False (the FUSE
+        server filling the page cache every process shares)."""
         if not of.readable:
             raise bad_fd()
         if of.is_dir:
@@ -458,9 +460,10 @@ class Vfs:
             raise os_error(errno.EINVAL)
         if offset is not None and offset < 0:
             raise os_error(errno.EINVAL)
-        computed = self.csd.read(of, size, offset, caller)
-        if computed is not None:
-            return computed
+        if kernels:
+            computed = self.csd.read(of, size, offset, caller)
+            if computed is not None:
+                return computed
         if offset is not None:
             return self._read(of, offset, size)
         with of.lock:

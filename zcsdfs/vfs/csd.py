@@ -255,6 +255,10 @@ class Bindings:
         pid = of.pid if caller is None else caller.pid
         return self._process.get((of.ino, pid), {}).get(kind)
 
+    def binds_reads(self, ino: int, caller) -> bool:
+        """Whether ``caller``'s process has a read-stream kernel bound to ``ino`` (the xattr route)."""
+        return bool(self._process) and READ_STREAM in self._process.get((ino, caller.pid), {})
+
     # -- reads ----------------------------------------------------------------------------
 
     def read(self, of, size: int, offset: int | None, caller=None) -> bytes | None:
