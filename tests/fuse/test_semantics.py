@@ -275,6 +275,25 @@ def test_write_only_writes_keep_cached_readers_coherent(mnt):
         os.close(reader)
 
 
+def test_shared_mmap_of_an_o_direct_descriptor(mnt):
+    """O_DIRECT handles are direct-I/O handles; DIRECT_IO_ALLOW_MMAP keeps MAP_SHARED working."""
+    path = f"{mnt}/mapped"
+    with open(path, "wb") as f:
+        f.write(b"a" * 8192)
+    # in a child: a page fault here would hold the GIL the in-process server needs to answer it
+    code = textwrap.dedent(f"""
+        import mmap, os
+        fd = os.open({path!r}, os.O_RDWR | os.O_DIRECT)
+        with mmap.mmap(fd, 8192) as m:
+            m[100:105] = b"hello"
+            m.flush()
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    with open(path, "rb") as f:
+        assert f.read() == b"a" * 100 + b"hello" + b"a" * (8192 - 105)
+
+
 def test_serves_with_one_worker_that_never_polls(mount_factory):
     mnt = mount_factory(MountOptions(threads=1, poll_us=0)).path
     with open(f"{mnt}/f", "wb") as f:
