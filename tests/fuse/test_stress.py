@@ -111,67 +111,65 @@ def zcsdfs(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "zcsdfs", *args], capture_output=True, text=True, timeout=60)
 
 
-def test_cli_daemon_mount_umount_and_sigterm(tmp_path):
+@pytest.fixture
+def image_and_mountpoint(tmp_path):
+    """A fresh image and an empty mount point for the CLI; a mount left behind is aborted."""
     image = str(tmp_path / "vol.zns")
     ZonedDevice.create(image, "qemu").close_device()
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    try:
-        done = zcsdfs("mount", image, str(mnt), "-o", "default_permissions")
-        assert done.returncode == 0, done.stderr
-        (mnt / "kept.txt").write_text("survives")
-        done = zcsdfs("umount", str(mnt))
-        assert done.returncode == 0, done.stderr
-        assert not os.path.ismount(mnt)
-        assert zcsdfs("fsck", image).returncode == 0
-
-        assert zcsdfs("mount", image, str(mnt)).returncode == 0
-        assert (mnt / "kept.txt").read_text() == "survives"
-        (mnt / "second.txt").write_text("also")
-        pid = _server_pid(image)
-        os.kill(pid, signal.SIGTERM)
-        with open(image, "rb") as held:
-            fcntl.flock(held, fcntl.LOCK_SH)  # granted when the server has checkpointed and let go
-        assert not os.path.ismount(mnt)
-        assert zcsdfs("fsck", image).returncode == 0
-        assert zcsdfs("mount", image, str(mnt)).returncode == 0
-        assert sorted(os.listdir(mnt)) == ["kept.txt", "second.txt"]
-        assert zcsdfs("umount", str(mnt)).returncode == 0
-        done = zcsdfs("mount", image, str(mnt), "-o", "bogus")
-        assert done.returncode == 1 and "unknown mount option" in done.stderr
-    finally:
-        if os.path.ismount(mnt):
-            abort_connection(str(mnt))
+    yield image, mnt
+    if os.path.ismount(mnt):
+        abort_connection(str(mnt))
 
 
-def test_server_killed_then_enotconn_and_the_next_mount_recovers(tmp_path):
-    image = str(tmp_path / "vol.zns")
-    ZonedDevice.create(image, "qemu").close_device()
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    try:
-        assert zcsdfs("mount", image, str(mnt)).returncode == 0
-        fd = os.open(mnt / "synced", os.O_WRONLY | os.O_CREAT, 0o644)
-        os.write(fd, b"durable" * 1000)
-        os.fsync(fd)
-        os.close(fd)
-        dirfd = os.open(mnt, os.O_RDONLY)
-        os.fsync(dirfd)  # the name too
-        os.close(dirfd)
-        os.kill(_server_pid(image), signal.SIGKILL)
-        with open(image, "rb") as held:
-            fcntl.flock(held, fcntl.LOCK_SH)  # the dead server's lock is gone with it
-        with pytest.raises(OSError) as exc:
-            os.stat(mnt / "synced")
-        assert exc.value.errno == errno.ENOTCONN
-        assert zcsdfs("umount", str(mnt)).returncode == 0
-        assert zcsdfs("mount", image, str(mnt)).returncode == 0  # recovers the log
-        assert (mnt / "synced").read_bytes() == b"durable" * 1000
-        assert zcsdfs("umount", str(mnt)).returncode == 0
-        assert zcsdfs("fsck", image).returncode == 0
-    finally:
-        if os.path.ismount(mnt):
-            abort_connection(str(mnt))
+def test_cli_daemon_mount_umount_and_sigterm(image_and_mountpoint):
+    image, mnt = image_and_mountpoint
+    done = zcsdfs("mount", image, str(mnt), "-o", "default_permissions")
+    assert done.returncode == 0, done.stderr
+    (mnt / "kept.txt").write_text("survives")
+    done = zcsdfs("umount", str(mnt))
+    assert done.returncode == 0, done.stderr
+    assert not os.path.ismount(mnt)
+    assert zcsdfs("fsck", image).returncode == 0
+
+    assert zcsdfs("mount", image, str(mnt)).returncode == 0
+    assert (mnt / "kept.txt").read_text() == "survives"
+    (mnt / "second.txt").write_text("also")
+    pid = _server_pid(image)
+    os.kill(pid, signal.SIGTERM)
+    with open(image, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_SH)  # granted when the server has checkpointed and let go
+    assert not os.path.ismount(mnt)
+    assert zcsdfs("fsck", image).returncode == 0
+    assert zcsdfs("mount", image, str(mnt)).returncode == 0
+    assert sorted(os.listdir(mnt)) == ["kept.txt", "second.txt"]
+    assert zcsdfs("umount", str(mnt)).returncode == 0
+    done = zcsdfs("mount", image, str(mnt), "-o", "bogus")
+    assert done.returncode == 1 and "unknown mount option" in done.stderr
+
+
+def test_server_killed_then_enotconn_and_the_next_mount_recovers(image_and_mountpoint):
+    image, mnt = image_and_mountpoint
+    assert zcsdfs("mount", image, str(mnt)).returncode == 0
+    fd = os.open(mnt / "synced", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b"durable" * 1000)
+    os.fsync(fd)
+    os.close(fd)
+    dirfd = os.open(mnt, os.O_RDONLY)
+    os.fsync(dirfd)  # the name too
+    os.close(dirfd)
+    os.kill(_server_pid(image), signal.SIGKILL)
+    with open(image, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_SH)  # the dead server's lock is gone with it
+    with pytest.raises(OSError) as exc:
+        os.stat(mnt / "synced")
+    assert exc.value.errno == errno.ENOTCONN
+    assert zcsdfs("umount", str(mnt)).returncode == 0
+    assert zcsdfs("mount", image, str(mnt)).returncode == 0  # recovers the log
+    assert (mnt / "synced").read_bytes() == b"durable" * 1000
+    assert zcsdfs("umount", str(mnt)).returncode == 0
+    assert zcsdfs("fsck", image).returncode == 0
 
 
 def test_a_killed_test_run_leaves_a_mount_the_next_run_detaches():
