@@ -277,11 +277,13 @@ class Server:
     def _attr(self, ino: int) -> bytes:
         return p.attr_out(self.vfs.getattr(ino), self.options.attr_timeout)
 
-    def _add_handle(self, of) -> int:
+    def _add_handle(self, of, direct: bool = False) -> int:
         with self._lock:
             fh = self._next_fh
             self._next_fh += 1
             self._handles[fh] = of
+            if direct:
+                self._direct.add(fh)
             return fh
 
     def _handle(self, fh: int):
@@ -501,9 +503,7 @@ class Server:
         direct = not of.is_dir and not self.options.writeback_cache and (
             flags & os.O_ACCMODE == os.O_WRONLY or flags & os.O_DIRECT
             or self.vfs.csd.binds_reads(of.ino, caller))
-        fh = self._add_handle(of)
-        if direct:
-            self._direct.add(fh)
+        fh = self._add_handle(of, direct)
         return p.OPEN_OUT.pack(fh, p.FOPEN_KEEP_CACHE | p.FOPEN_NOFLUSH | (p.FOPEN_DIRECT_IO if direct else 0), 0)
 
     def open(self, req: Request, caller: Caller):
