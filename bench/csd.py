@@ -8,7 +8,7 @@ a prefix, scaled), and the host reading the file (numpy; pure Python on a
 prefix, scaled); OpenCSD's figures (40.2 s offloaded vs 112.9 s Python,
 512x less data) next to ours. Then kernel reads through a snapshot while
 1 to 4 threads overwrite the file, with both throughputs. The volume is on
-a memory device sized for the file (see ``zcsdfs.csd.bench``).
+a memory device sized for the file (see ``zcsdfs.cli.entropy``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import argparse
 
 from rich.console import Console
 
-from zcsdfs.csd import bench
+from zcsdfs.cli import entropy as bench
 
 
 def main() -> None:

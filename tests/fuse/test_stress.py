@@ -14,7 +14,7 @@ import textwrap
 import cffi
 import pytest
 
-from zcsdfs.fuse.commands import parse_options
+from zcsdfs.cli.fuse import parse_options
 from zcsdfs.zns import ZonedDevice
 from tests.fuse.conftest import abort_connection, detach_dead_mounts, mounts_of_tests, needs_fuse
 

@@ -39,9 +39,18 @@ def default_device_path() -> str:
     return os.path.join(data_home, "zcsdfs", "default.zns")
 
 
+def ensure_default_device() -> str:
+    """Create the embedded default device (preset ``qemu``, a sparse image) if it is missing."""
+    path = default_device_path()
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        ZonedDevice.create(path, Geometry.preset(DEFAULT_PRESET)).close_device()
+    return path
+
+
 __all__ = [
     "ZonedDevice", "Zone", "ZoneState", "ZoneType", "Geometry", "PRESETS", "DEFAULT_PRESET",
-    "default_device_path", "ZonedError", "InvalidField", "LbaOutOfRange", "ZoneBoundaryError",
+    "default_device_path", "ensure_default_device", "ZonedError", "InvalidField", "LbaOutOfRange", "ZoneBoundaryError",
     "ZoneFull", "ZoneReadOnly", "ZoneOffline", "ZoneInvalidWrite", "TooManyActiveZones",
     "TooManyOpenZones", "InvalidZoneStateTransition", "MediaError", "DeviceBusy", "BadImage",
     "ForeignImage",

@@ -173,7 +173,7 @@ def cmd_conformance(args) -> int:
 
 def cmd_bench_entropy(args) -> int:
     try:
-        from zcsdfs.csd import bench
+        from zcsdfs.cli import entropy as bench
     except ModuleNotFoundError as exc:  # numpy is the bench extra
         raise OSError(errno.ENOPKG, f"zcsdfs bench needs {exc.name}: pip install 'zcsdfs[bench]'") from None
 

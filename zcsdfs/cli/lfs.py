@@ -19,7 +19,7 @@ from zcsdfs.lfs.errors import Corrupted, Exists, Invalid, NotZcsdfs
 from zcsdfs.lfs.gc import POLICIES
 from zcsdfs.lfs.usage import disk_usage
 from zcsdfs.zns import ZonedDevice, default_device_path
-from zcsdfs.zns.commands import ensure_default_device
+from zcsdfs.zns import ensure_default_device
 
 console = Console(highlight=False, soft_wrap=True)  # long paths stay on one line
 

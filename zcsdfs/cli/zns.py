@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zcsdfs.cli import subcommand
-from zcsdfs.zns import PRESETS, Geometry, ZonedDevice, default_device_path
+from zcsdfs.zns import PRESETS, Geometry, ZonedDevice, default_device_path, ensure_default_device
 from zcsdfs.zns.errors import InvalidField
 from zcsdfs.zns.zone import ZoneState
 
@@ -142,12 +142,3 @@ def zone_table(device: ZonedDevice) -> Table:
         table.add_row(str(z.index), f"{z.start:#x}", f"{z.write_pointer:#x}", f"{z.capacity:#x}",
                       f"{z.size:#x}", f"[{style}]{z.state.name}[/]", "SWR")
     return table
-
-
-def ensure_default_device() -> str:
-    """Create the embedded default device (preset ``qemu``) if it is missing."""
-    path = default_device_path()
-    if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        ZonedDevice.create(path, Geometry.preset("qemu")).close_device()
-    return path

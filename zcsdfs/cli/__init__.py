@@ -1,27 +1,27 @@
 """The ``zcsdfs`` command line.
 
-Each layer contributes its subcommands through a ``register(subparsers)``
-function in its own ``commands`` module, so this file only assembles them and
-turns the errors a user can cause into a one-line message and exit status 1.
+Every command lives in this package, one module per group, each with a
+``register(subparsers)`` function; the layers hold none, so ``import zcsdfs``
+never loads argparse or rich. This file assembles them and turns the errors a
+user can cause into a one-line message and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
 from rich.console import Console
 from rich_argparse import RichHelpFormatter
 
 # Modules that add subcommands, in the order their help lists them.
 COMMAND_MODULES = (
-    "zcsdfs.demo",
-    "zcsdfs.zns.commands",
-    "zcsdfs.lfs.commands",
-    "zcsdfs.csd.commands",
-    "zcsdfs.fuse.commands",
-    "zcsdfs.shim.commands",
+    "zcsdfs.cli.demo",
+    "zcsdfs.cli.zns",
+    "zcsdfs.cli.lfs",
+    "zcsdfs.cli.csd",
+    "zcsdfs.cli.fuse",
+    "zcsdfs.cli.run",
 )
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # messages stay one line
@@ -35,13 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real import error inside the module
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -72,6 +66,3 @@ def subcommand(sub, name: str, help: str, func) -> argparse.ArgumentParser:
     p.set_defaults(func=func)
     return p
 
-
-if __name__ == "__main__":
-    sys.exit(main())

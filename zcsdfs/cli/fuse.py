@@ -70,7 +70,7 @@ def cmd_mount(args) -> int:
     if len(args.paths) == 2:
         image, mountpoint = args.paths
     else:
-        from zcsdfs.zns.commands import ensure_default_device
+        from zcsdfs.zns import ensure_default_device
         image, mountpoint = ensure_default_device(), args.paths[0]
     image = os.path.abspath(image)
     if not os.path.isdir(mountpoint):

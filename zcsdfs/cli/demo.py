@@ -24,7 +24,7 @@ def register(sub) -> None:
 def cmd_demo(args) -> int:
     import zcsdfs
     from rich.table import Table
-    from zcsdfs.zns.commands import console, show_info, zone_table
+    from zcsdfs.cli.zns import console, show_info, zone_table
 
     volume = zcsdfs.mount()
     try:
