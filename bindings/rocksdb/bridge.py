@@ -17,7 +17,6 @@ import os
 from zcsdfs.vfs.errors import os_error
 
 from ._native import ffi, lib
-from .lifetime import advice_for_hint
 
 READ, CREATE_TRUNC, CREATE_KEEP, DIRECTORY = range(4)
 UNLINK, MKDIR, RMDIR, RENAME, LINK = range(5)
@@ -108,12 +107,9 @@ class Bridge:
             _locks.discard(self.locks.pop(path, None))
 
     def hint(self, handle: int, hint: int) -> None:
-        if self.lifetime_hints:
-            of = self.files[handle]
-            of.state["write_hint"] = hint
-            advice = advice_for_hint(hint)
-            if advice is not None:
-                self.vfs.fadvise(of, 0, 0, advice)
+        """RocksDB's WriteLifeTimeHint has Linux's RWH_WRITE_LIFE_* numbering: F_SET_RW_HINT."""
+        if self.lifetime_hints and 0 <= hint <= 5:
+            self.vfs.set_write_hint(self.files[handle], hint)
 
 
 def _guarded(fn):
@@ -158,9 +154,9 @@ def _read(b, h, offset, n, buf, got):
 def _write(b, h, offset, buf, n):
     data = ffi.buffer(buf, n)[:]  # a copy: the lfs may keep what it is given
     done = b.vfs.write(b.caller, b.files[h], data, offset)
-    if done != n:
-        raise os_error(errno.EIO)
-    b.bytes_written += n
+    b.bytes_written += done
+    if done != n:  # the lfs writes short only when space ran out
+        raise os_error(errno.ENOSPC)
 
 
 @_guarded

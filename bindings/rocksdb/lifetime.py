@@ -1,16 +1,22 @@
-"""Write lifetime hints: RocksDB's ``WriteLifeTimeHint`` and Linux's ``F_SET_RW_HINT`` values.
+"""Write lifetime hints: RocksDB's ``WriteLifeTimeHint`` is Linux's ``F_SET_RW_HINT`` value.
 
-The two enumerations have the same numbers (RocksDB copied Linux's): NOT_SET 0, NONE 1,
-SHORT 2 (WAL), MEDIUM 3 (L0), LONG 4, EXTREME 5 (deeper levels).
+RocksDB sets one on every file it writes (``FSWritableFile::SetWriteLifeTimeHint``): WAL
+SHORT, L0 and L1 tables MEDIUM, L2 LONG, deeper levels EXTREME. The bridge hands it to the
+vfs (``Vfs.set_write_hint``, what ``Volume.fcntl(fd, F_SET_RW_HINT, ...)`` does for os API
+users), and the lfs writes each class into zones of its own, so that the tables a
+compaction deletes together free whole zones and GC has little to move.
 """
 
-from __future__ import annotations
+from zcsdfs.volume import (  # noqa: F401  (the same numbers, under both names)
+    F_GET_RW_HINT,
+    F_SET_RW_HINT,
+    RWH_WRITE_LIFE_EXTREME as EXTREME,
+    RWH_WRITE_LIFE_LONG as LONG,
+    RWH_WRITE_LIFE_MEDIUM as MEDIUM,
+    RWH_WRITE_LIFE_NONE as NONE,
+    RWH_WRITE_LIFE_NOT_SET as NOT_SET,
+    RWH_WRITE_LIFE_SHORT as SHORT,
+)
 
-NOT_SET, NONE, SHORT, MEDIUM, LONG, EXTREME = range(6)
 NAMES = {NOT_SET: "not set", NONE: "none", SHORT: "short", MEDIUM: "medium", LONG: "long",
          EXTREME: "extreme"}
-
-
-def advice_for_hint(hint: int):
-    """What the vfs is told for a file with this hint (None: nothing)."""
-    return None
