@@ -79,6 +79,11 @@ def _is_blank(device) -> bool:
     return all(z.state is ZoneState.EMPTY for z in device.report())
 
 
+# fcntl's write lifetime hints (linux/fcntl.h): F_LINUX_SPECIFIC_BASE + 11, + 12, and the values.
+F_GET_RW_HINT, F_SET_RW_HINT = 1035, 1036
+RWH_WRITE_LIFE_NOT_SET, RWH_WRITE_LIFE_NONE, RWH_WRITE_LIFE_SHORT = 0, 1, 2
+RWH_WRITE_LIFE_MEDIUM, RWH_WRITE_LIFE_LONG, RWH_WRITE_LIFE_EXTREME = 3, 4, 5
+
 NO_ID = 0xFFFFFFFF  # (uid_t) -1: chown(2)'s "leave it as it is"
 
 
@@ -690,6 +695,26 @@ class Volume:
         ino = self._ino(path, None, follow_symlinks)
         name = self._xattr_name(attribute)
         self._call(self.vfs.removexattr, self.caller, ino, name, filename=path)
+
+    def fcntl(self, fd: int, cmd: int, arg=0):
+        """``fcntl.fcntl`` for the write lifetime hints, as Linux takes them: ``F_SET_RW_HINT``
+        with an 8-byte buffer holding an RWH_WRITE_LIFE_* value (``struct.pack("Q", hint)``),
+        ``F_GET_RW_HINT`` with an 8-byte buffer that comes back holding the hint. The lfs puts
+        each lifetime's data in zones of its own (ZenFS's placement), so files that die
+        together free whole zones. Other commands on zcsdfs descriptors: EINVAL."""
+        if not self._mine(fd):
+            import fcntl
+            return fcntl.fcntl(fd, cmd, arg)
+        of = self._file(fd)
+        if cmd not in (F_GET_RW_HINT, F_SET_RW_HINT) or isinstance(arg, int):
+            raise os_error(errno.EINVAL)  # an int is no pointer: Linux would say EFAULT
+        buf = bytes(arg)
+        if len(buf) < 8:
+            raise os_error(errno.EFAULT)
+        if cmd == F_SET_RW_HINT:
+            self.vfs.set_write_hint(of, int.from_bytes(buf[:8], "little"))
+            return buf
+        return self.vfs.write_hint(of).to_bytes(8, "little") + buf[8:]
 
     # -- the volume ---------------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ from zcsdfs.lfs.errors import (
 from zcsdfs.lfs.frozen import FrozenView
 from zcsdfs.lfs.gc import check_policy, choose_victim, collect
 from zcsdfs.lfs.inode import Inode
-from zcsdfs.lfs.log import MAX_UNIT_DATA_BLOCKS, Role, Stream
+from zcsdfs.lfs.log import LIFETIME_STREAMS, MAX_UNIT_DATA_BLOCKS, Role, Stream
 from zcsdfs.lfs.namespace import ROOT_INO
 from zcsdfs.lfs.reader import TreeReader, ZonePins
 from zcsdfs.lfs.recovery import recover
@@ -156,6 +156,7 @@ class FileSystem(TreeReader):
         self._dirty_blocks = 0
         self._dirty_hot = False
         self._dirty_cold = False
+        self.write_hints: dict[int, Stream] = {}  # ino -> lifetime stream (set_write_hint)
         self._flushing = False
         zone_room = device.geometry.zone_capacity // 2
         self.buffer_limit = max(1, min(256, MAX_UNIT_DATA_BLOCKS, zone_room))
@@ -580,10 +581,31 @@ class FileSystem(TreeReader):
             else:
                 buf = data  # whole blocks go out as they are, one copy fewer
             overwrite = not cold and any(lba is not None for _, _, lba in node.extents.runs(first, last - first))
-            done = self._write_blocks(node, first, buf, end, Stream.HOT if overwrite else Stream.COLD)
+            stream = self.write_hints.get(ino) or (Stream.HOT if overwrite else Stream.COLD)
+            done = self._write_blocks(node, first, buf, end, stream)
             self.user_blocks_written += done
             self._maybe_checkpoint()
             return size if done == last - first else max(0, (first + done) * bs - offset)
+
+    def set_write_hint(self, ino: int, hint: int) -> None:
+        """F_SET_RW_HINT: the expected lifetime of data written to ``ino`` from now on, as
+        Linux's RWH_WRITE_LIFE_* (0 not set, 1 none, 2 short, 3 medium, 4 long, 5 extreme).
+        Each lifetime's data goes to zones of its own; kept in memory, as Linux keeps it."""
+        if not 0 <= hint <= 5:
+            raise Invalid(f"write lifetime hint {hint} is not 0-5")
+        with self._lock:
+            self._node(ino)
+            if hint < 2:
+                self.write_hints.pop(ino, None)
+            else:
+                self.write_hints[ino] = LIFETIME_STREAMS[hint - 2]
+                if len(self.write_hints) % 1024 == 0:  # now and then, forget removed files
+                    self.write_hints = {i: h for i, h in self.write_hints.items() if i in self.ns.inodes}
+
+    def write_hint(self, ino: int) -> int:
+        """F_GET_RW_HINT: the hint ``set_write_hint`` gave ``ino`` (0 when none)."""
+        stream = self.write_hints.get(ino)
+        return 0 if stream is None else stream - Stream.SHORT + 2
 
     # -- the write buffer ------------------------------------------------------------------
 
@@ -673,6 +695,9 @@ class FileSystem(TreeReader):
             size, mtime = attrs[ino]
             recs.append(node.record(size=max(size, node.size), mtime_ns=mtime, ctime_ns=mtime))
         stream = Stream.HOT if self._dirty_hot and not self._dirty_cold else Stream.COLD
+        hinted = {self.write_hints.get(ino) for ino in dirty}
+        if len(hinted) == 1 and None not in hinted:  # all of one declared lifetime: its zones
+            stream = hinted.pop()
         encoded = b"".join(records.encode(rec) for rec in recs)
         total = len(chunks)
         self._flushing = True

@@ -34,6 +34,16 @@ class Stream(enum.IntEnum):
     HOT = 1
     COLD = 2
     GC = 3
+    # Data whose writer declared its lifetime (Linux's F_SET_RW_HINT, RocksDB's WriteLifeTimeHint:
+    # WAL short, L0 medium, deeper levels long and extreme): one class per zone, as ZenFS places it.
+    SHORT = 4
+    MEDIUM = 5
+    LONG = 6
+    EXTREME = 7
+
+
+BASE_STREAMS = (Stream.META, Stream.HOT, Stream.COLD, Stream.GC)
+LIFETIME_STREAMS = (Stream.SHORT, Stream.MEDIUM, Stream.LONG, Stream.EXTREME)
 
 
 class Role(enum.IntEnum):
@@ -43,17 +53,35 @@ class Role(enum.IntEnum):
 
 
 def stream_heads(max_active: int) -> dict[Stream, Stream]:
-    """Which head each stream writes to, given the active-zone limit (0: unlimited)."""
-    heads = len(Stream) if not max_active else max_active - 1
+    """Which head each base stream writes to, given the active-zone limit (0: unlimited)."""
+    heads = len(BASE_STREAMS) if not max_active else max_active - 1
     if heads >= 4:
-        return {s: s for s in Stream}
+        return {s: s for s in BASE_STREAMS}
     if heads == 3:
         return {Stream.META: Stream.META, Stream.HOT: Stream.HOT, Stream.COLD: Stream.COLD,
                 Stream.GC: Stream.COLD}
     if heads == 2:
         return {Stream.META: Stream.META, Stream.HOT: Stream.HOT, Stream.COLD: Stream.HOT,
                 Stream.GC: Stream.HOT}
-    return {s: Stream.HOT for s in Stream}
+    return {s: Stream.HOT for s in BASE_STREAMS}
+
+
+def lifetime_heads(max_active: int, route: dict[Stream, Stream]) -> dict[Stream, Stream]:
+    """Heads of the lifetime streams: their own while active zones are left beyond the base
+    heads (shortest-lived first); without one, SHORT shares the hot head, EXTREME LONG's if it
+    has one, and the rest the cold head. Own heads open only when hinted data comes, so
+    volumes without hints (and ``usable_blocks``) are as before."""
+    spare = len(LIFETIME_STREAMS) if not max_active else max(0, max_active - 1 - len(set(route.values())))
+    own = LIFETIME_STREAMS[:spare]
+    out = {s: s for s in own}
+    for s in LIFETIME_STREAMS[spare:]:
+        if s is Stream.SHORT:
+            out[s] = route[Stream.HOT]
+        elif s is Stream.EXTREME and Stream.LONG in own:
+            out[s] = Stream.LONG
+        else:
+            out[s] = route[Stream.COLD]
+    return out
 
 
 class LogWriter:
@@ -71,6 +99,7 @@ class LogWriter:
         self.wp: dict[int, int] = {}  # head zone -> next LBA
         self.modified: dict[int, int] = {}  # zone -> sequence number of the last unit written into it
         self.route = stream_heads(g.max_active)
+        self.route.update(lifetime_heads(g.max_active, self.route))
         self.next_seq = next_seq
         self.reserve = reserve
         self.blocks_written = 0
@@ -174,7 +203,7 @@ class LogWriter:
         return z.start + z.capacity - self.wp[zone]
 
     def _allocate(self, stream: Stream, head: Stream) -> int:
-        data = stream in (Stream.HOT, Stream.COLD)
+        data = stream not in (Stream.META, Stream.GC)
         if data and len(self.free_zones()) <= self.reserve and self.on_low_space is not None:
             self.on_low_space()
             if head in self.heads:  # reclaiming may have opened a head this stream shares

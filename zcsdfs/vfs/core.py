@@ -622,6 +622,18 @@ class Vfs:
         of.state.pop("readahead", None)
         of.state.pop("readahead_end", None)
 
+    def set_write_hint(self, of: OpenFile, hint: int) -> None:
+        """``fcntl(F_SET_RW_HINT)``: the lifetime of the data written to the file from now on
+        (RWH_WRITE_LIFE_*); the lfs gives each lifetime zones of its own. Linux sets it on the
+        inode, so it holds for every descriptor of the file."""
+        if not 0 <= hint <= 5:
+            raise os_error(errno.EINVAL)
+        self.fs.set_write_hint(of.ino, hint)
+
+    def write_hint(self, of: OpenFile) -> int:
+        """``fcntl(F_GET_RW_HINT)``."""
+        return self.fs.write_hint(of.ino)
+
     # -- volume -------------------------------------------------------------------------------
 
     def statfs(self):
