@@ -52,9 +52,9 @@ int main(int argc, char **argv) {
         size_t size = strtoul(argv[4], NULL, 0);
         if (stat(argv[3], &st)) return fail("stat kernel");
         snprintf(ino, sizeof ino, "%llu", (unsigned long long)st.st_ino);
-        if (setxattr(argv[2], "user.process.csd_read_stream", ino, strlen(ino), 0)) return fail("bind");
-        int fd = open(argv[2], O_RDONLY | O_DIRECT);
+        int fd = open(argv[2], O_RDONLY | O_DIRECT);  /* a binding is for a process that has the file open */
         if (fd < 0) return fail("open O_DIRECT");
+        if (setxattr(argv[2], "user.process.csd_read_stream", ino, strlen(ino), 0)) return fail("bind");
         uint64_t *buf;
         if (posix_memalign((void **)&buf, 4096, size < 4096 ? 4096 : size)) return fail("memalign");
         ssize_t n = pread(fd, buf, size, 0);
