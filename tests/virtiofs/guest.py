@@ -186,7 +186,8 @@ def initramfs(script: str, tag: str, extra: dict[str, bytes] | None = None) -> b
     return cpio(entries)
 
 
-def boot(socket_path: str, script: str, *, tag: str = "zcsdfs", timeout: float = 300, memory_mb: int = 512,
+def boot(socket_path: str, script: str, *, tag: str = "zcsdfs", queues: int = 1, timeout: float = 300,
+         memory_mb: int = 512,
          extra_args: list[str] = (), extra_files: dict[str, bytes] | None = None, workdir: str) -> str:
     """Boot a guest that runs ``script``; the console text. Raises GuestError if it never got there."""
     vmlinuz, _ = kernel()
@@ -196,7 +197,7 @@ def boot(socket_path: str, script: str, *, tag: str = "zcsdfs", timeout: float =
     cmd = [QEMU, "-accel", "tcg", "-m", str(memory_mb), "-smp", "1",
            "-object", f"memory-backend-memfd,id=mem,size={memory_mb}M,share=on", "-numa", "node,memdev=mem",
            "-chardev", f"socket,id=vufs,path={socket_path}",
-           "-device", f"vhost-user-fs-pci,chardev=vufs,tag={tag}",
+           "-device", f"vhost-user-fs-pci,chardev=vufs,tag={tag},num-request-queues={queues}",
            *extra_args,
            "-kernel", str(vmlinuz), "-initrd", str(initrd),
            "-append", "console=ttyS0 panic=-1 loglevel=4 tsc=reliable",

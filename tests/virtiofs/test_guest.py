@@ -101,7 +101,8 @@ def serve(image: str, sock_path: str) -> subprocess.Popen:
     listener.bind(sock_path)
     listener.listen(1)
     try:
-        return subprocess.Popen([sys.executable, "-m", "zcsdfs", "serve", image, "--fd", str(listener.fileno())],
+        return subprocess.Popen([sys.executable, "-m", "zcsdfs", "serve", image, "--fd", str(listener.fileno()),
+                                 "--queues", "2"],
                                 pass_fds=(listener.fileno(),), stderr=subprocess.PIPE, text=True)
     finally:
         listener.close()
@@ -111,7 +112,7 @@ def test_guest_works_on_a_zcsdfs_share_and_the_host_sees_it(image, tmp_path):
     sock_path = str(tmp_path / "vhost.sock")
     server = serve(image, sock_path)
     try:
-        console = guest.boot(sock_path, SCRIPT, workdir=str(tmp_path), timeout=400)
+        console = guest.boot(sock_path, SCRIPT, queues=2, workdir=str(tmp_path), timeout=400)
     finally:
         try:
             server.wait(60)

@@ -33,7 +33,7 @@ import threading
 from typing import Callable
 
 from zcsdfs.fuse.guestmem import MAX_MEM_SLOTS, MAX_REGIONS, GuestMemory, GuestMemoryError, map_region
-from zcsdfs.fuse.virtqueue import Chain, QueueError, Virtqueue, signal_eventfd, size_ok
+from zcsdfs.fuse.virtqueue import Chain, QueueError, Virtqueue, full_barrier, signal_eventfd, size_ok
 
 log = logging.getLogger(__name__)
 
@@ -321,6 +321,7 @@ class Backend:
                 queue.want_kicks(False)
                 served = self._drain(vring, queue)
                 queue.want_kicks(True)
+                full_barrier()  # the driver sees our request for kicks before we look once more
                 if served or queue.pending():
                     continue  # posted while we asked for kicks again: no kick will come for it
                 poller.poll()

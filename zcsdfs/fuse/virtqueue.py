@@ -27,6 +27,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
+import threading
 
 import attrs
 
@@ -41,6 +42,17 @@ DESC_F_INDIRECT = 4
 AVAIL_F_NO_INTERRUPT = 1
 USED_F_NO_NOTIFY = 1
 MAX_QUEUE_SIZE = 32768
+
+
+_FENCE = threading.Lock()
+
+
+def full_barrier() -> None:
+    """A full memory barrier (taking a lock is a locked instruction on x86, which orders stores
+    before later loads). Needed where each side writes one index then reads the other's: without
+    it both can miss the other's write, and a kick or an interrupt is lost for good."""
+    _FENCE.acquire()
+    _FENCE.release()
 
 
 class QueueError(OSError):
@@ -185,6 +197,7 @@ class Virtqueue:
 
     def should_interrupt(self) -> bool:
         """Whether the driver wants an interrupt for what was pushed since the last one."""
+        full_barrier()  # our used index is visible before we read what the driver wants
         if not self.event_idx:
             return not U16.unpack_from(self.avail, 0)[0] & AVAIL_F_NO_INTERRUPT
         old, new = self.signalled_used, self.used_idx
