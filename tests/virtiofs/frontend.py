@@ -116,6 +116,7 @@ class FrontEnd:
         os.ftruncate(self.fd, 2 * REGION_SIZE)
         self.map = mmap.mmap(self.fd, 2 * REGION_SIZE)
         self.next = [0x1000, 0]  # bump allocator per region
+        self.floor = [0x1000, 0]  # where it wraps to: past the rings once they are laid out
         self.device = VirtioFs(vfs, DeviceOptions(request_queues=request_queues))
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(WAIT)
@@ -140,8 +141,8 @@ class FrontEnd:
 
     def alloc(self, size: int, align: int = 8, region: int = 0) -> int:
         at = -(-self.next[region] // align) * align
-        if at + size > REGION_SIZE:
-            at = 0x1000 if region == 0 else 0  # wrap (tests are small; old buffers are done with)
+        if at + size > REGION_SIZE:  # wrap past the rings (old buffers are done with)
+            at = -(-self.floor[region] // align) * align
         self.next[region] = at + size
         return GPA[region] + at
 
@@ -208,6 +209,7 @@ class FrontEnd:
             ring = Ring(self, i, self.num)
             self.rings.append(ring)
             self.start_ring(ring)
+        self.floor = list(self.next)
 
     def start_ring(self, ring: Ring, base: int = 0) -> None:
         i = ring.index

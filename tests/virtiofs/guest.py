@@ -117,17 +117,21 @@ def _order(wanted, found: dict[str, Path]) -> list[str]:
     return order
 
 
-def helpers() -> Path:
-    """The static helper program, compiled once per version of its source."""
-    source = HERE / "guest_helpers.c"
+def static_binary(source: Path) -> Path:
+    """``source`` compiled with ``gcc -static``, once per version of the source."""
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-    binary = CACHE / f"helpers-{digest}"
+    binary = CACHE / f"{source.stem}-{digest}"
     if not binary.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         tmp = binary.with_suffix(".tmp")
         _run(["gcc", "-static", "-O2", "-o", str(tmp), str(source)])
         tmp.rename(binary)
     return binary
+
+
+def helpers() -> Path:
+    """The static helper program the guest tests call as /bin/zh."""
+    return static_binary(HERE / "guest_helpers.c")
 
 
 # -- the initramfs ----------------------------------------------------------------------------
@@ -182,7 +186,7 @@ def initramfs(script: str, tag: str, extra: dict[str, bytes] | None = None) -> b
     entries.append(("init", 0o100755, INIT.replace("TAG", tag).encode()))
     entries.append(("test.sh", 0o100755, script.encode()))
     for name, data in (extra or {}).items():
-        entries.append((name, 0o100644, data))
+        entries.append((name, 0o100755, data))
     return cpio(entries)
 
 

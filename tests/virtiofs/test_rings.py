@@ -351,3 +351,17 @@ def test_front_end_vanishing_mid_request(volume):
         assert again.stat("/hello.txt").st_size in (0, len(data))  # the write ran whole or not at all
     finally:
         again.unmount()
+
+
+def test_a_new_init_ends_the_old_session(fe, volume):
+    """A guest that reboots sends INIT again without DESTROY: what the old boot held open is closed."""
+    fe.init()
+    nodeid, fh = create(fe)
+    old = fe.device.server
+    ino = volume.stat("/hello.txt").st_ino
+    assert volume.vfs.fs._held.get(ino)  # held open by the guest's handle
+    fe.init()
+    assert fe.device.server is not old
+    error, _ = fe.fuse(Opcode.READ, p.READ_IN.pack(fh, 0, 10, 0, 0, 0, 0), nodeid=nodeid)
+    assert error == errno.EBADF  # the old handle is gone
+    assert not volume.vfs.fs._held.get(ino)  # closed: nothing keeps the file alive any more

@@ -96,6 +96,8 @@ def serve_request(server: Server, chain: Chain, max_pages: int) -> int:
 
 
 def _opcode(chain: Chain) -> int | None:
+    if chain.readable and len(chain.readable[0]) >= 8:
+        return _U32.unpack_from(chain.readable[0], 4)[0]
     head = b"".join(bytes(v[:8]) for v in chain.readable[:8])
     return _U32.unpack_from(head, 4)[0] if len(head) >= 8 else None
 
@@ -133,6 +135,7 @@ class VirtioFs:
         self.server = self._new_server()
         self.backend: Backend | None = None
         self.connected = threading.Event()
+        self.requests = 0  # chains served (approximate under several queues: no lock on the hot path)
 
     def _new_server(self) -> Server:
         return Server(self.vfs, attrs.evolve(self.options.server, groups_from_proc=False))
@@ -141,6 +144,7 @@ class VirtioFs:
         return CONFIG.pack(self.options.tag.encode(), self.options.request_queues)
 
     def serve_chain(self, index: int, chain: Chain) -> int:
+        self.requests += 1
         backend = self.backend
         num = backend.vrings[index].num if backend is not None else 0
         if _opcode(chain) == Opcode.INIT:
