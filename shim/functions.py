@@ -74,7 +74,7 @@ def _fd_function(name: str, accepts_objects: bool = False):
         if accepts_objects and not isinstance(fd, int) and hasattr(fd, "fileno"):
             fd = fd.fileno()
         for mount in router.mounts:
-            if mount.volume.owns(fd):
+            if mount.volume.holds(fd):  # the method checks the number is still the volume's
                 return _call(getattr(mount.volume, name), None, fd, *args, **kwargs)
         return original(fd, *args, **kwargs)
     return shimmed

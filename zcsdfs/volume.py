@@ -28,7 +28,7 @@ from zcsdfs.lfs import mkfs, mount as lfs_mount
 from zcsdfs.vfs.caller import Caller, CurrentProcess
 from zcsdfs.vfs.core import Vfs
 from zcsdfs.vfs.errors import bad_fd, os_error
-from zcsdfs.vfs.files import Descriptors, OpenFile
+from zcsdfs.vfs.files import Descriptors, OpenFile, all_numbers
 from zcsdfs.zns import ZonedDevice
 from zcsdfs.zns.zone import ZoneState
 
@@ -112,7 +112,7 @@ class Volume:
         self.device = device
         self.vfs = Vfs(self.fs, readonly=readonly)
         self.dev = 0x5A000000 | int.from_bytes(self.fs.sb.uuid[:3], "little")  # st_dev and f_fsid
-        self._fds = Descriptors()
+        self._fds = Descriptors(lost=self.vfs.close)  # a number closed behind our back drops its reference
         self._cwd = self.vfs.root
         self._umask = _current_umask()
         self._caller = _caller
@@ -205,6 +205,12 @@ class Volume:
         """Whether ``fd`` is one of this volume's descriptors (the shim routes descriptors by it)."""
         return fd in self._fds
 
+    def holds(self, fd) -> bool:
+        """``owns`` without the check that the number is still ours, for a caller that passes
+        ``fd`` straight to a method of this volume: every method checks, and hands a number
+        that is no longer ours to the real ``os``."""
+        return self._fds.holds(fd)
+
     def reserves(self, fd) -> bool:
         """Whether ``fd`` is the real descriptor this volume duplicates its descriptors from:
         ``os.closerange`` under the shim must spare it, or the volume could open nothing more."""
@@ -227,7 +233,8 @@ class Volume:
         return self._fds.add(of)
 
     def close(self, fd: int) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.close(fd)
         self.vfs.close(self._fds.remove(fd))
 
@@ -237,10 +244,7 @@ class Volume:
         mine = sorted(fd for fd, _ in self._fds.items() if fd_low <= fd < fd_high)
         for fd in mine:
             self.close(fd)
-        reserved = set()  # every volume's numbers, which the real closerange must spare
-        for volume in list(_volumes):
-            reserved.add(volume._fds._null)
-            reserved.update(fd for fd, _ in volume._fds.items())
+        reserved = all_numbers()  # every volume's numbers, which the real closerange must spare
         low = fd_low
         for fd in sorted(reserved) + [fd_high]:
             if fd < low or fd > fd_high:
@@ -250,9 +254,9 @@ class Volume:
             low = fd + 1
 
     def dup(self, fd: int) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.dup(fd)
-        of = self._file(fd)
         of.refs += 1
         return self._fds.add(of)
 
@@ -272,9 +276,10 @@ class Volume:
         return fd2
 
     def read(self, fd: int, n: int) -> bytes:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.read(fd, n)
-        return self.vfs.read(self._file(fd), n, caller=self._caller)
+        return self.vfs.read(of, n, caller=self._caller)
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
         of = self._fds.find(fd)
@@ -283,14 +288,16 @@ class Volume:
         return self.vfs.read(of, n, offset, caller=self._caller)
 
     def readv(self, fd: int, buffers) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.readv(fd, buffers)
-        return self._scatter(self._file(fd), buffers, None)
+        return self._scatter(of, buffers, None)
 
     def preadv(self, fd: int, buffers, offset: int, flags: int = 0) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.preadv(fd, buffers, offset, flags)
-        return self._scatter(self._file(fd), buffers, offset)
+        return self._scatter(of, buffers, offset)
 
     def _scatter(self, of: OpenFile, buffers, offset) -> int:
         views = [memoryview(b).cast("B") for b in buffers]
@@ -305,9 +312,10 @@ class Volume:
         return len(data)
 
     def write(self, fd: int, data) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.write(fd, data)
-        return self.vfs.write(self.caller, self._file(fd), data)
+        return self.vfs.write(self.caller, of, data)
 
     def pwrite(self, fd: int, data, offset: int) -> int:
         of = self._fds.find(fd)  # one look-up: this is the hottest call there is
@@ -316,70 +324,80 @@ class Volume:
         return self.vfs.write(self._caller or CurrentProcess(), of, data, offset)
 
     def writev(self, fd: int, buffers) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.writev(fd, buffers)
-        return self.vfs.write(self.caller, self._file(fd), b"".join(bytes(b) for b in buffers))
+        return self.vfs.write(self.caller, of, b"".join(bytes(b) for b in buffers))
 
     def pwritev(self, fd: int, buffers, offset: int, flags: int = 0) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.pwritev(fd, buffers, offset, flags)
-        return self.vfs.write(self.caller, self._file(fd), b"".join(bytes(b) for b in buffers), offset)
+        return self.vfs.write(self.caller, of, b"".join(bytes(b) for b in buffers), offset)
 
     def lseek(self, fd: int, position: int, whence: int) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.lseek(fd, position, whence)
-        return self.vfs.seek(self._file(fd), position, whence)
+        return self.vfs.seek(of, position, whence)
 
     def fstat(self, fd: int) -> os.stat_result:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.fstat(fd)
-        return stat_result(self.vfs.getattr(self._file(fd).ino), self.dev)
+        return stat_result(self.vfs.getattr(of.ino), self.dev)
 
     def fsync(self, fd) -> None:
         fd = fd if isinstance(fd, int) else fd.fileno()
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.fsync(fd)
-        self.vfs.fsync(self._file(fd))
+        self.vfs.fsync(of)
 
     def fdatasync(self, fd) -> None:
         fd = fd if isinstance(fd, int) else fd.fileno()
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.fdatasync(fd)
-        self.vfs.fsync(self._file(fd), data_only=True)
+        self.vfs.fsync(of, data_only=True)
 
     def ftruncate(self, fd: int, length: int) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.ftruncate(fd, length)
-        of = self._file(fd)
         if not of.writable or of.is_dir:
             raise os_error(errno.EINVAL)
         self.vfs.truncate(self.caller, of.ino, length, check_access=False)
 
     def posix_fallocate(self, fd: int, offset: int, length: int) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.posix_fallocate(fd, offset, length)
-        self.vfs.fallocate(self._file(fd), offset, length)
+        self.vfs.fallocate(of, offset, length)
 
     def posix_fadvise(self, fd: int, offset: int, length: int, advice: int) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.posix_fadvise(fd, offset, length, advice)
-        self.vfs.fadvise(self._file(fd), offset, length, advice)
+        self.vfs.fadvise(of, offset, length, advice)
 
     def fstatvfs(self, fd: int) -> os.statvfs_result:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.fstatvfs(fd)
-        self._file(fd)
         return self._statvfs()
 
     def fchmod(self, fd: int, mode: int) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.fchmod(fd, mode)
-        self.vfs.chmod(self.caller, self._file(fd).ino, mode)
+        self.vfs.chmod(self.caller, of.ino, mode)
 
     def fchown(self, fd: int, uid: int, gid: int) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.fchown(fd, uid, gid)
-        self.vfs.chown(self.caller, self._file(fd).ino, _owner_id(uid, "uid"), _owner_id(gid, "gid"))
+        self.vfs.chown(self.caller, of.ino, _owner_id(uid, "uid"), _owner_id(gid, "gid"))
 
     def fchdir(self, fd: int) -> None:
         of = self._file(fd)
@@ -432,15 +450,16 @@ class Volume:
         return self.vfs.write(self.caller, d, data, offset_dst)
 
     def set_blocking(self, fd: int, blocking: bool) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.set_blocking(fd, blocking)
-        of = self._file(fd)
         self.vfs.set_status_flags(of, of.flags & ~os.O_NONBLOCK if blocking else of.flags | os.O_NONBLOCK)
 
     def get_blocking(self, fd: int) -> bool:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.get_blocking(fd)
-        return not self._file(fd).flags & os.O_NONBLOCK
+        return not of.flags & os.O_NONBLOCK
 
     def isatty(self, fd: int) -> bool:
         return False if self._mine(fd) else os.isatty(fd)
@@ -453,7 +472,8 @@ class Volume:
 
     def fdopen(self, fd: int, mode: str = "r", buffering: int = -1, encoding=None, *args, **kwargs):
         """``os.fdopen``: a file object over a zcsdfs (or real) descriptor."""
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.fdopen(fd, mode, buffering, encoding, *args, **kwargs)
         return self.io.open(fd, mode, buffering, encoding, *args, **kwargs)
 
