@@ -16,14 +16,13 @@ keeps working for code that mixes both.
 
 from __future__ import annotations
 
-import atexit
 import copy
 import errno
 import os
 import stat as stat_module
-import threading
 import weakref
 
+from zcsdfs import tracked_umask
 from zcsdfs.lfs import mkfs, mount as lfs_mount
 from zcsdfs.vfs.caller import Caller, CurrentProcess
 from zcsdfs.vfs.core import Vfs
@@ -31,21 +30,6 @@ from zcsdfs.vfs.errors import bad_fd, os_error
 from zcsdfs.vfs.files import Descriptors, OpenFile, all_numbers
 from zcsdfs.zns import ZonedDevice
 from zcsdfs.zns.zone import ZoneState
-
-_volumes: "weakref.WeakSet[Volume]" = weakref.WeakSet()
-
-
-def _current_umask() -> int:
-    """The process umask, read without changing it (os.umask would, racing other threads)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
-
 
 def _fspath(path) -> tuple[str, bool]:
     """(path as str, whether the caller used bytes); os's TypeError and ValueError for bad ones."""
@@ -114,15 +98,15 @@ class Volume:
         self.dev = 0x5A000000 | int.from_bytes(self.fs.sb.uuid[:3], "little")  # st_dev and f_fsid
         self._fds = Descriptors(lost=self.vfs.close)  # a number closed behind our back drops its reference
         self._cwd = self.vfs.root
-        self._umask = _current_umask()
         self._caller = _caller
-        self._lock = threading.Lock()
-        self.mounted = True
+        self._origin = None  # the volume an as_user view shows, kept alive by the view
         from zcsdfs.path import VolumePath
         from zcsdfs.io import VolumeIO
         self.path = VolumePath(self)
         self.io = VolumeIO(self)
-        _volumes.add(self)
+        # unmount once: on unmount(), when the volume is dropped, or at interpreter exit
+        self._release = weakref.finalize(self, _release, self.fs, self.vfs, self._fds,
+                                         self.device if self._owns_device else None)
 
     @classmethod
     def memory(cls, geometry: str = "qemu", **kwargs) -> "Volume":
@@ -135,6 +119,7 @@ class Volume:
         from zcsdfs.path import VolumePath
         from zcsdfs.io import VolumeIO
         view = copy.copy(self)
+        view._origin = self._origin or self
         view._caller = Caller(uid, gid, frozenset(groups), os.getpid())
         view.path = VolumePath(view)
         view.io = VolumeIO(view)
@@ -144,19 +129,17 @@ class Volume:
     def caller(self) -> Caller:
         return self._caller or Caller.current()
 
+    @property
+    def mounted(self) -> bool:
+        return self._release.alive
+
     def unmount(self) -> None:
-        """Close every descriptor, checkpoint, and let go of the device."""
-        with self._lock:
-            if not self.mounted:
-                return
-            self.mounted = False
-            for of in {id(of): of for of in self._fds.close_all()}.values():  # dup'd ones once
-                of.refs = 1
-                self.vfs.close(of)
-            self.fs.unmount()
-            if self._owns_device:
-                self.device.close_device()
-        _volumes.discard(self)
+        """Close every descriptor, checkpoint, and let go of the device (and its lock).
+
+        A volume nobody refers to any more is unmounted when it is collected,
+        and every volume still mounted at interpreter exit is unmounted then.
+        """
+        self._release()
 
     def __enter__(self) -> "Volume":
         return self
@@ -219,15 +202,14 @@ class Volume:
     # -- descriptors --------------------------------------------------------------------------
 
     def umask(self, mask: int) -> int:
-        """Set the volume's (and the process's) umask; returns the previous one."""
-        old, self._umask = self._umask, mask & 0o777
-        os.umask(mask)
-        return old
+        """Set the process's umask (every volume applies it, as the kernel does); returns the old one."""
+        return tracked_umask.umask(mask)
 
     def open(self, path, flags: int, mode: int = 0o777, *, dir_fd=None) -> int:
         text, _ = _fspath(path)
+        mode &= ~tracked_umask.current()
         try:
-            of = self.vfs.open(self.caller, text, self._start(text, dir_fd), flags, mode & ~self._umask)
+            of = self.vfs.open(self.caller, text, self._start(text, dir_fd), flags, mode)
         except OSError as exc:
             raise os_error(exc.errno, path) from None
         return self._fds.add(of)
@@ -545,7 +527,7 @@ class Volume:
     def mkdir(self, path, mode: int = 0o777, *, dir_fd=None) -> None:
         text, _ = _fspath(path)
         self._call(lambda: self.vfs.mkdir(self.caller, text, self._start(text, dir_fd),
-                                          mode & ~self._umask), filename=path)
+                                          mode & ~tracked_umask.current()), filename=path)
 
     def makedirs(self, name, mode: int = 0o777, exist_ok: bool = False) -> None:
         head, tail = self.path.split(name)
@@ -572,7 +554,7 @@ class Volume:
         text, _ = _fspath(path)
         kind = stat_module.S_IFMT(mode)
         self._call(lambda: self.vfs.mknod(self.caller, text, self._start(text, dir_fd),
-                                          kind | (mode & 0o7777 & ~self._umask), device), filename=path)
+                                          kind | (mode & 0o7777 & ~tracked_umask.current()), device), filename=path)
 
     def symlink(self, src, dst, target_is_directory: bool = False, *, dir_fd=None) -> None:
         target, _ = _fspath(src)
@@ -739,7 +721,15 @@ class Volume:
         return self.vfs.csd.event_result(self._file(fd), self._caller)
 
 
-@atexit.register
-def _unmount_all() -> None:
-    for volume in list(_volumes):
-        volume.unmount()
+def _release(fs, vfs, fds, device) -> None:
+    """Unmount what a Volume held: its descriptors, the lfs, and the device it opened.
+
+    A ``weakref.finalize`` callback: it refers to no Volume, so a dropped one
+    is collected, and runs at most once.
+    """
+    for of in {id(of): of for of in fds.close_all()}.values():  # dup'd ones once
+        of.refs = 1
+        vfs.close(of)
+    fs.unmount()
+    if device is not None:
+        device.close_device()

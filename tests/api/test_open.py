@@ -49,6 +49,21 @@ def test_create_mode_is_masked_by_umask(both, mode):
     both.run(body)
 
 
+@pytest.mark.parametrize("mask", [0o077, 0o027, 0o000])
+def test_creates_follow_the_process_umask(both, mask):
+    """The umask set through the real ``os.umask`` (not zcsdfs's) applies, as the kernel applies it."""
+    def body(osx):
+        old = os.umask(mask)
+        try:
+            osx.close(osx.open("f", osx.O_WRONLY | osx.O_CREAT, 0o666))
+            osx.mkdir("d")
+            osx.mkfifo("p")
+            return osx.stat("f"), osx.stat("d"), osx.stat("p")
+        finally:
+            os.umask(old)
+    both.run(body)
+
+
 def test_create_exclusive_twice(both):
     def body(osx):
         osx.close(osx.open("x", osx.O_CREAT | osx.O_EXCL | osx.O_WRONLY))

@@ -68,7 +68,7 @@ NO_ACCESS = 3  # O_ACCMODE: open(2) then grants neither read nor write (read and
 
 #: Every zcsdfs descriptor number in the process -> the table that holds it.
 _holders: dict[int, "Descriptors"] = {}
-_holders_lock = threading.Lock()
+_holders_lock = threading.RLock()  # re-entered when a collected volume is finalised mid-call
 
 
 def _marked(fd: int, _fcntl=fcntl.fcntl) -> bool:
@@ -104,7 +104,7 @@ class Descriptors:
     def __init__(self, lost: Callable[[OpenFile], None] | None = None):
         self._table: dict[int, OpenFile] = {}
         self._null = _reserve()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._lost = lost
 
     def __contains__(self, fd) -> bool:
