@@ -51,6 +51,10 @@ class Vfs:
     def resolve(self, caller: Caller, path: str, start: int, follow: bool = True) -> Resolved:
         return self.walker.resolve(caller, path, start, follow=follow)
 
+    def resolve_name(self, caller: Caller, path: str, start: int) -> Resolved:
+        """Where a name to create or remove is: its last component is never followed."""
+        return self.walker.resolve(caller, path, start, follow=False, name=True)
+
     def lookup(self, caller: Caller, path: str, start: int, follow: bool = True) -> int:
         """The inode ``path`` names; ENOENT if missing, ENOTDIR for "file/"."""
         r = self.resolve(caller, path, start, follow)
@@ -174,7 +178,7 @@ class Vfs:
     # -- names --------------------------------------------------------------------------------
 
     def mkdir(self, caller: Caller, path: str, start: int, mode: int) -> int:
-        r = self.resolve(caller, path, start, follow=False)
+        r = self.resolve_name(caller, path, start)
         if r.ino is not None:
             raise os_error(errno.EEXIST)
         pst = self._parent_for_change(caller, r)
@@ -182,7 +186,7 @@ class Vfs:
         return self.fs.mkdir(r.parent, r.name, mode & 0o7777, uid, gid)
 
     def mknod(self, caller: Caller, path: str, start: int, mode: int, rdev: int = 0) -> int:
-        r = self.resolve(caller, path, start, follow=False)
+        r = self.resolve_name(caller, path, start)
         if r.ino is not None:
             raise os_error(errno.EEXIST)
         if r.slash:
@@ -195,7 +199,7 @@ class Vfs:
         return self.fs.mknod(r.parent, r.name, perm, rdev, uid, gid)
 
     def symlink(self, caller: Caller, target: str, path: str, start: int) -> int:
-        r = self.resolve(caller, path, start, follow=False)
+        r = self.resolve_name(caller, path, start)
         if r.ino is not None:
             raise os_error(errno.EEXIST)
         if r.slash:
@@ -223,7 +227,7 @@ class Vfs:
         could not read and write (or a setuid one).
         """
         ino = self.lookup(caller, src, src_start, follow)
-        r = self.resolve(caller, dst, dst_start, follow=False)
+        r = self.resolve_name(caller, dst, dst_start)
         if r.ino is not None:
             raise os_error(errno.EEXIST)
         st = self.fs.getattr(ino)
@@ -240,7 +244,7 @@ class Vfs:
         self.fs.link(ino, r.parent, r.name)
 
     def unlink(self, caller: Caller, path: str, start: int) -> None:
-        r = self.resolve(caller, path, start, follow=False)
+        r = self.resolve_name(caller, path, start)
         if r.ino is None:
             raise os_error(errno.ENOENT)
         st = self.fs.getattr(r.ino)
@@ -253,7 +257,7 @@ class Vfs:
         self.cache.drop(r.ino)
 
     def rmdir(self, caller: Caller, path: str, start: int) -> None:
-        r = self.resolve(caller, path, start, follow=False)
+        r = self.resolve_name(caller, path, start)
         if r.ino is None:
             raise os_error(errno.ENOENT)
         if r.name == "":
@@ -270,8 +274,8 @@ class Vfs:
 
     def rename(self, caller: Caller, src: str, src_start: int, dst: str, dst_start: int,
                flags: int = 0) -> None:
-        s = self.resolve(caller, src, src_start, follow=False)
-        d = self.resolve(caller, dst, dst_start, follow=False)
+        s = self.resolve_name(caller, src, src_start)
+        d = self.resolve_name(caller, dst, dst_start)
         if s.ino is None:
             raise os_error(errno.ENOENT)
         if s.name in ("", ".", "..") or d.name in ("", ".", ".."):
