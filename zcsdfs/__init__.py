@@ -27,8 +27,8 @@ for _name in dir(_os):
 from zcsdfs import tracked_umask as _tracked_umask  # noqa: E402
 from zcsdfs.volume import Volume  # noqa: E402
 from zcsdfs.scandir import DirEntry  # noqa: E402,F401
-from zcsdfs import path  # noqa: E402,F401
-from zcsdfs import io  # noqa: E402,F401
+import zcsdfs.path as path  # noqa: E402  (not "from zcsdfs import path": that finds os.path, copied above)
+import zcsdfs.io as io  # noqa: E402
 
 error = OSError
 RENAME_NOREPLACE = 1
@@ -115,3 +115,14 @@ for _name in SURFACE:
 for _name in WITHHELD:
     globals().pop(_name, None)
 del _name
+
+# Which of zcsdfs's own functions take a descriptor for a path, a dir_fd, or follow_symlinks=False
+# (os's sets name os's functions, which would answer for the real file system).
+supports_fd = {globals()[n] for n in (
+    "chdir", "chmod", "chown", "listdir", "scandir", "stat", "statvfs", "truncate", "utime",
+    "getxattr", "setxattr", "listxattr", "removexattr")}
+supports_dir_fd = {globals()[n] for n in (
+    "access", "chmod", "chown", "link", "mkdir", "mkfifo", "mknod", "open", "readlink", "rename",
+    "rmdir", "stat", "symlink", "unlink", "utime")}
+supports_follow_symlinks = {globals()[n] for n in ("access", "chown", "link", "stat", "utime")}
+supports_effective_ids = {globals()["access"]}  # zcsdfs always checks the effective ids

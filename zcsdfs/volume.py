@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import operator
 import os
 import stat as stat_module
 import weakref
@@ -63,12 +64,26 @@ def _is_blank(device) -> bool:
     return all(z.state is ZoneState.EMPTY for z in device.report())
 
 
+def _fileno(fd) -> int:
+    """A descriptor as os.fsync takes one: an int, or an object with ``fileno()``."""
+    if isinstance(fd, int):
+        return fd
+    fileno = getattr(fd, "fileno", None)
+    if fileno is None:
+        raise TypeError("argument must be an int, or have a fileno() method.")
+    return fileno()
+
+
 NO_ID = 0xFFFFFFFF  # (uid_t) -1: chown(2)'s "leave it as it is"
 
 
 def _owner_id(value: int, what: str) -> int:
     """A uid or gid as os.chown takes it: -1 or its unsigned form keeps the current one, and
     anything else that is no 32-bit id is refused before any work (with os's message)."""
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} should be integer, not {type(value).__name__}") from None
     if value == -1 or value == NO_ID:
         return -1
     if not 0 <= value < NO_ID:
@@ -330,14 +345,14 @@ class Volume:
         return stat_result(self.vfs.getattr(of.ino), self.dev)
 
     def fsync(self, fd) -> None:
-        fd = fd if isinstance(fd, int) else fd.fileno()
+        fd = _fileno(fd)
         of = self._fds.find(fd)
         if of is None:
             return os.fsync(fd)
         self.vfs.fsync(of)
 
     def fdatasync(self, fd) -> None:
-        fd = fd if isinstance(fd, int) else fd.fileno()
+        fd = _fileno(fd)
         of = self._fds.find(fd)
         if of is None:
             return os.fdatasync(fd)
@@ -393,7 +408,10 @@ class Volume:
                 self._check_real(in_fd if self._mine(out_fd) else out_fd)
                 raise os_error(errno.EINVAL)  # no copying between a volume and a real file
             return os.sendfile(out_fd, in_fd, offset, count)
-        return self._copy(self._file(in_fd), self._file(out_fd), count, offset, None)
+        source, target = self._file(in_fd), self._file(out_fd)
+        if target.append:
+            raise os_error(errno.EINVAL)  # as Linux: sendfile never appends
+        return self._copy(source, target, count, offset, None)
 
     def copy_file_range(self, src: int, dst: int, count: int, offset_src=None, offset_dst=None) -> int:
         if count < 0:
@@ -463,10 +481,16 @@ class Volume:
 
     def stat(self, path, *, dir_fd=None, follow_symlinks: bool = True) -> os.stat_result:
         if isinstance(path, int):
+            if dir_fd is not None:
+                raise ValueError("stat: can't specify both dir_fd and fd")
+            if not follow_symlinks:
+                raise ValueError("stat: cannot use fd and follow_symlinks together")
             return self.fstat(path)
         return stat_result(self.vfs.getattr(self._ino(path, dir_fd, follow_symlinks)), self.dev)
 
     def lstat(self, path, *, dir_fd=None) -> os.stat_result:
+        if isinstance(path, int):  # os.lstat takes no descriptor
+            raise TypeError(f"lstat: path should be string, bytes or os.PathLike, not {type(path).__name__}")
         return self.stat(path, dir_fd=dir_fd, follow_symlinks=False)
 
     def access(self, path, mode: int, *, dir_fd=None, effective_ids: bool = False,

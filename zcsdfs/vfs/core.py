@@ -404,15 +404,14 @@ class Vfs:
         if kind == stat.S_IFLNK:
             raise os_error(errno.ELOOP)
         if kind == stat.S_IFDIR:
-            if creat or flags & os.O_ACCMODE != os.O_RDONLY:
+            if creat or flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
                 raise os_error(errno.EISDIR)
         elif flags & os.O_DIRECTORY or r.slash:
             raise os_error(errno.ENOTDIR)
         elif kind != stat.S_IFREG:
             raise os_error(errno.ENXIO)
-        want = {os.O_RDONLY: R, os.O_WRONLY: W, os.O_RDWR: R | W}.get(flags & os.O_ACCMODE)
-        if want is None:
-            raise os_error(errno.EINVAL)
+        # access mode 3 (O_ACCMODE) asks for read and write permission and grants neither
+        want = {os.O_RDONLY: R, os.O_WRONLY: W}.get(flags & os.O_ACCMODE, R | W)
         truncate = bool(flags & os.O_TRUNC) and kind == stat.S_IFREG
         return self._grant(caller, r.ino, st, want | (W if truncate else 0), flags, truncate)
 
