@@ -23,6 +23,7 @@ import posixpath
 import types
 
 from zcsdfs import io as zcsdfs_io
+from zcsdfs import tracked_umask as zcsdfs_umask
 from zcsdfs.scandir import DirEntry as VolumeDirEntry
 from zcsdfs.vfs.errors import os_error
 from zcsdfs.shim.router import router
@@ -356,6 +357,13 @@ def symlink(src, dst, target_is_directory=False, *, dir_fd=None):
         if found is not None and found[0] is mount:
             target = found[1]
     return _call(mount.volume.symlink, (target, src, where, dst), target, where, target_is_directory, dir_fd=fd)
+
+
+# -- the umask --------------------------------------------------------------------------------
+
+# Importing zcsdfs made os.umask note each new umask (volumes apply it to every create); a module
+# that took the original before (``from os import umask``) gets the noting one too.
+STAND_INS[zcsdfs_umask._real] = zcsdfs_umask.umask
 
 
 # -- the current directory -------------------------------------------------------------------

@@ -8,6 +8,7 @@ import os
 import posixpath
 import sys
 import textwrap
+import types
 from os import stat as stat_held_before
 from os.path import realpath as realpath_held_before
 
@@ -213,3 +214,25 @@ def test_sendfile_and_copy_file_range_keywords(memory):
         finally:
             os.close(src)
             os.close(dst)
+
+
+def test_umask_held_before_install_is_noted(memory):
+    code = textwrap.dedent("""
+        from posix import umask  # the original, as a module imported before zcsdfs holds it
+        def create_masked(path, mask):
+            old = umask(mask)
+            try:
+                with open(path, "w"):
+                    pass
+            finally:
+                umask(old)
+    """)
+    module = types.ModuleType("held_umask")
+    exec(code, module.__dict__)
+    sys.modules["held_umask"] = module
+    try:
+        with shim.mounted("/zcsd-patch", memory):
+            module.create_masked("/zcsd-patch/f", 0o077)
+            assert os.stat("/zcsd-patch/f").st_mode & 0o777 == 0o600
+    finally:
+        del sys.modules["held_umask"]
