@@ -25,7 +25,7 @@ import weakref
 
 from zcsdfs import tracked_umask
 from zcsdfs.lfs import mkfs, mount as lfs_mount
-from zcsdfs.vfs.caller import Caller, CurrentProcess
+from zcsdfs.vfs.caller import Caller
 from zcsdfs.vfs.core import Vfs
 from zcsdfs.vfs.errors import bad_fd, os_error
 from zcsdfs.vfs.files import Descriptors, OpenFile, all_numbers
@@ -312,13 +312,13 @@ class Volume:
         of = self._fds.find(fd)
         if of is None:
             return os.write(fd, data)
-        return self.vfs.write(self.caller, of, data)
+        return self.vfs.write(self._caller, of, data)
 
     def pwrite(self, fd: int, data, offset: int) -> int:
         of = self._fds.find(fd)  # one look-up: this is the hottest call there is
         if of is None:
             return os.pwrite(fd, data, offset)
-        return self.vfs.write(self._caller or CurrentProcess(), of, data, offset)
+        return self.vfs.write(self._caller, of, data, offset)  # None: the current process, if needed
 
     def writev(self, fd: int, buffers) -> int:
         of = self._fds.find(fd)

@@ -172,3 +172,29 @@ def test_the_shim_routes_a_lost_number_to_the_real_file(tmp_path):
             assert f.read() == b"zcsdfs"
     vol.unmount()
     assert (tmp_path / "real").read_bytes() == b"real"
+
+
+def test_a_lost_number_reused_as_another_volume_s_reserve(vol, monkeypatch):
+    fd = zcsdfs_file(vol)
+    assert libc.close(fd) == 0
+    real_open = os.open
+
+    def open_at_fd(path, flags, mode=0o777):  # the kernel hands the freed number to the next open
+        got = real_open(path, flags, mode)
+        if got != fd:
+            os.dup2(got, fd)
+            os.close(got)
+        return fd
+    monkeypatch.setattr(os, "open", open_at_fd)
+    other = zcsdfs.Volume.memory("tiny")
+    monkeypatch.setattr(os, "open", real_open)
+    try:
+        assert other._fds._null == fd  # the other volume's reserved descriptor, with the mark
+        with pytest.raises(OSError) as info:
+            vol.write(fd, b"misdirected")  # no file of ours any more: EBADF, as the real os says
+        assert info.value.errno == errno.EBADF
+        vol.unmount()
+        os.fstat(fd)  # our unmount left the other volume's reserve open
+        other.close(other.open("/y", os.O_CREAT | os.O_WRONLY, 0o600))
+    finally:
+        other.unmount()

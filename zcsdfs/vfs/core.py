@@ -28,6 +28,7 @@ from zcsdfs.vfs.walk import Resolved, Walker
 OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_APPEND | os.O_DIRECTORY
               | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_SYNC | os.O_DSYNC | os.O_NONBLOCK | os.O_NOCTTY
               | os.O_LARGEFILE | os.O_NOATIME | os.O_DIRECT)
+SYNC_FLAGS = os.O_SYNC | os.O_DSYNC
 STATUS_FLAGS = os.O_APPEND | os.O_SYNC | os.O_DSYNC | os.O_NONBLOCK
 POSIX_ADVICE = range(os.POSIX_FADV_NORMAL, os.POSIX_FADV_NOREUSE + 1)
 READAHEAD_MIN = 128 << 10
@@ -521,9 +522,10 @@ class Vfs:
         data = self.fs.read(ino, lo * bs, (hi - lo) * bs)
         self.cache.put(ino, lo, data.ljust((hi - lo) * bs, b"\0"))
 
-    def write(self, caller: Caller, of: OpenFile, data, offset: int | None = None) -> int:
+    def write(self, caller: Caller | None, of: OpenFile, data, offset: int | None = None) -> int:
         """Write at ``offset``, or at the description's offset (advancing it); O_APPEND writes
-        go to the end of file atomically."""
+        go to the end of file atomically. ``caller`` None is the current process, made only when
+        a CSD binding or a privilege drop needs it (the in-process hot path needs neither)."""
         if not of.writable:
             raise bad_fd()
         if self.readonly:
@@ -532,6 +534,8 @@ class Vfs:
         ino = of.ino
         self.cache.drop(ino)
         csd = self.csd if self.csd.any(of) else None
+        if csd and caller is None:
+            caller = Caller.current()
         stored = csd.transform(of, caller, data, offset) if csd else data  # a write-stream kernel's output
         cold = of.advice == os.POSIX_FADV_NOREUSE  # written once, not expected to change: cold zones
         if offset is not None and not of.flags & os.O_APPEND:
@@ -555,10 +559,10 @@ class Vfs:
                     of.offset += done
         if csd:
             done = csd.written(of, caller, data, stored, at, done)
-        if of.flags & (os.O_SYNC | os.O_DSYNC):
+        if of.flags & SYNC_FLAGS:
             fs.fsync(ino)
         if fs.privileged(ino):
-            self._drop_privileges(caller, ino)
+            self._drop_privileges(caller or Caller.current(), ino)
         return done
 
     def seek(self, of: OpenFile, offset: int, whence: int) -> int:

@@ -66,8 +66,10 @@ MARK = 62
 F_GETSIG, F_SETSIG = fcntl.F_GETSIG, fcntl.F_SETSIG
 NO_ACCESS = 3  # O_ACCMODE: open(2) then grants neither read nor write (read and write give EBADF)
 
-#: Every zcsdfs descriptor number in the process -> the table that holds it.
+#: Every zcsdfs descriptor number in the process -> the table that holds it; and every reserved
+#: number -> the table it belongs to.
 _holders: dict[int, "Descriptors"] = {}
+_reserves: dict[int, "Descriptors"] = {}
 _holders_lock = threading.RLock()  # re-entered when a collected volume is finalised mid-call
 
 
@@ -79,18 +81,24 @@ def _marked(fd: int, _fcntl=fcntl.fcntl) -> bool:
         return False
 
 
-def _reserve() -> int:
+def _reserve(table: "Descriptors") -> int:
+    """A new reserved number for ``table``; a table that lost this number behind its back
+    forgets it (it could otherwise pass the mark check)."""
     fd = os.open(os.devnull, NO_ACCESS | os.O_CLOEXEC)
     fcntl.fcntl(fd, F_SETSIG, MARK)
+    with _holders_lock:
+        previous = _holders.pop(fd, None)
+        _reserves[fd] = table
+    if previous is not None:
+        previous._taken(fd)
     return fd
 
 
 def all_numbers() -> set[int]:
     """Every number a zcsdfs table holds, reserved ones included: what a real closerange spares."""
     with _holders_lock:
-        tables = set(_holders.values())
         numbers = set(_holders)
-    numbers.update(t._null for t in tables if t._null >= 0)
+        numbers.update(_reserves)
     return numbers
 
 
@@ -103,9 +111,9 @@ class Descriptors:
 
     def __init__(self, lost: Callable[[OpenFile], None] | None = None):
         self._table: dict[int, OpenFile] = {}
-        self._null = _reserve()
         self._lock = threading.RLock()
         self._lost = lost
+        self._null = _reserve(self)
 
     def __contains__(self, fd) -> bool:
         return self.find(fd) is not None
@@ -156,7 +164,7 @@ class Descriptors:
         """A new descriptor for ``of`` (at ``at``, replacing whatever real file it named, as dup2)."""
         with self._lock:
             if not self._reserved():  # the reserved number itself was closed behind our back
-                self._null = _reserve()
+                self._null = _reserve(self)
             if at is None:
                 fd = os.dup(self._null)
             else:
@@ -165,6 +173,8 @@ class Descriptors:
             self._table[fd] = of
         with _holders_lock:
             previous, _holders[fd] = _holders.get(fd), self
+            if _reserves.get(fd) is not None and fd != self._null:
+                del _reserves[fd]  # a reserved number lost behind its table's back
         if previous is not None and previous is not self:  # another table lost this number
             previous._taken(fd)
         if stale is not None and stale is not of and self._lost is not None:
@@ -172,8 +182,8 @@ class Descriptors:
         return fd
 
     def _reserved(self) -> bool:
-        """Whether our reserved number is still ours (marked, and no table's descriptor)."""
-        return _marked(self._null) and self._null not in _holders
+        """Whether our reserved number is still ours (marked, and nobody else's since)."""
+        return _reserves.get(self._null) is self and _marked(self._null)
 
     def _taken(self, fd: int) -> None:
         with self._lock:
@@ -206,11 +216,12 @@ class Descriptors:
                 for fd in table:
                     if _holders.get(fd) is self:
                         del _holders[fd]
-            for fd in table:
-                if _marked(fd):  # a number lost behind our back belongs to someone else now
-                    os.close(fd)
-            if self._null >= 0:
+                for fd in table:
+                    if _marked(fd) and fd not in _reserves:  # else lost behind our back: not ours
+                        os.close(fd)
                 if self._reserved():
                     os.close(self._null)
+                if _reserves.get(self._null) is self:
+                    del _reserves[self._null]
                 self._null = -1
             return list(table.values())
