@@ -95,11 +95,12 @@ def _reserve(table: "Descriptors") -> int:
 
 
 def all_numbers() -> set[int]:
-    """Every number a zcsdfs table holds, reserved ones included: what a real closerange spares."""
+    """Every number a zcsdfs table holds, reserved ones included: what a real closerange spares
+    (not one lost behind its table's back, which may be a real file's now)."""
     with _holders_lock:
         numbers = set(_holders)
         numbers.update(_reserves)
-    return numbers
+    return {fd for fd in numbers if _marked(fd)}
 
 
 class Descriptors:
