@@ -20,8 +20,11 @@ import functools
 import io
 import os
 import posixpath
+import types
 
 from zcsdfs import io as zcsdfs_io
+from zcsdfs import tracked_umask as zcsdfs_umask
+from zcsdfs.scandir import DirEntry as VolumeDirEntry
 from zcsdfs.vfs.errors import os_error
 from zcsdfs.shim.router import router
 
@@ -74,7 +77,7 @@ def _fd_function(name: str, accepts_objects: bool = False):
         if accepts_objects and not isinstance(fd, int) and hasattr(fd, "fileno"):
             fd = fd.fileno()
         for mount in router.mounts:
-            if mount.volume.owns(fd):
+            if mount.volume.holds(fd):  # the method checks the number is still the volume's
                 return _call(getattr(mount.volume, name), None, fd, *args, **kwargs)
         return original(fd, *args, **kwargs)
     return shimmed
@@ -126,22 +129,36 @@ def closerange(fd_low, fd_high):
         low = fd + 1
 
 
-def _two_descriptors(name: str, mixed_errno: int):
-    original = getattr(os, name)
-
-    @_stand_in(original)
-    def shimmed(first, second, *args, **kwargs):
-        a, b = router.owner(first), router.owner(second)
-        if a is None and b is None:
-            return original(first, second, *args, **kwargs)
-        if a is not None and b is not None and a is not b:
-            raise os_error(mixed_errno)
-        return _call(getattr((a or b).volume, name), None, first, second, *args, **kwargs)
-    return shimmed
+def _two_descriptors(first, second):
+    """The volume both descriptors belong to, None if both are real; EXDEV-like mixes are the
+    volume method's to refuse (it knows the errno Linux gives), two volumes here."""
+    a, b = router.owner(first), router.owner(second)
+    if a is not None and b is not None and a is not b:
+        return False
+    return a or b
 
 
-sendfile = _two_descriptors("sendfile", errno.EINVAL)  # as Linux, for files it cannot splice
-copy_file_range = _two_descriptors("copy_file_range", errno.EXDEV)
+_sendfile, _copy_file_range = os.sendfile, os.copy_file_range
+
+
+@_stand_in(os.sendfile)
+def sendfile(out_fd, in_fd, offset, count):
+    mount = _two_descriptors(out_fd, in_fd)
+    if mount is None:
+        return _sendfile(out_fd, in_fd, offset, count)
+    if mount is False:
+        raise os_error(errno.EINVAL)  # as Linux, for files it cannot splice
+    return _call(mount.volume.sendfile, None, out_fd, in_fd, offset, count)
+
+
+@_stand_in(os.copy_file_range)
+def copy_file_range(src, dst, count, offset_src=None, offset_dst=None):
+    mount = _two_descriptors(src, dst)
+    if mount is None:
+        return _copy_file_range(src, dst, count, offset_src, offset_dst)
+    if mount is False:
+        raise os_error(errno.EXDEV)
+    return _call(mount.volume.copy_file_range, None, src, dst, count, offset_src, offset_dst)
 
 
 # -- paths -----------------------------------------------------------------------------------
@@ -261,6 +278,33 @@ class Listing:
         self.close()
 
 
+_DirEntry = os.DirEntry
+
+
+class _DirEntryType(type):
+    """``isinstance(e, os.DirEntry)`` holds for real entries and for a volume's alike (shutil
+    asks it before using an entry's cached ``stat``); os.DirEntry cannot be subclassed."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, (_DirEntry, Entry, VolumeDirEntry))
+
+    def __subclasscheck__(cls, sub):
+        return issubclass(sub, (_DirEntry, Entry, VolumeDirEntry))
+
+
+class DirEntry(metaclass=_DirEntryType):
+    """``os.DirEntry`` while the shim is installed."""
+
+    def __new__(cls, *args, **kwargs):
+        raise TypeError("cannot create 'posix.DirEntry' instances")
+
+    __class_getitem__ = classmethod(types.GenericAlias)
+
+
+DirEntry.__module__ = _DirEntry.__module__
+STAND_INS[_DirEntry] = DirEntry
+
+
 def _listing(mount, entries, path):
     if isinstance(path, int):
         return entries
@@ -313,6 +357,13 @@ def symlink(src, dst, target_is_directory=False, *, dir_fd=None):
         if found is not None and found[0] is mount:
             target = found[1]
     return _call(mount.volume.symlink, (target, src, where, dst), target, where, target_is_directory, dir_fd=fd)
+
+
+# -- the umask --------------------------------------------------------------------------------
+
+# Importing zcsdfs made os.umask note each new umask (volumes apply it to every create); a module
+# that took the original before (``from os import umask``) gets the noting one too.
+STAND_INS[zcsdfs_umask._real] = zcsdfs_umask.umask
 
 
 # -- the current directory -------------------------------------------------------------------

@@ -7,8 +7,9 @@ alone, sqlite3 would quietly open (or create) a real file at the path under
 the prefix, and numpy would fail with "obtaining file position failed".
 These stand-ins raise one error saying what happened instead; for
 everything else that does its own I/O in C the volume's descriptors are
-reserved real descriptors of ``/dev/null`` opened ``O_PATH``, so reads and
-writes through them fail with EBADF and never touch another file.
+reserved real descriptors of ``/dev/null`` opened with access mode 3 (no
+read, no write), so reads and writes through them fail with EBADF and never
+touch another file.
 """
 
 from __future__ import annotations

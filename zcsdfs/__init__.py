@@ -24,10 +24,11 @@ for _name in dir(_os):
     if not _name.startswith("__"):
         globals()[_name] = getattr(_os, _name)
 
+from zcsdfs import tracked_umask as _tracked_umask  # noqa: E402
 from zcsdfs.volume import Volume  # noqa: E402
 from zcsdfs.scandir import DirEntry  # noqa: E402,F401
-from zcsdfs import path  # noqa: E402,F401
-from zcsdfs import io  # noqa: E402,F401
+import zcsdfs.path as path  # noqa: E402  (not "from zcsdfs import path": that finds os.path, copied above)
+import zcsdfs.io as io  # noqa: E402
 
 error = OSError
 RENAME_NOREPLACE = 1
@@ -38,7 +39,7 @@ SURFACE = (
     "open", "close", "closerange", "dup", "dup2", "read", "readv", "write", "writev", "pread",
     "preadv", "pwrite", "pwritev", "lseek", "fstat", "fsync", "fdatasync", "ftruncate",
     "posix_fallocate", "posix_fadvise", "fstatvfs", "fchmod", "fchown", "fchdir", "sendfile",
-    "copy_file_range", "set_blocking", "get_blocking", "isatty", "fdopen", "umask",
+    "copy_file_range", "set_blocking", "get_blocking", "isatty", "fdopen",
     "stat", "lstat", "access", "chmod", "chown", "lchown", "utime", "truncate",
     "mkdir", "makedirs", "mkfifo", "mknod", "symlink", "readlink", "link", "unlink", "remove",
     "rmdir", "removedirs", "rename", "replace", "renames", "listdir", "scandir", "walk", "fwalk",
@@ -49,6 +50,15 @@ SURFACE = (
 # os names that touch the file system and that zcsdfs does not serve: absent rather than
 # silently acting on the real file system.
 WITHHELD = ("chroot", "pathconf", "fpathconf", "lockf", "chflags", "lchflags")
+
+_tracked_umask.track()  # os.umask notes each new umask, which every create then applies
+
+
+def umask(mask: int, /) -> int:
+    """``os.umask``: set the process umask, which zcsdfs applies to every create as the kernel
+    does (whether set here or through ``os.umask``); returns the previous one."""
+    return _tracked_umask.umask(mask)
+
 
 _default: Volume | None = None
 _default_lock = _threading.Lock()
@@ -105,3 +115,14 @@ for _name in SURFACE:
 for _name in WITHHELD:
     globals().pop(_name, None)
 del _name
+
+# Which of zcsdfs's own functions take a descriptor for a path, a dir_fd, or follow_symlinks=False
+# (os's sets name os's functions, which would answer for the real file system).
+supports_fd = {globals()[n] for n in (
+    "chdir", "chmod", "chown", "listdir", "scandir", "stat", "statvfs", "truncate", "utime",
+    "getxattr", "setxattr", "listxattr", "removexattr")}
+supports_dir_fd = {globals()[n] for n in (
+    "access", "chmod", "chown", "link", "mkdir", "mkfifo", "mknod", "open", "readlink", "rename",
+    "rmdir", "stat", "symlink", "unlink", "utime")}
+supports_follow_symlinks = {globals()[n] for n in ("access", "chown", "link", "stat", "utime")}
+supports_effective_ids = {globals()["access"]}  # zcsdfs always checks the effective ids

@@ -119,12 +119,15 @@ class VolumePath:
         path = os.fspath(filename)
         as_bytes = isinstance(path, bytes)
         text = os.fsdecode(path)
-        resolved = self._resolve("" if isabs(text) else self._volume.getcwd().rstrip("/"), text, strict, {})
-        result = resolved or "/"
+        resolved, _ = self._resolve("" if isabs(text) else self._volume.getcwd().rstrip("/"), text, strict, {})
+        result = normpath(resolved) if resolved else "/"
         return os.fsencode(result) if as_bytes else result
 
-    def _resolve(self, base: str, rest: str, strict: bool, seen: dict) -> str:
-        for name in rest.split("/"):
+    def _resolve(self, base: str, rest: str, strict: bool, seen: dict) -> tuple[str, bool]:
+        """posixpath's ``_joinrealpath``: at a symbolic link loop, the rest is kept unresolved
+        (False) and nothing after it is resolved any more."""
+        while rest:
+            name, _, rest = rest.partition("/")
             if not name or name == ".":
                 continue
             if name == "..":
@@ -147,13 +150,14 @@ class VolumePath:
                     continue
                 if strict:
                     raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), candidate)
-                base = candidate
-                continue
+                return candidate + "/" + rest, False
             seen[candidate] = None
             target = self._volume.readlink(candidate)
-            base = self._resolve("" if target.startswith("/") else base, target, strict, seen)
+            base, ok = self._resolve("" if target.startswith("/") else base, target, strict, seen)
+            if not ok:
+                return base + "/" + rest, False
             seen[candidate] = base
-        return base
+        return base, True
 
 
 def _default_bound(name):

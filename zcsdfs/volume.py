@@ -16,36 +16,21 @@ keeps working for code that mixes both.
 
 from __future__ import annotations
 
-import atexit
 import copy
 import errno
+import operator
 import os
 import stat as stat_module
-import threading
 import weakref
 
+from zcsdfs import tracked_umask
 from zcsdfs.lfs import mkfs, mount as lfs_mount
-from zcsdfs.vfs.caller import Caller, CurrentProcess
+from zcsdfs.vfs.caller import Caller
 from zcsdfs.vfs.core import Vfs
 from zcsdfs.vfs.errors import bad_fd, os_error
-from zcsdfs.vfs.files import Descriptors, OpenFile
+from zcsdfs.vfs.files import Descriptors, OpenFile, all_numbers
 from zcsdfs.zns import ZonedDevice
 from zcsdfs.zns.zone import ZoneState
-
-_volumes: "weakref.WeakSet[Volume]" = weakref.WeakSet()
-
-
-def _current_umask() -> int:
-    """The process umask, read without changing it (os.umask would, racing other threads)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
-
 
 def _fspath(path) -> tuple[str, bool]:
     """(path as str, whether the caller used bytes); os's TypeError and ValueError for bad ones."""
@@ -84,12 +69,27 @@ F_GET_RW_HINT, F_SET_RW_HINT = 1035, 1036
 RWH_WRITE_LIFE_NOT_SET, RWH_WRITE_LIFE_NONE, RWH_WRITE_LIFE_SHORT = 0, 1, 2
 RWH_WRITE_LIFE_MEDIUM, RWH_WRITE_LIFE_LONG, RWH_WRITE_LIFE_EXTREME = 3, 4, 5
 
+
+def _fileno(fd) -> int:
+    """A descriptor as os.fsync takes one: an int, or an object with ``fileno()``."""
+    if isinstance(fd, int):
+        return fd
+    fileno = getattr(fd, "fileno", None)
+    if fileno is None:
+        raise TypeError("argument must be an int, or have a fileno() method.")
+    return fileno()
+
+
 NO_ID = 0xFFFFFFFF  # (uid_t) -1: chown(2)'s "leave it as it is"
 
 
 def _owner_id(value: int, what: str) -> int:
     """A uid or gid as os.chown takes it: -1 or its unsigned form keeps the current one, and
     anything else that is no 32-bit id is refused before any work (with os's message)."""
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} should be integer, not {type(value).__name__}") from None
     if value == -1 or value == NO_ID:
         return -1
     if not 0 <= value < NO_ID:
@@ -117,17 +117,17 @@ class Volume:
         self.device = device
         self.vfs = Vfs(self.fs, readonly=readonly)
         self.dev = 0x5A000000 | int.from_bytes(self.fs.sb.uuid[:3], "little")  # st_dev and f_fsid
-        self._fds = Descriptors()
+        self._fds = Descriptors(lost=self.vfs.close)  # a number closed behind our back drops its reference
         self._cwd = self.vfs.root
-        self._umask = _current_umask()
         self._caller = _caller
-        self._lock = threading.Lock()
-        self.mounted = True
+        self._origin = None  # the volume an as_user view shows, kept alive by the view
         from zcsdfs.path import VolumePath
         from zcsdfs.io import VolumeIO
         self.path = VolumePath(self)
         self.io = VolumeIO(self)
-        _volumes.add(self)
+        # unmount once: on unmount(), when the volume is dropped, or at interpreter exit
+        self._release = weakref.finalize(self, _release, self.fs, self.vfs, self._fds,
+                                         self.device if self._owns_device else None)
 
     @classmethod
     def memory(cls, geometry: str = "qemu", **kwargs) -> "Volume":
@@ -140,6 +140,7 @@ class Volume:
         from zcsdfs.path import VolumePath
         from zcsdfs.io import VolumeIO
         view = copy.copy(self)
+        view._origin = self._origin or self
         view._caller = Caller(uid, gid, frozenset(groups), os.getpid())
         view.path = VolumePath(view)
         view.io = VolumeIO(view)
@@ -149,19 +150,17 @@ class Volume:
     def caller(self) -> Caller:
         return self._caller or Caller.current()
 
+    @property
+    def mounted(self) -> bool:
+        return self._release.alive
+
     def unmount(self) -> None:
-        """Close every descriptor, checkpoint, and let go of the device."""
-        with self._lock:
-            if not self.mounted:
-                return
-            self.mounted = False
-            for of in {id(of): of for of in self._fds.close_all()}.values():  # dup'd ones once
-                of.refs = 1
-                self.vfs.close(of)
-            self.fs.unmount()
-            if self._owns_device:
-                self.device.close_device()
-        _volumes.discard(self)
+        """Close every descriptor, checkpoint, and let go of the device (and its lock).
+
+        A volume nobody refers to any more is unmounted when it is collected,
+        and every volume still mounted at interpreter exit is unmounted then.
+        """
+        self._release()
 
     def __enter__(self) -> "Volume":
         return self
@@ -210,6 +209,12 @@ class Volume:
         """Whether ``fd`` is one of this volume's descriptors (the shim routes descriptors by it)."""
         return fd in self._fds
 
+    def holds(self, fd) -> bool:
+        """``owns`` without the check that the number is still ours, for a caller that passes
+        ``fd`` straight to a method of this volume: every method checks, and hands a number
+        that is no longer ours to the real ``os``."""
+        return self._fds.holds(fd)
+
     def reserves(self, fd) -> bool:
         """Whether ``fd`` is the real descriptor this volume duplicates its descriptors from:
         ``os.closerange`` under the shim must spare it, or the volume could open nothing more."""
@@ -218,21 +223,21 @@ class Volume:
     # -- descriptors --------------------------------------------------------------------------
 
     def umask(self, mask: int) -> int:
-        """Set the volume's (and the process's) umask; returns the previous one."""
-        old, self._umask = self._umask, mask & 0o777
-        os.umask(mask)
-        return old
+        """Set the process's umask (every volume applies it, as the kernel does); returns the old one."""
+        return tracked_umask.umask(mask)
 
     def open(self, path, flags: int, mode: int = 0o777, *, dir_fd=None) -> int:
         text, _ = _fspath(path)
+        mode &= ~tracked_umask.current()
         try:
-            of = self.vfs.open(self.caller, text, self._start(text, dir_fd), flags, mode & ~self._umask)
+            of = self.vfs.open(self.caller, text, self._start(text, dir_fd), flags, mode)
         except OSError as exc:
             raise os_error(exc.errno, path) from None
         return self._fds.add(of)
 
     def close(self, fd: int) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.close(fd)
         self.vfs.close(self._fds.remove(fd))
 
@@ -242,10 +247,7 @@ class Volume:
         mine = sorted(fd for fd, _ in self._fds.items() if fd_low <= fd < fd_high)
         for fd in mine:
             self.close(fd)
-        reserved = set()  # every volume's numbers, which the real closerange must spare
-        for volume in list(_volumes):
-            reserved.add(volume._fds._null)
-            reserved.update(fd for fd, _ in volume._fds.items())
+        reserved = all_numbers()  # every volume's numbers, which the real closerange must spare
         low = fd_low
         for fd in sorted(reserved) + [fd_high]:
             if fd < low or fd > fd_high:
@@ -255,9 +257,9 @@ class Volume:
             low = fd + 1
 
     def dup(self, fd: int) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.dup(fd)
-        of = self._file(fd)
         of.refs += 1
         return self._fds.add(of)
 
@@ -277,9 +279,10 @@ class Volume:
         return fd2
 
     def read(self, fd: int, n: int) -> bytes:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.read(fd, n)
-        return self.vfs.read(self._file(fd), n, caller=self._caller)
+        return self.vfs.read(of, n, caller=self._caller)
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
         of = self._fds.find(fd)
@@ -288,14 +291,16 @@ class Volume:
         return self.vfs.read(of, n, offset, caller=self._caller)
 
     def readv(self, fd: int, buffers) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.readv(fd, buffers)
-        return self._scatter(self._file(fd), buffers, None)
+        return self._scatter(of, buffers, None)
 
     def preadv(self, fd: int, buffers, offset: int, flags: int = 0) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.preadv(fd, buffers, offset, flags)
-        return self._scatter(self._file(fd), buffers, offset)
+        return self._scatter(of, buffers, offset)
 
     def _scatter(self, of: OpenFile, buffers, offset) -> int:
         views = [memoryview(b).cast("B") for b in buffers]
@@ -310,81 +315,92 @@ class Volume:
         return len(data)
 
     def write(self, fd: int, data) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.write(fd, data)
-        return self.vfs.write(self.caller, self._file(fd), data)
+        return self.vfs.write(self._caller, of, data)
 
     def pwrite(self, fd: int, data, offset: int) -> int:
         of = self._fds.find(fd)  # one look-up: this is the hottest call there is
         if of is None:
             return os.pwrite(fd, data, offset)
-        return self.vfs.write(self._caller or CurrentProcess(), of, data, offset)
+        return self.vfs.write(self._caller, of, data, offset)  # None: the current process, if needed
 
     def writev(self, fd: int, buffers) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.writev(fd, buffers)
-        return self.vfs.write(self.caller, self._file(fd), b"".join(bytes(b) for b in buffers))
+        return self.vfs.write(self.caller, of, b"".join(bytes(b) for b in buffers))
 
     def pwritev(self, fd: int, buffers, offset: int, flags: int = 0) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.pwritev(fd, buffers, offset, flags)
-        return self.vfs.write(self.caller, self._file(fd), b"".join(bytes(b) for b in buffers), offset)
+        return self.vfs.write(self.caller, of, b"".join(bytes(b) for b in buffers), offset)
 
     def lseek(self, fd: int, position: int, whence: int) -> int:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.lseek(fd, position, whence)
-        return self.vfs.seek(self._file(fd), position, whence)
+        return self.vfs.seek(of, position, whence)
 
     def fstat(self, fd: int) -> os.stat_result:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.fstat(fd)
-        return stat_result(self.vfs.getattr(self._file(fd).ino), self.dev)
+        return stat_result(self.vfs.getattr(of.ino), self.dev)
 
     def fsync(self, fd) -> None:
-        fd = fd if isinstance(fd, int) else fd.fileno()
-        if not self._mine(fd):
+        fd = _fileno(fd)
+        of = self._fds.find(fd)
+        if of is None:
             return os.fsync(fd)
-        self.vfs.fsync(self._file(fd))
+        self.vfs.fsync(of)
 
     def fdatasync(self, fd) -> None:
-        fd = fd if isinstance(fd, int) else fd.fileno()
-        if not self._mine(fd):
+        fd = _fileno(fd)
+        of = self._fds.find(fd)
+        if of is None:
             return os.fdatasync(fd)
-        self.vfs.fsync(self._file(fd), data_only=True)
+        self.vfs.fsync(of, data_only=True)
 
     def ftruncate(self, fd: int, length: int) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.ftruncate(fd, length)
-        of = self._file(fd)
         if not of.writable or of.is_dir:
             raise os_error(errno.EINVAL)
         self.vfs.truncate(self.caller, of.ino, length, check_access=False)
 
     def posix_fallocate(self, fd: int, offset: int, length: int) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.posix_fallocate(fd, offset, length)
-        self.vfs.fallocate(self._file(fd), offset, length)
+        self.vfs.fallocate(of, offset, length)
 
     def posix_fadvise(self, fd: int, offset: int, length: int, advice: int) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.posix_fadvise(fd, offset, length, advice)
-        self.vfs.fadvise(self._file(fd), offset, length, advice)
+        self.vfs.fadvise(of, offset, length, advice)
 
     def fstatvfs(self, fd: int) -> os.statvfs_result:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.fstatvfs(fd)
-        self._file(fd)
         return self._statvfs()
 
     def fchmod(self, fd: int, mode: int) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.fchmod(fd, mode)
-        self.vfs.chmod(self.caller, self._file(fd).ino, mode)
+        self.vfs.chmod(self.caller, of.ino, mode)
 
     def fchown(self, fd: int, uid: int, gid: int) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.fchown(fd, uid, gid)
-        self.vfs.chown(self.caller, self._file(fd).ino, _owner_id(uid, "uid"), _owner_id(gid, "gid"))
+        self.vfs.chown(self.caller, of.ino, _owner_id(uid, "uid"), _owner_id(gid, "gid"))
 
     def fchdir(self, fd: int) -> None:
         of = self._file(fd)
@@ -398,7 +414,10 @@ class Volume:
                 self._check_real(in_fd if self._mine(out_fd) else out_fd)
                 raise os_error(errno.EINVAL)  # no copying between a volume and a real file
             return os.sendfile(out_fd, in_fd, offset, count)
-        return self._copy(self._file(in_fd), self._file(out_fd), count, offset, None)
+        source, target = self._file(in_fd), self._file(out_fd)
+        if target.append:
+            raise os_error(errno.EINVAL)  # as Linux: sendfile never appends
+        return self._copy(source, target, count, offset, None)
 
     def copy_file_range(self, src: int, dst: int, count: int, offset_src=None, offset_dst=None) -> int:
         if count < 0:
@@ -437,15 +456,16 @@ class Volume:
         return self.vfs.write(self.caller, d, data, offset_dst)
 
     def set_blocking(self, fd: int, blocking: bool) -> None:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.set_blocking(fd, blocking)
-        of = self._file(fd)
         self.vfs.set_status_flags(of, of.flags & ~os.O_NONBLOCK if blocking else of.flags | os.O_NONBLOCK)
 
     def get_blocking(self, fd: int) -> bool:
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.get_blocking(fd)
-        return not self._file(fd).flags & os.O_NONBLOCK
+        return not of.flags & os.O_NONBLOCK
 
     def isatty(self, fd: int) -> bool:
         return False if self._mine(fd) else os.isatty(fd)
@@ -458,7 +478,8 @@ class Volume:
 
     def fdopen(self, fd: int, mode: str = "r", buffering: int = -1, encoding=None, *args, **kwargs):
         """``os.fdopen``: a file object over a zcsdfs (or real) descriptor."""
-        if not self._mine(fd):
+        of = self._fds.find(fd)
+        if of is None:
             return os.fdopen(fd, mode, buffering, encoding, *args, **kwargs)
         return self.io.open(fd, mode, buffering, encoding, *args, **kwargs)
 
@@ -466,10 +487,16 @@ class Volume:
 
     def stat(self, path, *, dir_fd=None, follow_symlinks: bool = True) -> os.stat_result:
         if isinstance(path, int):
+            if dir_fd is not None:
+                raise ValueError("stat: can't specify both dir_fd and fd")
+            if not follow_symlinks:
+                raise ValueError("stat: cannot use fd and follow_symlinks together")
             return self.fstat(path)
         return stat_result(self.vfs.getattr(self._ino(path, dir_fd, follow_symlinks)), self.dev)
 
     def lstat(self, path, *, dir_fd=None) -> os.stat_result:
+        if isinstance(path, int):  # os.lstat takes no descriptor
+            raise TypeError(f"lstat: path should be string, bytes or os.PathLike, not {type(path).__name__}")
         return self.stat(path, dir_fd=dir_fd, follow_symlinks=False)
 
     def access(self, path, mode: int, *, dir_fd=None, effective_ids: bool = False,
@@ -530,7 +557,7 @@ class Volume:
     def mkdir(self, path, mode: int = 0o777, *, dir_fd=None) -> None:
         text, _ = _fspath(path)
         self._call(lambda: self.vfs.mkdir(self.caller, text, self._start(text, dir_fd),
-                                          mode & ~self._umask), filename=path)
+                                          mode & ~tracked_umask.current()), filename=path)
 
     def makedirs(self, name, mode: int = 0o777, exist_ok: bool = False) -> None:
         head, tail = self.path.split(name)
@@ -557,7 +584,7 @@ class Volume:
         text, _ = _fspath(path)
         kind = stat_module.S_IFMT(mode)
         self._call(lambda: self.vfs.mknod(self.caller, text, self._start(text, dir_fd),
-                                          kind | (mode & 0o7777 & ~self._umask), device), filename=path)
+                                          kind | (mode & 0o7777 & ~tracked_umask.current()), device), filename=path)
 
     def symlink(self, src, dst, target_is_directory: bool = False, *, dir_fd=None) -> None:
         target, _ = _fspath(src)
@@ -744,7 +771,15 @@ class Volume:
         return self.vfs.csd.event_result(self._file(fd), self._caller)
 
 
-@atexit.register
-def _unmount_all() -> None:
-    for volume in list(_volumes):
-        volume.unmount()
+def _release(fs, vfs, fds, device) -> None:
+    """Unmount what a Volume held: its descriptors, the lfs, and the device it opened.
+
+    A ``weakref.finalize`` callback: it refers to no Volume, so a dropped one
+    is collected, and runs at most once.
+    """
+    for of in {id(of): of for of in fds.close_all()}.values():  # dup'd ones once
+        of.refs = 1
+        vfs.close(of)
+    fs.unmount()
+    if device is not None:
+        device.close_device()

@@ -295,7 +295,9 @@ def both(tmp_path, monkeypatch):
         other.label = "stand-in real os"
     else:
         other = VolumeSide()
-    return Both(real, other)
+    yield Both(real, other)
+    if not STANDIN:
+        other.vol.unmount()
 
 
 @pytest.fixture
@@ -305,5 +307,7 @@ def vol():
         pytest.skip("ZCSDFS_API_SIDE=real: zcsdfs-only test")
     import zcsdfs
 
-    return zcsdfs.Volume.memory(GEOMETRY)
+    volume = zcsdfs.Volume.memory(GEOMETRY)
+    yield volume
+    volume.unmount()
 

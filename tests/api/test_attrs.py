@@ -280,3 +280,8 @@ def test_hello_unchanged_by_chmod(both):
         osx.chmod("f", 0)
         return get(osx, "f")
     assert both.run(body, setup=tree) == HELLO
+
+
+@pytest.mark.parametrize("uid, gid", [(3.14, -1), (-1, 2.5), ("0", -1)])
+def test_chown_ids_must_be_integers(both, uid, gid):
+    both.run(lambda osx: osx.chown("f", uid, gid), setup=tree, fails=TypeError)

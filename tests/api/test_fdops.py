@@ -254,6 +254,44 @@ def test_sendfile_from_writeonly(both):
     both.run(body, setup=tree, fails=errno.EBADF)
 
 
+def test_sendfile_to_an_append_descriptor(both):
+    def body(osx):
+        src, _ = pair(osx)
+        osx.sendfile(osx.open("e", osx.O_WRONLY | osx.O_APPEND), src, 0, 5)
+    both.run(body, setup=tree, fails=errno.EINVAL)
+
+
+def test_sendfile_and_copy_file_range_take_keywords(both):
+    def body(osx):
+        src, dst = pair(osx)
+        a = osx.sendfile(out_fd=dst, in_fd=src, offset=0, count=5)
+        b = osx.copy_file_range(src=src, dst=dst, count=3, offset_src=6, offset_dst=None)
+        return a, b, get(osx, "out")
+    assert both.run(body, setup=tree)[2] == b"hellowor"
+
+
+def test_fsync_of_a_string(both):
+    both.run(lambda osx: osx.fsync("f"), setup=tree, fails=TypeError)
+
+
+def test_fdatasync_of_a_string(both):
+    both.run(lambda osx: osx.fdatasync("f"), setup=tree, fails=TypeError)
+
+
+def test_lstat_of_a_descriptor(both):
+    both.run(lambda osx: osx.lstat(osx.open("f", osx.O_RDONLY)), setup=tree, fails=TypeError)
+
+
+@pytest.mark.parametrize("how", ["dir_fd", "follow_symlinks"])
+def test_stat_of_a_descriptor_with_path_options(both, how):
+    def body(osx):
+        fd = osx.open("f", osx.O_RDONLY)
+        if how == "dir_fd":
+            return osx.stat(fd, dir_fd=osx.open(".", osx.O_RDONLY))
+        return osx.stat(fd, follow_symlinks=False)
+    both.run(body, setup=tree, fails=ValueError)
+
+
 def test_sendfile_closed(both):
     def body(osx):
         src, dst = pair(osx)

@@ -219,3 +219,39 @@ def test_trailing_slash_on_symlink_to_file(both):
 
 def test_lstat_trailing_slash_follows_symlink_to_dir(both):
     both.run(lambda osx: osx.lstat("ld/"), setup=tree)
+
+
+#: Calls whose last component is a name to create or remove: Linux looks up only its parent, so a
+#: trailing slash after a symbolic link does not follow the link (``rmdir("ld/")`` is ENOTDIR and
+#: leaves ``d`` alone; ``mkdir("dangling/")`` is EEXIST and creates no target).
+NAME_CALLS = {
+    "rmdir": lambda osx, p: osx.rmdir(p),
+    "unlink": lambda osx, p: osx.unlink(p),
+    "mkdir": lambda osx, p: osx.mkdir(p),
+    "mkfifo": lambda osx, p: osx.mkfifo(p),
+    "symlink": lambda osx, p: osx.symlink("t", p),
+    "link to": lambda osx, p: osx.link("f", p),
+    "rename from": lambda osx, p: osx.rename(p, "moved"),
+    "rename file to": lambda osx, p: osx.rename("f", p),
+    "rename dir to": lambda osx, p: osx.rename("ed", p),
+}
+
+
+def safe_listing(osx, path):
+    try:
+        return listing(osx, path)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+
+@pytest.mark.parametrize("path", ["ld/", "ls/", "dangling/", "loop/", "ld//"])
+@pytest.mark.parametrize("call", NAME_CALLS)
+def test_trailing_slash_after_a_link_does_not_follow_it(both, call, path):
+    def body(osx):
+        try:
+            NAME_CALLS[call](osx, path)
+            outcome = "ok"
+        except OSError as e:
+            outcome = errno.errorcode[e.errno]
+        return outcome, listing(osx), safe_listing(osx, "d"), safe_listing(osx, "nowhere")
+    both.run(body, setup=tree)

@@ -25,6 +25,9 @@ FLAGS = {
     "WRONLY|CREAT|NOFOLLOW": os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW,
     "RDONLY|CREAT|DIRECTORY": os.O_RDONLY | os.O_CREAT | os.O_DIRECTORY,
     "RDWR|CLOEXEC|SYNC|DSYNC": os.O_RDWR | os.O_CLOEXEC | os.O_SYNC | os.O_DSYNC,
+    "RDONLY|TRUNC": os.O_RDONLY | os.O_TRUNC,
+    "ACCMODE": os.O_ACCMODE,  # 3: read and write permission needed, neither granted
+    "ACCMODE|CREAT": os.O_ACCMODE | os.O_CREAT,
 }
 
 PATHS = [*NAMES, "missing", "d/g", "d/missing", "nodir/x", "f/x", "ls/x", "ld/g",
@@ -46,6 +49,34 @@ def test_create_mode_is_masked_by_umask(both, mode):
         fd = osx.open("new", osx.O_WRONLY | osx.O_CREAT, mode)
         osx.close(fd)
         return osx.stat("new")
+    both.run(body)
+
+
+def test_access_mode_3_reads_and_writes_nothing(both):
+    def body(osx):
+        fd = osx.open("f", osx.O_ACCMODE)
+        outcomes = []
+        for call in (lambda: osx.read(fd, 1), lambda: osx.write(fd, b"x")):
+            try:
+                outcomes.append(call())
+            except OSError as e:
+                outcomes.append(e.errno)
+        return outcomes, osx.fstat(fd)
+    assert both.run(body, setup=tree)[0] == [errno.EBADF, errno.EBADF]
+
+
+@pytest.mark.parametrize("mask", [0o077, 0o027, 0o000])
+def test_creates_follow_the_process_umask(both, mask):
+    """The umask set through the real ``os.umask`` (not zcsdfs's) applies, as the kernel applies it."""
+    def body(osx):
+        old = os.umask(mask)
+        try:
+            osx.close(osx.open("f", osx.O_WRONLY | osx.O_CREAT, 0o666))
+            osx.mkdir("d")
+            osx.mkfifo("p")
+            return osx.stat("f"), osx.stat("d"), osx.stat("p")
+        finally:
+            os.umask(old)
     both.run(body)
 
 

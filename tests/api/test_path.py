@@ -79,9 +79,14 @@ def test_samestat(both):
 
 
 @pytest.mark.parametrize("path", ["f", "ls", "ld/g", "ld/sub/../g", "dangling", "missing/x",
-                                  "d/sub/..", ".", "ld", "loop", "./ld/./sub/"])
+                                  "d/sub/..", ".", "ld", "loop", "./ld/./sub/",
+                                  "loop/../ls", "loop/x/../ld", "a/../ls", "a/x"])
 def test_realpath(both, path):
+    """At a symbolic link loop (``loop``, or ``a`` -> ``b`` -> ``a``) posixpath stops resolving:
+    what follows is kept as written (``loop/../ls`` is ``ls``, not ``f``)."""
     def body(osx):
+        osx.symlink("b", "a")
+        osx.symlink("a", "b")
         root = osx.getcwd()
         real = osx.path.realpath(path)
         return osx.path.isabs(real), osx.path.relpath(real, root)

@@ -134,3 +134,91 @@ def test_module_functions_use_the_default_volume(tmp_path, monkeypatch):
         assert not (tmp_path / "never-used.zns").exists()
     finally:
         zcsdfs.unmount()
+
+
+#: A call of each function with a descriptor for its path (``fd``: a directory's, ``ffd``: a file's).
+WITH_FD = {
+    "chdir": lambda v, fd, ffd: v.chdir(fd),
+    "chmod": lambda v, fd, ffd: v.chmod(ffd, 0o600),
+    "chown": lambda v, fd, ffd: v.chown(ffd, -1, -1),
+    "listdir": lambda v, fd, ffd: v.listdir(fd),
+    "scandir": lambda v, fd, ffd: list(v.scandir(fd)),
+    "stat": lambda v, fd, ffd: v.stat(ffd),
+    "statvfs": lambda v, fd, ffd: v.statvfs(fd),
+    "truncate": lambda v, fd, ffd: v.truncate(ffd, 1),
+    "utime": lambda v, fd, ffd: v.utime(ffd),
+    "getxattr": lambda v, fd, ffd: v.setxattr(ffd, "user.x", b"1") or v.getxattr(ffd, "user.x"),
+    "setxattr": lambda v, fd, ffd: v.setxattr(ffd, "user.y", b"1"),
+    "listxattr": lambda v, fd, ffd: v.listxattr(ffd),
+    "removexattr": lambda v, fd, ffd: v.setxattr(ffd, "user.z", b"1") or v.removexattr(ffd, "user.z"),
+}
+
+#: A call of each function relative to ``dir_fd`` (the directory "d", which holds the file "f").
+WITH_DIR_FD = {
+    "access": lambda v, d: v.access("f", os.R_OK, dir_fd=d),
+    "chmod": lambda v, d: v.chmod("f", 0o600, dir_fd=d),
+    "chown": lambda v, d: v.chown("f", -1, -1, dir_fd=d),
+    "link": lambda v, d: v.link("f", "hard", src_dir_fd=d, dst_dir_fd=d),
+    "mkdir": lambda v, d: v.mkdir("sub", dir_fd=d),
+    "mkfifo": lambda v, d: v.mkfifo("fifo", dir_fd=d),
+    "mknod": lambda v, d: v.mknod("node", dir_fd=d),
+    "open": lambda v, d: v.close(v.open("f", os.O_RDONLY, dir_fd=d)),
+    "readlink": lambda v, d: v.symlink("f", "l1", dir_fd=d) or v.readlink("l1", dir_fd=d),
+    "rename": lambda v, d: v.rename("f", "g", src_dir_fd=d, dst_dir_fd=d),
+    "rmdir": lambda v, d: v.mkdir("gone", dir_fd=d) or v.rmdir("gone", dir_fd=d),
+    "stat": lambda v, d: v.stat("f", dir_fd=d),
+    "symlink": lambda v, d: v.symlink("f", "l2", dir_fd=d),
+    "unlink": lambda v, d: v.unlink("f", dir_fd=d),
+    "utime": lambda v, d: v.utime("f", dir_fd=d),
+}
+
+#: A call of each function with follow_symlinks=False on the symbolic link "l" (to "f").
+WITH_NOFOLLOW = {
+    "access": lambda v: v.access("l", os.R_OK, follow_symlinks=False),
+    "chown": lambda v: v.chown("l", -1, -1, follow_symlinks=False),
+    "link": lambda v: v.link("l", "hard-l", follow_symlinks=False),
+    "stat": lambda v: v.stat("l", follow_symlinks=False),
+    "utime": lambda v: v.utime("l", follow_symlinks=False),
+}
+
+
+@pytest.mark.parametrize("which, calls", [("supports_fd", WITH_FD), ("supports_dir_fd", WITH_DIR_FD),
+                                          ("supports_follow_symlinks", WITH_NOFOLLOW)])
+def test_supports_sets_name_zcsdfs_functions(which, calls):
+    """``f in zcsdfs.supports_fd`` is how Python code asks whether zcsdfs's ``f`` takes a descriptor."""
+    functions = getattr(zcsdfs, which)
+    assert functions and all(getattr(zcsdfs, f.__name__) is f for f in functions), which
+    assert sorted(f.__name__ for f in functions) == sorted(calls)
+
+
+def test_supported_descriptor_calls_work(vol):
+    vol.mkdir("/d")
+    vol.close(vol.open("/d/f", os.O_CREAT | os.O_WRONLY, 0o644))
+    for name, call in WITH_FD.items():
+        fd, ffd = vol.open("/d", os.O_RDONLY), vol.open("/d/f", os.O_RDWR)
+        try:
+            call(vol, fd, ffd)
+        finally:
+            vol.close(fd)
+            vol.close(ffd)
+    for name, call in WITH_DIR_FD.items():
+        if not vol.path.exists("/d/f"):
+            vol.close(vol.open("/d/f", os.O_CREAT | os.O_WRONLY, 0o644))
+        d = vol.open("/d", os.O_RDONLY)
+        try:
+            call(vol, d)
+        finally:
+            vol.close(d)
+    vol.chdir("/d")
+    vol.symlink("f", "l")
+    for call in WITH_NOFOLLOW.values():
+        call(vol)
+
+
+def test_zcsdfs_path_is_the_volume_aware_module():
+    """In a fresh interpreter: ``import zcsdfs`` must not leave os.path (copied from os) as zcsdfs.path."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", "import zcsdfs; print(zcsdfs.path.__name__, zcsdfs.io.__name__)"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["zcsdfs.path", "zcsdfs.io"], done.stderr

@@ -121,12 +121,24 @@ def aged(osx, path="f"):
 def changed(before, after):
     return {"atime": after.st_atime_ns != before.st_atime_ns,
             "mtime": after.st_mtime_ns != before.st_mtime_ns,
-            "ctime>=": after.st_ctime_ns >= before.st_ctime_ns}
+            "ctime": after.st_ctime_ns != before.st_ctime_ns}
+
+
+def tick(osx, since: int) -> None:
+    """Wait until the file system's clock is past ``since`` (a ctime it gave), by touching a
+    probe file until its ctime moves on: an operation after this that changes a ctime cannot
+    leave it equal to ``since`` (file times come from a coarse clock, a few ms per tick)."""
+    if not osx.path.exists("tick"):
+        put(osx, "tick")
+    while osx.stat("tick").st_ctime_ns <= since:
+        osx.chmod("tick", 0o644)
 
 
 def time_rule(op, path="f"):
     def body(osx):
+        tick(osx, 0)  # the probe exists before the clock is read
         before = aged(osx, path)
+        tick(osx, before.st_ctime_ns)
         op(osx)
         return changed(before, osx.lstat(path))
     return body

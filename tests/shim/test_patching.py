@@ -8,6 +8,7 @@ import os
 import posixpath
 import sys
 import textwrap
+import types
 from os import stat as stat_held_before
 from os.path import realpath as realpath_held_before
 
@@ -176,3 +177,62 @@ def test_file_io_class_checks(memory):
             assert isinstance(real, io.FileIO)
         with open("/zcsd-patch/f", "rb") as f:
             assert f.name == "/zcsd-patch/f"
+
+
+def test_dir_entry_class_checks(memory, tmp_path):
+    (tmp_path / "real").write_bytes(b"r")
+    real_type = os.DirEntry
+    with shim.mounted("/zcsd-patch", memory):
+        os.mkdir("/zcsd-patch/d")
+        with open("/zcsd-patch/d/f", "wb") as f:
+            f.write(b"x")
+        ours = list(os.scandir("/zcsd-patch/d"))
+        real = list(os.scandir(tmp_path))
+        assert [e.name for e in ours] == ["f"] and [e.name for e in real] == ["real"]
+        assert all(isinstance(e, os.DirEntry) for e in ours + real)
+        assert not isinstance("f", os.DirEntry)
+        assert os.DirEntry[str] is not None  # annotations still work
+        with pytest.raises(TypeError):
+            os.DirEntry()
+        # shutil takes the entry's cached stat only for DirEntry instances
+        import shutil
+        shutil.copytree("/zcsd-patch/d", "/zcsd-patch/copy")
+        assert os.listdir("/zcsd-patch/copy") == ["f"]
+    assert os.DirEntry is real_type
+
+
+def test_sendfile_and_copy_file_range_keywords(memory):
+    with shim.mounted("/zcsd-patch", memory):
+        with open("/zcsd-patch/src", "wb") as f:
+            f.write(b"0123456789")
+        src = os.open("/zcsd-patch/src", os.O_RDONLY)
+        dst = os.open("/zcsd-patch/dst", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            assert os.sendfile(out_fd=dst, in_fd=src, offset=0, count=4) == 4
+            assert os.copy_file_range(src=src, dst=dst, count=2, offset_src=8, offset_dst=None) == 2
+            assert os.pread(dst, 10, 0) == b"012389"
+        finally:
+            os.close(src)
+            os.close(dst)
+
+
+def test_umask_held_before_install_is_noted(memory):
+    code = textwrap.dedent("""
+        from posix import umask  # the original, as a module imported before zcsdfs holds it
+        def create_masked(path, mask):
+            old = umask(mask)
+            try:
+                with open(path, "w"):
+                    pass
+            finally:
+                umask(old)
+    """)
+    module = types.ModuleType("held_umask")
+    exec(code, module.__dict__)
+    sys.modules["held_umask"] = module
+    try:
+        with shim.mounted("/zcsd-patch", memory):
+            module.create_masked("/zcsd-patch/f", 0o077)
+            assert os.stat("/zcsd-patch/f").st_mode & 0o777 == 0o600
+    finally:
+        del sys.modules["held_umask"]

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import errno
+import gc
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
 
 import zcsdfs
+from zcsdfs.lfs import mkfs
 from zcsdfs.zns import Geometry, ZonedDevice
 
 MiB = 1 << 20
@@ -113,6 +117,59 @@ def test_blank_devices_are_formatted_but_foreign_ones_are_not(tmp_path):
         assert device.read(5 * device.geometry.zone_size, 1) == b"\x42" * device.block_size
 
 
+def test_a_dropped_volume_is_unmounted_and_its_image_released(tmp_path):
+    image = tmp_path / "v.zns"
+    ZonedDevice.create(image, Geometry.preset("tiny")).close_device()
+    vol = zcsdfs.Volume(image)
+    vol.write(vol.open("/kept", os.O_CREAT | os.O_WRONLY, 0o600), b"never closed")
+    del vol
+    gc.collect()
+    with zcsdfs.Volume(image) as again:  # the lock is gone, and the data was checkpointed
+        assert again.io.open("/kept", "rb").read() == b"never closed"
+
+
+def test_a_volume_dropped_before_exit_is_checkpointed(tmp_path):
+    image = tmp_path / "v.zns"
+    ZonedDevice.create(image, Geometry.preset("tiny")).close_device()
+    done = run_python(f"""
+        import gc, os, zcsdfs
+        def work():
+            vol = zcsdfs.Volume({str(image)!r})
+            vol.write(vol.open("/kept", os.O_CREAT | os.O_WRONLY, 0o600), b"dropped")
+        work()
+        gc.collect()  # the volume is collected: its finaliser must checkpoint
+        zcsdfs.Volume.memory("tiny")  # and a volume still alive at exit is unmounted then
+    """, dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    with zcsdfs.Volume(image) as vol:
+        assert vol.io.open("/kept", "rb").read() == b"dropped"
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_dropped_volumes_leak_no_descriptors():
+    gc.collect()
+    before = open_descriptors()
+    for _ in range(20):
+        vol = zcsdfs.Volume.memory("tiny")
+        vol.close(vol.open("/f", os.O_CREAT | os.O_WRONLY, 0o600))
+        vol.open("/g", os.O_CREAT | os.O_WRONLY, 0o600)  # left open
+        del vol
+    gc.collect()
+    assert open_descriptors() == before
+
+
+def test_an_as_user_view_keeps_its_volume_mounted():
+    view = zcsdfs.Volume.memory("tiny").as_user(1000, 1000)
+    gc.collect()
+    assert view.mounted
+    assert view.listdir("/") == []
+    view.unmount()
+    assert not view.mounted
+
+
 def run_python(code: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           env=env, timeout=120)
@@ -133,6 +190,53 @@ def test_default_volume_and_atexit_checkpoint(tmp_path):
     """, env)
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "['note'] b'written, never fsynced'"
+
+
+NOBODY = 65534
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to run a child as another user")
+def test_quick_start_as_a_non_root_user():
+    """The README's quick start, for a user who is not root: the default device is created in
+    their $XDG_DATA_HOME, formatted with its root directory theirs, and usable."""
+    from tests.api.conftest import in_child_as
+
+    top = tempfile.mkdtemp()
+    try:
+        os.chmod(top, 0o755)
+        data = os.path.join(top, "data")
+        os.mkdir(data, 0o700)
+        os.chown(data, NOBODY, NOBODY)
+
+        def quick_start():
+            os.environ["XDG_DATA_HOME"] = data
+            os.environ.pop("ZCSDFS_DEVICE", None)
+            zcsdfs._default = None  # the parent's default volume is the parent's (never unmount it here)
+            try:
+                fd = zcsdfs.open("/hello", os.O_CREAT | os.O_WRONLY, 0o644)
+                zcsdfs.write(fd, b"hi")
+                zcsdfs.close(fd)
+                zcsdfs.mkdir("/d")
+                root = zcsdfs.stat("/")
+                zcsdfs.unmount()
+                names = sorted(zcsdfs.listdir("/"))
+                zcsdfs.unmount()
+                return root.st_uid, root.st_gid, names
+            except OSError as exc:
+                return exc.errno, exc.strerror
+
+        assert in_child_as((NOBODY, NOBODY, ()), quick_start) == (NOBODY, NOBODY, ["d", "hello"])
+        assert os.stat(os.path.join(data, "zcsdfs", "default.zns")).st_uid == NOBODY
+    finally:
+        shutil.rmtree(top)
+
+
+def test_mkfs_root_owner(tmp_path):
+    device = ZonedDevice.memory("tiny")
+    mkfs(device, root_owner=(1234, 5678))
+    with zcsdfs.Volume(device) as vol:
+        root = vol.stat("/")
+        assert (root.st_uid, root.st_gid) == (1234, 5678)
 
 
 def test_mount_switches_the_default_volume(tmp_path):

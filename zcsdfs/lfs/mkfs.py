@@ -21,8 +21,14 @@ from zcsdfs.lfs.superblock import CHECKPOINT_ZONES, Superblock
 MIN_LOG_ZONES = 2
 
 
-def mkfs(device, *, uuid: bytes | None = None) -> Superblock:
-    """Make an empty file system on ``device`` (destroying what it held)."""
+def mkfs(device, *, uuid: bytes | None = None, root_owner: tuple[int, int] | None = None) -> Superblock:
+    """Make an empty file system on ``device`` (destroying what it held).
+
+    The root directory belongs to ``root_owner`` (uid, gid), by default to
+    whoever formats (as mkfs.ext4's ``root_owner``): a volume a user makes
+    is theirs to fill.
+    """
+    uid, gid = (os.geteuid(), os.getegid()) if root_owner is None else root_owner
     g = device.geometry
     if g.zones < len(CHECKPOINT_ZONES) + MIN_LOG_ZONES:
         raise Invalid(f"a device of {g.zones} zones is too small: zcsdfs needs "
@@ -40,7 +46,7 @@ def mkfs(device, *, uuid: bytes | None = None) -> Superblock:
     first = CHECKPOINT_ZONES[0]
     device.append(first, sb.encode())
     ns = Namespace(g.zones, g.zone_size)
-    ns.apply(records.Inode(ROOT_INO, stat.S_IFDIR | 0o755, 0, 0, 2, g.block_size, now, now, now))
+    ns.apply(records.Inode(ROOT_INO, stat.S_IFDIR | 0o755, uid, gid, 2, g.block_size, now, now, now))
     writer = LogWriter(device, sb.uuid, [z for z in range(g.zones) if z not in CHECKPOINT_ZONES], 1)
     Checkpointer(device, sb, first, 0).write(writer, ns)
     return sb

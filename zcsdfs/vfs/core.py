@@ -28,6 +28,7 @@ from zcsdfs.vfs.walk import Resolved, Walker
 OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_APPEND | os.O_DIRECTORY
               | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_SYNC | os.O_DSYNC | os.O_NONBLOCK | os.O_NOCTTY
               | os.O_LARGEFILE | os.O_NOATIME | os.O_DIRECT)
+SYNC_FLAGS = os.O_SYNC | os.O_DSYNC
 STATUS_FLAGS = os.O_APPEND | os.O_SYNC | os.O_DSYNC | os.O_NONBLOCK
 POSIX_ADVICE = range(os.POSIX_FADV_NORMAL, os.POSIX_FADV_NOREUSE + 1)
 READAHEAD_MIN = 128 << 10
@@ -50,6 +51,10 @@ class Vfs:
 
     def resolve(self, caller: Caller, path: str, start: int, follow: bool = True) -> Resolved:
         return self.walker.resolve(caller, path, start, follow=follow)
+
+    def resolve_name(self, caller: Caller, path: str, start: int) -> Resolved:
+        """Where a name to create or remove is: its last component is never followed."""
+        return self.walker.resolve(caller, path, start, follow=False, name=True)
 
     def lookup(self, caller: Caller, path: str, start: int, follow: bool = True) -> int:
         """The inode ``path`` names; ENOENT if missing, ENOTDIR for "file/"."""
@@ -174,7 +179,7 @@ class Vfs:
     # -- names --------------------------------------------------------------------------------
 
     def mkdir(self, caller: Caller, path: str, start: int, mode: int) -> int:
-        r = self.resolve(caller, path, start, follow=False)
+        r = self.resolve_name(caller, path, start)
         if r.ino is not None:
             raise os_error(errno.EEXIST)
         pst = self._parent_for_change(caller, r)
@@ -182,7 +187,7 @@ class Vfs:
         return self.fs.mkdir(r.parent, r.name, mode & 0o7777, uid, gid)
 
     def mknod(self, caller: Caller, path: str, start: int, mode: int, rdev: int = 0) -> int:
-        r = self.resolve(caller, path, start, follow=False)
+        r = self.resolve_name(caller, path, start)
         if r.ino is not None:
             raise os_error(errno.EEXIST)
         if r.slash:
@@ -195,7 +200,7 @@ class Vfs:
         return self.fs.mknod(r.parent, r.name, perm, rdev, uid, gid)
 
     def symlink(self, caller: Caller, target: str, path: str, start: int) -> int:
-        r = self.resolve(caller, path, start, follow=False)
+        r = self.resolve_name(caller, path, start)
         if r.ino is not None:
             raise os_error(errno.EEXIST)
         if r.slash:
@@ -223,7 +228,7 @@ class Vfs:
         could not read and write (or a setuid one).
         """
         ino = self.lookup(caller, src, src_start, follow)
-        r = self.resolve(caller, dst, dst_start, follow=False)
+        r = self.resolve_name(caller, dst, dst_start)
         if r.ino is not None:
             raise os_error(errno.EEXIST)
         st = self.fs.getattr(ino)
@@ -240,7 +245,7 @@ class Vfs:
         self.fs.link(ino, r.parent, r.name)
 
     def unlink(self, caller: Caller, path: str, start: int) -> None:
-        r = self.resolve(caller, path, start, follow=False)
+        r = self.resolve_name(caller, path, start)
         if r.ino is None:
             raise os_error(errno.ENOENT)
         st = self.fs.getattr(r.ino)
@@ -253,7 +258,7 @@ class Vfs:
         self.cache.drop(r.ino)
 
     def rmdir(self, caller: Caller, path: str, start: int) -> None:
-        r = self.resolve(caller, path, start, follow=False)
+        r = self.resolve_name(caller, path, start)
         if r.ino is None:
             raise os_error(errno.ENOENT)
         if r.name == "":
@@ -270,8 +275,8 @@ class Vfs:
 
     def rename(self, caller: Caller, src: str, src_start: int, dst: str, dst_start: int,
                flags: int = 0) -> None:
-        s = self.resolve(caller, src, src_start, follow=False)
-        d = self.resolve(caller, dst, dst_start, follow=False)
+        s = self.resolve_name(caller, src, src_start)
+        d = self.resolve_name(caller, dst, dst_start)
         if s.ino is None:
             raise os_error(errno.ENOENT)
         if s.name in ("", ".", "..") or d.name in ("", ".", ".."):
@@ -400,15 +405,14 @@ class Vfs:
         if kind == stat.S_IFLNK:
             raise os_error(errno.ELOOP)
         if kind == stat.S_IFDIR:
-            if creat or flags & os.O_ACCMODE != os.O_RDONLY:
+            if creat or flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
                 raise os_error(errno.EISDIR)
         elif flags & os.O_DIRECTORY or r.slash:
             raise os_error(errno.ENOTDIR)
         elif kind != stat.S_IFREG:
             raise os_error(errno.ENXIO)
-        want = {os.O_RDONLY: R, os.O_WRONLY: W, os.O_RDWR: R | W}.get(flags & os.O_ACCMODE)
-        if want is None:
-            raise os_error(errno.EINVAL)
+        # access mode 3 (O_ACCMODE) asks for read and write permission and grants neither
+        want = {os.O_RDONLY: R, os.O_WRONLY: W}.get(flags & os.O_ACCMODE, R | W)
         truncate = bool(flags & os.O_TRUNC) and kind == stat.S_IFREG
         return self._grant(caller, r.ino, st, want | (W if truncate else 0), flags, truncate)
 
@@ -518,9 +522,10 @@ class Vfs:
         data = self.fs.read(ino, lo * bs, (hi - lo) * bs)
         self.cache.put(ino, lo, data.ljust((hi - lo) * bs, b"\0"))
 
-    def write(self, caller: Caller, of: OpenFile, data, offset: int | None = None) -> int:
+    def write(self, caller: Caller | None, of: OpenFile, data, offset: int | None = None) -> int:
         """Write at ``offset``, or at the description's offset (advancing it); O_APPEND writes
-        go to the end of file atomically."""
+        go to the end of file atomically. ``caller`` None is the current process, made only when
+        a CSD binding or a privilege drop needs it (the in-process hot path needs neither)."""
         if not of.writable:
             raise bad_fd()
         if self.readonly:
@@ -529,6 +534,8 @@ class Vfs:
         ino = of.ino
         self.cache.drop(ino)
         csd = self.csd if self.csd.any(of) else None
+        if csd and caller is None:
+            caller = Caller.current()
         stored = csd.transform(of, caller, data, offset) if csd else data  # a write-stream kernel's output
         cold = of.advice == os.POSIX_FADV_NOREUSE  # written once, not expected to change: cold zones
         if offset is not None and not of.flags & os.O_APPEND:
@@ -552,10 +559,10 @@ class Vfs:
                     of.offset += done
         if csd:
             done = csd.written(of, caller, data, stored, at, done)
-        if of.flags & (os.O_SYNC | os.O_DSYNC):
+        if of.flags & SYNC_FLAGS:
             fs.fsync(ino)
         if fs.privileged(ino):
-            self._drop_privileges(caller, ino)
+            self._drop_privileges(caller or Caller.current(), ino)
         return done
 
     def seek(self, of: OpenFile, offset: int, whence: int) -> int:

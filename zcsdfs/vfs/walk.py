@@ -3,7 +3,12 @@
 A path walks from the root (absolute) or a start directory (relative; the
 volume's current directory or a ``dir_fd``). Every directory passed through
 needs search (x) permission; symbolic links in the middle of a path are
-always followed, the last component's only when asked; more than 40 links
+always followed, the last component's only when asked or when a trailing
+slash follows it (as Linux's path lookup does), except where the last
+component is a name to create or remove (``name=True``: mkdir, unlink,
+rmdir, rename, link, symlink, mknod, whose Linux calls look up only the
+parent, so ``rmdir("link/")`` is ENOTDIR and never removes the link's
+target); more than 40 links
 in one resolution is ELOOP. ``..`` at the root stays at the root, so no
 path leaves the volume.
 """
@@ -48,7 +53,7 @@ class Walker:
         self.root = fs.ROOT
 
     def resolve(self, caller: Caller, path: str, start: int, *, follow: bool = True,
-                filename=None) -> Resolved:
+                filename=None, name: bool = False) -> Resolved:
         """Walk ``path`` from ``start``; the last component may be missing (``ino`` None)."""
         filename = path if filename is None else filename
         if not path:
@@ -56,9 +61,9 @@ class Walker:
         if len(path.encode("utf-8", "surrogateescape")) >= PATH_MAX:
             raise os_error(errno.ENAMETOOLONG, filename)
         budget = [MAXSYMLINKS]
-        return self._walk(caller, path, start, follow, budget, filename)
+        return self._walk(caller, path, start, follow and not name, budget, filename, name)
 
-    def _walk(self, caller, path, start, follow, budget, filename) -> Resolved:
+    def _walk(self, caller, path, start, follow, budget, filename, name_only=False) -> Resolved:
         fs = self.fs
         current = self.root if path.startswith("/") else start
         parts = [p for p in path.split("/") if p]
@@ -80,7 +85,7 @@ class Walker:
                     return Resolved(current, name, None, slash)
                 raise os_error(errno.ENOENT, filename)
             st = fs.getattr(ino)
-            if stat.S_ISLNK(st.st_mode) and (not last or follow or slash):
+            if stat.S_ISLNK(st.st_mode) and (not last or follow or (slash and not name_only)):
                 budget[0] -= 1
                 if budget[0] < 0:
                     raise os_error(errno.ELOOP, filename)
@@ -88,7 +93,7 @@ class Walker:
                 rest = "/".join(parts[i + 1:])
                 if rest or slash:
                     target = target.rstrip("/") + "/" + rest if rest else target + "/"
-                return self._walk(caller, target, current, follow, budget, filename)
+                return self._walk(caller, target, current, follow, budget, filename, name_only)
             if last:
                 return Resolved(current, name, ino, slash)
             current = ino
