@@ -102,13 +102,22 @@ def rollback(fs, name: str) -> None:
         old = fs.ns
         fs.ns = snap.ns.snapshot()  # a copy that adds its own references to the blocks
         fs.ns.next_ino = max(old.next_ino, fs.ns.next_ino)  # numbers the old tree used stay unused
+        _count_references(old, -1)  # the checkpoint saves valid counts without the old tree
         try:
             fs.checkpoint()
         except NoSpace:
+            _count_references(old, +1)
             fs.ns.drop()
             fs.ns = old
             raise
-        old.drop()  # its blocks not in the snapshot become garbage
+
+
+def _count_references(ns, sign: int) -> None:
+    """Add (+1) or remove (-1) a tree's references to its blocks in the shared valid counts."""
+    for node in ns.inodes.values():
+        if node.is_reg:
+            for _, lba, count in node.extents:
+                ns._account(lba, count, sign)
 
 
 class SnapshotView:
