@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import zcsdfs
+from tests.fuse.conftest import needs_fuse
 from zcsdfs.zns import Geometry, ZonedDevice
 
 SCRIPT = Path(sys.executable).parent / "zcsdfs"
@@ -353,3 +354,27 @@ def test_errors_are_sentences_without_errno_tags(cli, tmp_path):
     ok(cli("device", "create", "blank.zns", "--preset", "tiny"))
     line = refused(cli("df", "blank.zns"), "not a zcsdfs file system")
     assert "[Errno" not in line
+
+
+@needs_fuse
+def test_mount_a_snapshot_read_only(cli, image, tmp_path):
+    with zcsdfs.Volume(image) as vol:
+        vol.fs.create_snapshot("s")
+        with vol.io.open("/f", "wb") as f:
+            f.write(b"new")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    ok(cli("mount", image, mnt, "-o", "snapshot=s,attr_timeout=0"))
+    try:
+        assert (mnt / "f").read_bytes() == b"old"
+        with pytest.raises(OSError) as exc:
+            (mnt / "g").write_bytes(b"x")
+        assert exc.value.errno == 30  # EROFS: the kernel was told the mount is read-only
+    finally:
+        ok(cli("umount", mnt))
+    with zcsdfs.Volume(image) as vol:
+        assert vol.listdir("/") == ["f"]
+        with vol.io.open("/f", "rb") as f:
+            assert f.read() == b"new"
+    refused(cli("mount", image, mnt, "-o", "snapshot=nope"), "no snapshot 'nope'")
+    assert not os.path.ismount(mnt)
