@@ -18,6 +18,7 @@ import argparse
 from rich.console import Console
 
 from zcsdfs.cli import entropy as bench
+from zcsdfs.cli.zns import parse_size
 
 
 def main() -> None:
@@ -29,11 +30,11 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=4, help="kernel reads per writer count")
     args = parser.parse_args()
     console = Console(highlight=False, width=150)
-    size = bench.parse_size(args.size)
-    figures, truth = bench.headline(size, min(size, bench.parse_size(args.interp_size)),
-                                    min(size, bench.parse_size(args.python_size)))
+    size = parse_size(args.size)
+    figures, truth = bench.headline(size, min(size, parse_size(args.interp_size)),
+                                    min(size, parse_size(args.python_size)))
     bench.print_headline(console, figures, truth)
-    concurrent_size = bench.parse_size(args.concurrent_size)
+    concurrent_size = parse_size(args.concurrent_size)
     bench.print_concurrent(console, bench.concurrent(concurrent_size, reads=args.reads), concurrent_size)
 
 

@@ -25,6 +25,7 @@ import weakref
 
 from zcsdfs import tracked_umask
 from zcsdfs.lfs import mkfs, mount as lfs_mount
+from zcsdfs.lfs.snapshot import SnapshotView
 from zcsdfs.vfs.caller import Caller
 from zcsdfs.vfs.core import Vfs
 from zcsdfs.vfs.errors import bad_fd, os_error
@@ -101,15 +102,23 @@ class Volume:
     """One zcsdfs volume, mounted; call ``unmount`` (or let interpreter exit do it)."""
 
     def __init__(self, device, *, gc_policy: str = "greedy", readonly: bool = False,
-                 _caller: Caller | None = None):
+                 snapshot: str | None = None, _caller: Caller | None = None):
+        """``snapshot=NAME`` opens that snapshot of the volume instead of the live tree, read-only."""
         self._owns_device = not isinstance(device, ZonedDevice)
         self.image = os.fspath(device) if self._owns_device else None  # None for a device object
         if self._owns_device:
             device = ZonedDevice.open(self.image)
         try:
-            if _is_blank(device):
+            if _is_blank(device) and snapshot is None:
                 mkfs(device)
             self.fs = lfs_mount(device, gc_policy)
+            if snapshot is not None:
+                readonly = True
+                try:
+                    self.fs = SnapshotView(self.fs, snapshot)
+                except BaseException:
+                    self.fs.unmount()
+                    raise
         except BaseException:
             if self._owns_device:
                 device.close_device()

@@ -1,4 +1,4 @@
-"""``zcsdfs kernel ...``: assemble, disassemble, verify and run eBPF programs; ``zcsdfs bench entropy``.
+"""``zcsdfs kernel ...``: assemble, disassemble, verify and run eBPF programs.
 
 PROGRAM arguments accept an ELF object (from ``clang -target bpf``), a
 conformance ``.data`` file, raw bytecode (what ``kernel asm -o`` writes) or
@@ -53,15 +53,6 @@ def register(sub) -> None:
     p = subcommand(ksub, "conformance", "run every .data file under DIR", cmd_conformance)
     p.add_argument("directory", metavar="DIR")
     p.add_argument("--engine", choices=conformance.ENGINE_CHOICES, default="interp")
-
-    about = "benchmarks of computational storage"
-    bench = sub.add_parser("bench", help=about, description=about, formatter_class=RichHelpFormatter)
-    bsub = bench.add_subparsers(dest="bench_command", metavar="EXPERIMENT", required=True)
-    p = subcommand(bsub, "entropy", "Shannon entropy of a file: bound kernel vs host (OpenCSD's headline)",
-                   cmd_bench_entropy)
-    p.add_argument("--size", default="1G", help="file size (default 1G)")
-    p.add_argument("--interp-size", default="8M", help="prefix the interpreter runs on, scaled (default 8M)")
-    p.add_argument("--python-size", default="32M", help="prefix pure Python counts, scaled (default 32M)")
 
 
 def _program_arguments(p) -> None:
@@ -169,16 +160,3 @@ def cmd_conformance(args) -> int:
             out.print(f"skipped {o.test} [{o.engine}]: {o.reason}", markup=False)
     out.print(conformance.summary(outcomes), markup=False)
     return 1 if any(o.status == conformance.FAILED for o in outcomes) else 0
-
-
-def cmd_bench_entropy(args) -> int:
-    try:
-        from zcsdfs.cli import entropy as bench
-    except ModuleNotFoundError as exc:  # numpy is the bench extra
-        raise OSError(errno.ENOPKG, f"zcsdfs bench needs {exc.name}: pip install 'zcsdfs[bench]'") from None
-
-    size = bench.parse_size(args.size)
-    figures, truth = bench.headline(size, min(size, bench.parse_size(args.interp_size)),
-                                    min(size, bench.parse_size(args.python_size)))
-    bench.print_headline(Console(highlight=False, width=150), figures, truth)
-    return 0

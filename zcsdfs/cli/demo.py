@@ -18,7 +18,14 @@ PAYLOAD = 1 << 20
 
 
 def register(sub) -> None:
-    subcommand(sub, "demo", "run the demo on the embedded default device", cmd_demo)
+    subcommand(sub, "demo", "run the demo on the embedded default device", cmd_demo,
+               description="Mount the embedded default device as import zcsdfs as os does (creating and "
+                           "formatting it on first use), write, read back and list files in /demo through "
+                           "the os-compatible API, and show the volume and its zones. Each run appends to "
+                           "/demo/runs.log, so a second run shows the first one's files surviving. The device "
+                           "is $ZCSDFS_DEVICE, else $XDG_DATA_HOME/zcsdfs/default.zns "
+                           "(~/.local/share/zcsdfs/default.zns).",
+               examples=("zcsdfs demo", "ZCSDFS_DEVICE=/tmp/try.zns zcsdfs demo"))
 
 
 def cmd_demo(args) -> int:

@@ -134,19 +134,38 @@ def host_python(vol, fd: int, size: int) -> tuple[float, int]:
     return -sum(c / total * math.log2(c / total) for c in counts if c), total
 
 
-def headline(size: int, interp_size: int, python_size: int) -> tuple[list[Figure], float]:
-    """The four figures for a file of ``size`` bytes; and the file's true entropy."""
+STEPS = ("fill", "offloaded, JIT", "offloaded, interpreter", "host, numpy", "host, pure Python")
+
+
+def headline(size: int, interp_size: int, python_size: int, step=lambda n=1: None) -> tuple[list[Figure], float]:
+    """The four figures for a file of ``size`` bytes; and the file's true entropy.
+
+    ``step()`` is called after each of ``STEPS``, for a progress bar.
+    """
     with volume_for(size) as vol:
         fd, counts = fill(vol, "/entropy.bin", size)
         kernels.load("histogram", engine="jit")  # compile outside the timing, as a loaded kernel is
         kernels.load("histogram", engine="interp")
-        figures = [
-            measure("offloaded, JIT", size, size, lambda: offloaded(vol, fd, size, "jit")),
-            measure("offloaded, interpreter", interp_size, size, lambda: offloaded(vol, fd, interp_size, "interp")),
-            measure("host, numpy", size, size, lambda: host_numpy(vol, fd, size)),
-            measure("host, pure Python", python_size, size, lambda: host_python(vol, fd, python_size)),
+        step()
+        ways = [
+            ("offloaded, JIT", size, lambda: offloaded(vol, fd, size, "jit")),
+            ("offloaded, interpreter", interp_size, lambda: offloaded(vol, fd, interp_size, "interp")),
+            ("host, numpy", size, lambda: host_numpy(vol, fd, size)),
+            ("host, pure Python", python_size, lambda: host_python(vol, fd, python_size)),
         ]
+        figures = []
+        for label, measured, fn in ways:
+            figures.append(measure(label, measured, size, fn))
+            step()
         return figures, entropy(counts)
+
+
+def headline_json(figures: list[Figure], truth: float) -> dict:
+    """The headline as plain data: each way's figures, measured and at the full size."""
+    return {"size": figures[0].scaled_to, "entropy": truth, "ways": [
+        {"way": f.label, "measured_bytes": f.size, "wall_s": f.wall, "user_s": f.user, "sys_s": f.sys,
+         "wall_s_full_size": f.wall * f.scale, "device_to_host_bytes": f.host_bytes_full, "entropy": f.entropy}
+        for f in figures]}
 
 
 @attrs.frozen
@@ -194,16 +213,6 @@ def concurrent(size: int, max_writers: int = 4, reads: int = 4) -> list[Concurre
             fd_new, counts = fill(vol, "/shared.bin", size)  # back to the original bytes for the next round
             vol.close(fd_new)
     return rows
-
-
-def parse_size(text: str) -> int:
-    """``1G``, ``256M``, ``64K`` or a number of bytes."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    text = text.strip().upper().removesuffix("IB").removesuffix("B")
-    try:
-        return int(text[:-1]) * units[text[-1]] if text and text[-1] in units else int(text)
-    except ValueError:
-        raise OSError(22, f"{text!r} is not a size (use e.g. 1G, 256M, 4096)") from None
 
 
 def print_headline(console, figures: list[Figure], truth: float) -> None:

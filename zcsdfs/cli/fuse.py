@@ -15,6 +15,8 @@ import fcntl
 import os
 import signal
 
+import attrs
+
 from zcsdfs.cli import describe, subcommand
 from zcsdfs.fuse.devfuse import MountOptions, Session, unmount
 from zcsdfs.fuse.server import Options
@@ -24,7 +26,8 @@ VALUES = {"entry_timeout": float, "attr_timeout": float, "negative_timeout": flo
           "poll_us": int, "awake_ms": int}
 HELP_OPTIONS = ("allow_other, default_permissions, ro, writeback_cache, entry_timeout=SECONDS, "
                 "attr_timeout=SECONDS, negative_timeout=SECONDS (default 0), threads=N, "
-                "poll_us=MICROSECONDS (0: sleep at once), awake_ms=MILLISECONDS (0: let idle CPUs halt)")
+                "poll_us=MICROSECONDS (0: sleep at once), awake_ms=MILLISECONDS (0: let idle CPUs halt), "
+                "snapshot=NAME (serve that snapshot, read-only)")
 
 
 def register(sub) -> None:
@@ -37,6 +40,20 @@ def register(sub) -> None:
     p = subcommand(sub, "umount", "unmount a zcsdfs FUSE mount and wait for its server to finish",
                    cmd_umount)
     p.add_argument("mountpoint")
+
+
+def snapshot_option(texts: list[str]) -> tuple[str | None, list[str]]:
+    """``snapshot=NAME`` taken out of the ``-o`` values: (NAME or None, the other values)."""
+    snapshot, rest = None, []
+    for text in texts:
+        items = []
+        for item in text.split(","):
+            if item.startswith("snapshot="):
+                snapshot = item[len("snapshot="):]
+            else:
+                items.append(item)
+        rest.append(",".join(items))
+    return snapshot, rest
 
 
 def parse_options(texts: list[str], fsname: str) -> MountOptions:
@@ -75,13 +92,16 @@ def cmd_mount(args) -> int:
     image = os.path.abspath(image)
     if not os.path.isdir(mountpoint):
         raise OSError(errno.ENOTDIR, "mount point is not a directory", mountpoint)
+    snapshot, args.options = snapshot_option(args.options)
     options = parse_options(args.options, image)
+    if snapshot is not None:  # a snapshot is read-only, and the kernel is told so
+        options = attrs.evolve(options, readonly=True)
     if args.foreground:
-        return serve(image, mountpoint, options)
-    return daemonise(image, mountpoint, options)
+        return serve(image, mountpoint, options, snapshot=snapshot)
+    return daemonise(image, mountpoint, options, snapshot)
 
 
-def daemonise(image: str, mountpoint: str, options: MountOptions) -> int:
+def daemonise(image: str, mountpoint: str, options: MountOptions, snapshot: str | None = None) -> int:
     """Fork a server; return when it reports the mount ready, or raise what it failed with."""
     ready_r, ready_w = os.pipe()
     if os.fork():
@@ -100,17 +120,18 @@ def daemonise(image: str, mountpoint: str, options: MountOptions) -> int:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        status = serve(image, mountpoint, options, ready_w)
+        status = serve(image, mountpoint, options, ready_w, snapshot=snapshot)
     except OSError as exc:
         os.write(ready_w, f"{exc.errno or errno.EIO}\0{describe(exc)}".encode())
     finally:
         os._exit(status)
 
 
-def serve(image: str, mountpoint: str, options: MountOptions, ready_fd: int | None = None) -> int:
-    """Mount ``image`` at ``mountpoint`` and serve until unmounted; checkpoint on the way out."""
+def serve(image: str, mountpoint: str, options: MountOptions, ready_fd: int | None = None,
+          snapshot: str | None = None) -> int:
+    """Mount ``image`` (or its ``snapshot``) at ``mountpoint`` and serve until unmounted; checkpoint on the way out."""
     from zcsdfs.volume import Volume
-    volume = Volume(image, readonly=options.readonly)
+    volume = Volume(image, readonly=options.readonly, snapshot=snapshot)
     try:
         session = Session(volume.vfs, mountpoint, options)
 

@@ -1,4 +1,4 @@
-"""CLI: ``zcsdfs mkfs``, ``fsck``, ``df``, ``gc`` and ``snapshot create|list|delete``.
+"""CLI: ``zcsdfs mkfs``, ``fsck``, ``df``, ``gc`` and ``snapshot list|create|delete|rollback``.
 
 Each takes an image file, or the embedded default device when none is given.
 ``fsck`` and ``df`` only read; ``mkfs`` refuses to overwrite a file system
@@ -7,10 +7,12 @@ unless told to with ``--force``.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from zcsdfs.cli import subcommand
 from zcsdfs.lfs import fsck, mkfs, mount
@@ -21,6 +23,11 @@ from zcsdfs.lfs.usage import disk_usage
 from zcsdfs.zns import ZonedDevice, default_device_path
 from zcsdfs.zns import ensure_default_device
 
+from zcsdfs.cli import add_json, group, print_json, progress
+from zcsdfs.cli.zns import size_text
+from zcsdfs.lfs.directory import NAME_MAX
+from zcsdfs.lfs.snapshot import snapshot_name
+
 console = Console(highlight=False, soft_wrap=True)  # long paths stay on one line
 
 
@@ -30,20 +37,45 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing file system")
     p = subcommand(sub, "fsck", "check a file system without changing it; exit status 1 on problems", cmd_fsck)
     p.add_argument("image", nargs="?", help="image file (default: the embedded default device)")
-    p = subcommand(sub, "df", "show space usage, free zones, valid blocks and write amplification", cmd_df)
+    p = subcommand(sub, "df", "show space usage, free zones, valid blocks and write amplification", cmd_df,
+                   description="Show how the file system uses its space, read from the device without "
+                               "changing it: size (the data the volume holds while it keeps being "
+                               "overwritten), used (valid blocks), free, zones by role, inodes and "
+                               "lifetime write amplification.",
+                   examples=("zcsdfs df", "zcsdfs df dev.zns", "zcsdfs df dev.zns --json"))
     p.add_argument("image", nargs="?", help="image file (default: the embedded default device)")
+    add_json(p)
     p = subcommand(sub, "gc", "garbage-collect zones now; print zones cleaned, blocks moved, write amplification",
-                   cmd_gc)
+                   cmd_gc, examples=("zcsdfs gc dev.zns", "zcsdfs gc dev.zns --zones 8 --policy cost-benefit"))
     p.add_argument("image", nargs="?", help="image file (default: the embedded default device)")
     p.add_argument("--policy", choices=POLICIES, default="greedy", help="victim selection (default: greedy)")
     p.add_argument("--zones", type=int, default=1, metavar="N", help="clean up to N zones (default: 1)")
-    snap = sub.add_parser("snapshot", help="create, list or delete read-only snapshots of the volume")
-    ssub = snap.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = subcommand(ssub, "list", "list snapshots, oldest first", cmd_snapshot)
+    add_json(p)
+
+    ssub = group(sub, "snapshot", "list, create, delete or roll back to read-only snapshots",
+                 "Named, read-only, point-in-time copies of the whole volume. A snapshot costs only metadata "
+                 "until the live files change. Read one with zcsdfs mount IMAGE MNT -o snapshot=NAME or "
+                 "zcsdfs.Volume(IMAGE, snapshot=NAME). IMAGE may be left out for the embedded default "
+                 "device; a lone argument is always the NAME, and one that looks like an image file is "
+                 "refused.",
+                 ("zcsdfs snapshot create dev.zns before-upgrade", "zcsdfs snapshot list dev.zns",
+                  "zcsdfs snapshot rollback dev.zns before-upgrade", "zcsdfs snapshot delete dev.zns before-upgrade"))
+    p = subcommand(ssub, "list", "list snapshots, oldest first", cmd_snapshot,
+                   examples=("zcsdfs snapshot list", "zcsdfs snapshot list dev.zns --json"))
     p.add_argument("image", nargs="?", help="image file (default: the embedded default device)")
-    for action in ("create", "delete"):
-        p = subcommand(ssub, action, f"{action} a snapshot", cmd_snapshot)
-        p.add_argument("args", nargs="+", metavar="[IMAGE] NAME", help="image file (optional), snapshot name")
+    add_json(p)
+    for action, what, more in (
+            ("create", "take a snapshot of the whole volume; durable when the command returns", ""),
+            ("delete", "delete a snapshot; blocks only it referenced become garbage", ""),
+            ("rollback", "make the volume's files a copy of a snapshot (the snapshot stays)",
+             " Every change made since the snapshot is lost. Crash-safe: an interrupted rollback leaves the "
+             "volume as it was or rolled back, never a mixture.")):
+        p = subcommand(ssub, action, what, cmd_snapshot, description=what[:1].upper() + what[1:] + "." + more,
+                       examples=(f"zcsdfs snapshot {action} dev.zns nightly",
+                                 f"zcsdfs snapshot {action} nightly          # on the embedded default device"))
+        p.add_argument("words", nargs="+", metavar="[IMAGE] NAME",
+                       help="image file (default: the embedded default device), then the snapshot name: "
+                            f"1 to {NAME_MAX} bytes, no '/' or control characters")
 
 
 def holds_file_system(device: ZonedDevice) -> bool:
@@ -86,20 +118,29 @@ def cmd_df(args) -> int:
     path = args.image or default_device_path()
     with ZonedDevice.open(path) as device:
         u = disk_usage(device)
-    mib = lambda blocks: f"{blocks * u.block_size / (1 << 20):.1f} MiB"  # noqa: E731
+    total, free = u.total_blocks, u.free_blocks
+    if args.json:
+        print_json({"image": path, "block_size": u.block_size, "size_bytes": total * u.block_size,
+                    "used_bytes": u.valid_blocks * u.block_size, "free_bytes": free * u.block_size,
+                    "used_fraction": u.utilisation, "valid_blocks": u.valid_blocks, "log_zones": u.log_zones,
+                    "free_zones": u.free_zones, "head_zones": u.head_zones, "sealed_zones": u.sealed_zones,
+                    "inodes": u.inodes, "user_blocks_written": u.user_blocks, "gc_blocks_moved": u.gc_blocks,
+                    "write_amplification": u.write_amplification if u.user_blocks else None})
+        return 0
+    size = lambda blocks: size_text(blocks * u.block_size)  # noqa: E731
     table = Table(title=f"zcsdfs on {path}", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
-    table.add_row("usable", mib(u.usable_blocks))
-    table.add_row("used (valid blocks)", f"{mib(u.valid_blocks)} ({u.valid_blocks} blocks, {u.utilisation:.1%})")
-    table.add_row("available", mib(max(0, u.usable_blocks - u.valid_blocks)))
-    table.add_row("log zones", str(u.log_zones))
-    table.add_row("free zones", str(u.free_zones))
-    table.add_row("open zones (log heads)", str(u.head_zones))
-    table.add_row("sealed zones", str(u.sealed_zones))
-    table.add_row("inodes", str(u.inodes))
-    table.add_row("user blocks written", str(u.user_blocks))
-    table.add_row("blocks moved by GC", str(u.gc_blocks))
+    table.add_row("size", size(total))
+    table.add_row("used (valid blocks)", f"{size(u.valid_blocks)} ({u.valid_blocks:,} blocks, {u.utilisation:.1%})")
+    table.add_row("free", size(free))
+    table.add_row("log zones", f"{u.log_zones:,}")
+    table.add_row("free zones", f"{u.free_zones:,}")
+    table.add_row("open zones (log heads)", f"{u.head_zones:,}")
+    table.add_row("sealed zones", f"{u.sealed_zones:,}")
+    table.add_row("inodes", f"{u.inodes:,}")
+    table.add_row("user blocks written", f"{u.user_blocks:,}")
+    table.add_row("blocks moved by GC", f"{u.gc_blocks:,}")
     table.add_row("write amplification", f"{u.write_amplification:.2f}" if u.user_blocks else "n/a")
     console.print(table)
     return 0
@@ -113,42 +154,75 @@ def cmd_gc(args) -> int:
         fs = mount(device)
         try:
             moved_before = fs.gc_blocks_moved
-            cleaned = fs.gc(args.zones, args.policy)
+            cleaned = 0
+            with progress("garbage collection", args.zones, show=args.zones > 1) as advance:
+                for _ in range(args.zones):
+                    if not fs.gc(1, args.policy):
+                        break
+                    cleaned += 1
+                    advance()
             moved = fs.gc_blocks_moved - moved_before
         finally:
             fs.unmount()
         usage = fs.usage()
-    wa = f"{usage.device_blocks / usage.user_blocks:.2f}" if usage.user_blocks else "n/a"
-    console.print(f"{path}: {args.policy} GC cleaned {cleaned} zone(s), moved {moved} blocks; "
-                  f"write amplification {wa}")
+    wa = usage.device_blocks / usage.user_blocks if usage.user_blocks else None
+    if args.json:
+        print_json({"image": path, "policy": args.policy, "zones_cleaned": cleaned, "blocks_moved": moved,
+                    "write_amplification": wa})
+        return 0
+    console.print(f"{path}: {args.policy} GC cleaned {cleaned} zone(s), moved {moved:,} blocks; "
+                  f"write amplification {'n/a' if wa is None else f'{wa:.2f}'}", markup=False)
     return 0
+
+
+def image_and_name(action: str, words: list[str]) -> tuple[str, str]:
+    """``[IMAGE] NAME`` of a snapshot command: a lone word is the name, never an image."""
+    if len(words) > 2:
+        raise Invalid(f"snapshot {action} takes [IMAGE] NAME, not {len(words)} arguments")
+    if len(words) == 2:
+        return words[0], snapshot_name(words[1])
+    (name,) = words
+    if name.endswith(".zns") or os.sep in name or os.path.isfile(name):
+        raise Invalid(f"{name!r} looks like an image file, not a snapshot name: "
+                      f"give both, zcsdfs snapshot {action} {name} NAME")
+    return default_device_path(), snapshot_name(name)
 
 
 def cmd_snapshot(args) -> int:
     if args.action == "list":
-        path, name = args.image, None
-    elif len(args.args) > 2:
-        raise Invalid(f"snapshot {args.action} takes [IMAGE] NAME, not {len(args.args)} arguments")
+        path, name = args.image or default_device_path(), None
     else:
-        path, name = (None, *args.args) if len(args.args) == 1 else args.args
-    path = path or default_device_path()
+        path, name = image_and_name(args.action, args.words)
     with ZonedDevice.open(path) as device:
         fs = mount(device)
         try:
             if args.action == "create":
                 fs.create_snapshot(name)
-                console.print(f"created snapshot {name!r} of {path}")
+                console.print(f"created snapshot {name!r} of {path}", markup=False)
             elif args.action == "delete":
                 fs.delete_snapshot(name)
-                console.print(f"deleted snapshot {name!r} of {path}")
+                console.print(f"deleted snapshot {name!r} of {path}", markup=False)
+            elif args.action == "rollback":
+                fs.rollback(name)
+                console.print(f"rolled {path} back to snapshot {name!r}", markup=False)
             else:
-                table = Table(title=f"snapshots of {path}")
-                table.add_column("name")
-                table.add_column("created")
-                for info in fs.list_snapshots():
-                    created = datetime.fromtimestamp(info.created_ns / 1e9).isoformat(sep=" ", timespec="seconds")
-                    table.add_row(info.name, created)
-                console.print(table)
+                show_snapshots(path, fs.list_snapshots(), args.json)
         finally:
             fs.unmount()
     return 0
+
+
+def show_snapshots(path: str, snapshots, as_json: bool) -> None:
+    def created(info) -> str:
+        return datetime.fromtimestamp(info.created_ns / 1e9).astimezone().isoformat(timespec="seconds")
+
+    if as_json:
+        print_json([{"name": info.name, "created": created(info), "created_ns": info.created_ns}
+                    for info in snapshots])
+        return
+    table = Table(title=f"snapshots of {path}")
+    table.add_column("name", overflow="fold")
+    table.add_column("created")
+    for info in snapshots:
+        table.add_row(Text(info.name), created(info))
+    console.print(table)

@@ -78,8 +78,8 @@ from zcsdfs.lfs.log import LIFETIME_STREAMS, MAX_UNIT_DATA_BLOCKS, Role, Stream
 from zcsdfs.lfs.namespace import ROOT_INO
 from zcsdfs.lfs.reader import TreeReader, ZonePins
 from zcsdfs.lfs.recovery import recover
-from zcsdfs.lfs.snapshot import Snapshot, SnapshotInfo, snapshot_name
-from zcsdfs.lfs.usage import usable_blocks
+from zcsdfs.lfs.snapshot import Snapshot, SnapshotInfo, rollback, snapshot_name
+from zcsdfs.lfs.usage import capacity, usable_blocks
 
 MAX_FILE_SIZE = 1 << 46
 LINK_MAX = 65000
@@ -296,6 +296,11 @@ class FileSystem(TreeReader):
             self.snapshot(name)
             self._forget_snapshot(name)
             self.checkpoint()
+
+    @_settled
+    def rollback(self, name: str) -> None:
+        """Make the live tree a copy of snapshot ``name``; durable and crash-safe (``snapshot.rollback``)."""
+        rollback(self, name)
 
     def _forget_snapshot(self, name: str) -> None:
         snap = self.snapshots.pop(name)
@@ -987,7 +992,7 @@ class FileSystem(TreeReader):
             w = self.writer
             total = usable_blocks(self.device.geometry, len(w.log_zones), w.reserve)
             used = sum(self.ns.valid[z] for z in w.log_zones)
-            free = max(0, total - used - self._dirty_blocks)
+            total, free = capacity(total, used + self._dirty_blocks)
             files = 1 << 32
             return StatFs(self.block_size, self.block_size, total, free, free, files,
                           files - len(self.ns.inodes), files - len(self.ns.inodes), NAME_MAX)
