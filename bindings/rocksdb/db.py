@@ -23,6 +23,25 @@ from .options import Options
 
 _open_dbs: "weakref.WeakSet[DB]" = weakref.WeakSet()
 _MISSING = object()
+_local = threading.local()
+
+
+def _buffers():
+    """This thread's error pointer and size cell, reused by every call (an error is freed and
+    the pointer set back to NULL before anyone else looks)."""
+    try:
+        return _local.cells
+    except AttributeError:
+        cells = _local.cells = _Cells()
+        return cells
+
+
+class _Cells:
+    __slots__ = ("err", "size")
+
+    def __init__(self):
+        self.err = ffi.new("char**")
+        self.size = ffi.new("size_t*")
 
 
 def _volume(volume):
@@ -102,6 +121,7 @@ class DB:
                 lib.rocksdb_writeoptions_set_sync(w, sync)
                 lib.rocksdb_writeoptions_disable_WAL(w, no_wal)
                 self._write[sync, no_wal] = w
+        self._write = _WriteOptions(self._write)
         self._read = lib.rocksdb_readoptions_create()
         _open_dbs.add(self)
 
@@ -160,33 +180,40 @@ class DB:
     def _check(self, err) -> None:
         self._env.check(err)
 
-    # -- single keys --------------------------------------------------------------------------
+    # -- single keys (the hot paths: one C call, buffers reused per thread) ---------------------
 
     def put(self, key, value, *, sync: bool = False, disable_wal: bool = False) -> None:
-        key, value = key_bytes(key), key_bytes(value, "value")
-        err = ffi.new("char**")
-        lib.rocksdb_put(self._handle(), self._write[bool(sync), bool(disable_wal)], key, len(key),
+        if type(key) is not bytes:
+            key = key_bytes(key)
+        if type(value) is not bytes:
+            value = key_bytes(value, "value")
+        err = _buffers().err
+        lib.rocksdb_put(self._db or self._handle(), self._write[sync, disable_wal], key, len(key),
                         value, len(value), err)
-        self._check(err)
+        if err[0] != ffi.NULL:
+            self._env.check(err)
 
     def delete(self, key, *, sync: bool = False, disable_wal: bool = False) -> None:
-        key = key_bytes(key)
-        err = ffi.new("char**")
-        lib.rocksdb_delete(self._handle(), self._write[bool(sync), bool(disable_wal)], key, len(key), err)
-        self._check(err)
+        if type(key) is not bytes:
+            key = key_bytes(key)
+        err = _buffers().err
+        lib.rocksdb_delete(self._db or self._handle(), self._write[sync, disable_wal], key, len(key), err)
+        if err[0] != ffi.NULL:
+            self._env.check(err)
 
     def get(self, key, default=None, *, _read=None):
-        key = key_bytes(key)
-        err = ffi.new("char**")
-        size = ffi.new("size_t*")
-        p = lib.rocksdb_get(self._handle(), _read or self._read, key, len(key), size, err)
-        self._check(err)
+        if type(key) is not bytes:
+            key = key_bytes(key)
+        b = _buffers()
+        err, size = b.err, b.size
+        p = lib.rocksdb_get(self._db or self._handle(), _read or self._read, key, len(key), size, err)
+        if err[0] != ffi.NULL:
+            self._env.check(err)
         if p == ffi.NULL:
             return default
-        try:
-            return ffi.unpack(p, size[0])
-        finally:
-            lib.rocksdb_free(p)
+        value = ffi.unpack(p, size[0])
+        lib.rocksdb_free(p)
+        return value
 
     def __getitem__(self, key):
         value = self.get(key, _MISSING)
@@ -207,7 +234,7 @@ class DB:
     def write(self, batch: WriteBatch, *, sync: bool = False, disable_wal: bool = False) -> None:
         """Apply ``batch`` atomically."""
         err = ffi.new("char**")
-        lib.rocksdb_write(self._handle(), self._write[bool(sync), bool(disable_wal)], batch._handle(), err)
+        lib.rocksdb_write(self._handle(), self._write[sync, disable_wal], batch._handle(), err)
         self._check(err)
 
     # -- iteration ----------------------------------------------------------------------------
@@ -328,6 +355,13 @@ class DB:
     def bytes_written(self) -> int:
         """Bytes RocksDB appended to its files since open (WAL, SSTs, MANIFEST, ...)."""
         return self._env.bridge.bytes_written
+
+
+class _WriteOptions(dict):
+    """The four write options, looked up by any truthy or falsy (sync, disable_wal)."""
+
+    def __missing__(self, key):
+        return self[bool(key[0]), bool(key[1])]
 
 
 @atexit.register
