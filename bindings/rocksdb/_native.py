@@ -74,6 +74,10 @@ void rocksdb_readoptions_set_iterate_upper_bound(rocksdb_readoptions_t*, const c
 void rocksdb_readoptions_set_iterate_lower_bound(rocksdb_readoptions_t*, const char* key, size_t keylen);
 void rocksdb_readoptions_set_fill_cache(rocksdb_readoptions_t*, unsigned char);
 void rocksdb_readoptions_set_total_order_seek(rocksdb_readoptions_t*, unsigned char);
+void rocksdb_readoptions_set_read_tier(rocksdb_readoptions_t*, int);
+unsigned char rocksdb_key_may_exist(rocksdb_t*, const rocksdb_readoptions_t*, const char* key, size_t key_len,
+                                    char** value, size_t* val_len, const char* timestamp, size_t timestamp_len,
+                                    unsigned char* value_found);
 
 rocksdb_iterator_t* rocksdb_create_iterator(rocksdb_t*, const rocksdb_readoptions_t*);
 void rocksdb_iter_destroy(rocksdb_iterator_t*);
@@ -159,6 +163,7 @@ void zr_push_child(void* out, const char* name, size_t len);
 void* zr_env_new(uint64_t fs);
 void zr_env_free(void* env);
 int zr_options_set_env(rocksdb_options_t*, void* env);
+uint64_t zr_snapshot_sequence(const rocksdb_snapshot_t*);
 int zr_version(void);
 """
 

@@ -123,6 +123,7 @@ class DB:
                 self._write[sync, no_wal] = w
         self._write = _WriteOptions(self._write)
         self._read = lib.rocksdb_readoptions_create()
+        self.last_scan = None  # a scan.ScanStats after scan_prefix(..., offload=True)
         _open_dbs.add(self)
 
     # -- life ---------------------------------------------------------------------------------
@@ -239,7 +240,8 @@ class DB:
 
     # -- iteration ----------------------------------------------------------------------------
 
-    def iter(self, *, prefix=None, lower=None, upper=None, fill_cache: bool = True, _snapshot=None) -> Iterator:
+    def iter(self, *, prefix=None, lower=None, upper=None, fill_cache: bool = True, _snapshot=None,
+             _memtable_only: bool = False) -> Iterator:
         """A raw iterator (``seek``, ``seek_to_first``, ``seek_to_last``, ``seek_for_prev``,
         ``next``, ``prev``, ``valid``, ``key``, ``value``), bounded to keys starting with
         ``prefix`` and/or to ``lower <= key < upper``; unpositioned until a seek."""
@@ -248,7 +250,7 @@ class DB:
             lower = prefix if lower is None else max(key_bytes(lower), prefix)
             end = successor(prefix)
             upper = end if upper is None else (min(key_bytes(upper), end) if end else upper)
-        it = Iterator(self, lower, upper, fill_cache, _snapshot)
+        it = Iterator(self, lower, upper, fill_cache, _snapshot, _memtable_only)
         self._children.add(it)
         return it
 
@@ -287,6 +289,17 @@ class DB:
             finally:
                 it.close()
         return walk()
+
+    def scan_prefix(self, prefix, *, offload: bool = False):
+        """``(key, value)`` for every key starting with ``prefix``, in key order, as
+        ``items(prefix=prefix)`` gives them. ``offload=True`` runs the CSD kernel
+        ``sst_prefix`` next to each live SST file, so only matching entries reach the host,
+        and merges them with the memtables by sequence number (``scan.py``); the bytes read
+        on the device side and returned are in ``last_scan`` afterwards."""
+        if not offload:
+            return self.items(prefix=prefix)
+        from .scan import offloaded_scan
+        return iter(offloaded_scan(self, key_bytes(prefix, "prefix")))
 
     # -- snapshots, maintenance ---------------------------------------------------------------
 
@@ -355,6 +368,11 @@ class DB:
     def bytes_written(self) -> int:
         """Bytes RocksDB appended to its files since open (WAL, SSTs, MANIFEST, ...)."""
         return self._env.bridge.bytes_written
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes RocksDB read from its files since open (through the vfs, to the host)."""
+        return self._env.bridge.bytes_read
 
 
 class _WriteOptions(dict):

@@ -8,6 +8,7 @@
 // (rocksdb/c.h) for everything that is not the file system.
 
 #include <rocksdb/c.h>
+#include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 #include <rocksdb/options.h>
@@ -395,7 +396,8 @@ struct Environment {
 
 }  // namespace zcsdfs
 
-struct rocksdb_options_t { rocksdb::Options rep; };  // as rocksdb/db/c.cc defines it
+struct rocksdb_options_t { rocksdb::Options rep; };  // as rocksdb/db/c.cc defines them
+struct rocksdb_snapshot_t { const rocksdb::Snapshot* rep; };
 
 extern "C" {
 
@@ -425,6 +427,9 @@ int zr_options_set_env(rocksdb_options_t* opt, void* env) {
   opt->rep.env = static_cast<zcsdfs::Environment*>(env)->env.get();
   return 0;
 }
+
+// The sequence number a snapshot reads at (the C API of 7.8 has no call for it).
+uint64_t zr_snapshot_sequence(const rocksdb_snapshot_t* snap) { return snap->rep->GetSequenceNumber(); }
 
 int zr_version(void) { return ROCKSDB_MAJOR * 10000 + ROCKSDB_MINOR * 100 + ROCKSDB_PATCH; }
 
