@@ -27,6 +27,7 @@
 #define WIN 65536        /* the index block is read through this window */
 #define ENTRY_MAX 8192   /* an index entry longer than this: -E2BIG */
 #define FOOTER 53
+#define OUT_MAX 65536
 #define TRAILER 5
 #define MAGIC 0x88e241b785f4cff7ULL
 
@@ -35,6 +36,16 @@ static uint8_t win[WIN];
 static uint8_t key[KEY_MAX];
 static uint8_t sep[KEY_MAX];
 static uint8_t prefix[MAX_PREFIX];
+static uint8_t out[OUT_MAX]; /* entries gathered here: one zcsd_return_data per OUT_MAX bytes */
+static uint32_t out_len;
+
+static void flush_out(void)
+{
+    if (out_len) {
+        zcsd_return_data(out, out_len & (OUT_MAX - 1) ? out_len & (OUT_MAX - 1) : OUT_MAX);
+        out_len = 0;
+    }
+}
 
 /* Varints from buf[*pos, limit): each returns 0, or -1 when malformed or cut short.
  * Indexes are masked with the buffer's size (a power of two) for the verifier;
@@ -124,11 +135,27 @@ static int scan_block(uint64_t offset, uint64_t size, const uint8_t *prefix, uin
             }
             for (int i = 0; i < 8; i++)
                 head[8 + i] = key[(ulen + i) & (KEY_MAX - 1)];
-            zcsd_return_data(head, sizeof head);
             if (ulen > KEY_MAX || vpos > BLOCK_MAX || vlen > BLOCK_MAX - vpos)
                 return -EPROTO;
-            zcsd_return_data(key, ulen);
-            zcsd_return_data(block + vpos, vlen);
+            uint32_t need = sizeof head + ulen + vlen;
+            if (need > OUT_MAX - out_len)
+                flush_out();
+            if (need > OUT_MAX) { /* larger than the buffer: out in pieces */
+                zcsd_return_data(head, sizeof head);
+                zcsd_return_data(key, ulen);
+                zcsd_return_data(block + vpos, vlen);
+                continue;
+            }
+            uint32_t o = out_len;
+            for (uint32_t i = 0; i < sizeof head; i++)
+                out[(o + i) & (OUT_MAX - 1)] = head[i];
+            o += sizeof head;
+            for (uint32_t i = 0; i < ulen && i < KEY_MAX; i++)
+                out[(o + i) & (OUT_MAX - 1)] = key[i & (KEY_MAX - 1)];
+            o += ulen;
+            for (uint32_t i = 0; i < vlen && i < BLOCK_MAX; i++)
+                out[(o + i) & (OUT_MAX - 1)] = block[(vpos + i) & (BLOCK_MAX - 1)];
+            out_len = o + vlen;
         } else if (c > 0) {
             return 1;
         }
@@ -228,5 +255,6 @@ SEC("csd/read_stream") int sst_prefix(const uint8_t *args, uint64_t len)
         if (done)
             break;
     }
+    flush_out();
     return 0;
 }
