@@ -225,7 +225,11 @@ def wa(args) -> None:
                 "GC blocks moved", "zones reset", "freed whole"):
         table.add_column(col, justify="right")
     for hints in (True, False):
-        r = wa_run(args.wa_keys, args.wa_turns, hints)
+        try:
+            r = wa_run(args.wa_keys, args.wa_turns, hints)
+        except OSError as exc:
+            table.add_row("on" if hints else "off", f"failed: {exc}")
+            continue
         table.add_row("on" if hints else "off", f"{r['full']:.0%}", f"{r['rocksdb_mib']:.0f}", f"{r['device_mib']:.0f}",
                       f"{r['fs_wa']:.3f}", f"{r['gc_moved']:,}", f"{r['resets']}", f"{r['resets'] - r['victims']}")
     console.print(table)
@@ -277,7 +281,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--reads", type=int, default=None)
-    ap.add_argument("--wa-keys", type=int, default=100_000)
+    ap.add_argument("--wa-keys", type=int, default=50_000)
     ap.add_argument("--wa-turns", type=int, default=3)
     ap.add_argument("--scan-keys", type=int, default=1_000_000)
     ap.add_argument("--sections", default="perf,wa,scan", help="perf, fuse (root and fuse3), wa, scan")

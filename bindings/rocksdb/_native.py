@@ -159,6 +159,7 @@ struct zr_callbacks {
   int (*lock)(uint64_t fs, const char* path, int acquire);
 };
 void zr_set_callbacks(const struct zr_callbacks*);
+uint64_t zr_set_file_cache(uint64_t budget);
 void zr_push_child(void* out, const char* name, size_t len);
 void* zr_env_new(uint64_t fs);
 void zr_env_free(void* env);
@@ -205,8 +206,11 @@ def _build(target: str) -> None:
         run = subprocess.run([compiler, "-std=c++17", "-O2", "-fPIC", "-shared", "-o", tmp, SOURCE,
                               "-lrocksdb"], capture_output=True, text=True)
         if run.returncode != 0:
-            last = (run.stderr.strip().splitlines() or ["no output"])[-1]
-            raise _missing(f"g++ failed: {last}")
+            lines = run.stderr.strip().splitlines() or ["no output"]
+            first = next((line for line in lines if "error" in line), lines[-1])
+            if "rocksdb" in first and ("No such file" in first or "cannot find" in first):
+                raise _missing(f"g++ failed: {first}")
+            raise ImportError(f"zcsdfs.rocksdb: compiling {SOURCE} failed: {first}")
         os.replace(tmp, target)  # atomic: a concurrent importer sees the old file or the whole new one
     finally:
         if os.path.exists(tmp):

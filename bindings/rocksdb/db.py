@@ -8,7 +8,6 @@ system's callbacks (bridge.py) without waiting on the caller.
 from __future__ import annotations
 
 import atexit
-import errno
 import os
 import posixpath
 import threading
@@ -20,6 +19,7 @@ from .bridge import Bridge
 from .errors import RocksDBError
 from .iterator import Iterator, key_bytes, successor
 from .options import Options
+from .snapshot import Snapshot
 
 _open_dbs: "weakref.WeakSet[DB]" = weakref.WeakSet()
 _MISSING = object()
@@ -104,6 +104,7 @@ class DB:
         self.path = _db_path(self.volume, path)
         self.options = options or Options()
         self._env = _Env(self.volume, self.options)
+        lib.zr_set_file_cache(self.options.file_cache_size)
         err = ffi.new("char**")
         db = lib.rocksdb_open(self._env.built.opt, self.path.encode(), err)
         try:
@@ -155,7 +156,12 @@ class DB:
 
     def __del__(self):
         if getattr(self, "_db", None) is not None:
-            self.close()
+            if isinstance(threading.current_thread(), threading._DummyThread):
+                # collected inside a callback on one of RocksDB's threads: closing waits for
+                # those threads, so it must happen on another one
+                threading.Thread(target=self.close, name="zcsdfs.rocksdb close").start()
+            else:
+                self.close()
 
     def __repr__(self) -> str:
         return f"<zcsdfs.rocksdb.DB {self.path!r} {'closed' if self.closed else 'open'}>"
@@ -305,7 +311,6 @@ class DB:
 
     def snapshot(self) -> "Snapshot":
         """A consistent read view: reads through it see the DB as it is now."""
-        from .snapshot import Snapshot
         snap = Snapshot(self)
         self._children.add(snap)
         return snap
