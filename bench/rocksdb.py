@@ -239,7 +239,8 @@ def scan(args) -> None:
     from zcsdfs.rocksdb.scan import kernel
     kernel()  # verified and compiled once per process: not part of any measurement
     vol = zcsdfs.Volume(ZonedDevice.memory("qemu"))
-    opts = Options(write_buffer_size=16 * MiB, target_file_size_base=16 * MiB, compression="none")
+    # no file cache: tables would cross to the host whole when opened, before either scan
+    opts = Options(write_buffer_size=16 * MiB, target_file_size_base=16 * MiB, compression="none", file_cache_size=0)
     prefix = b"07-"
     try:
         with DB("/db", volume=vol, options=opts) as db:
