@@ -74,6 +74,10 @@ void rocksdb_readoptions_set_iterate_upper_bound(rocksdb_readoptions_t*, const c
 void rocksdb_readoptions_set_iterate_lower_bound(rocksdb_readoptions_t*, const char* key, size_t keylen);
 void rocksdb_readoptions_set_fill_cache(rocksdb_readoptions_t*, unsigned char);
 void rocksdb_readoptions_set_total_order_seek(rocksdb_readoptions_t*, unsigned char);
+void rocksdb_readoptions_set_read_tier(rocksdb_readoptions_t*, int);
+unsigned char rocksdb_key_may_exist(rocksdb_t*, const rocksdb_readoptions_t*, const char* key, size_t key_len,
+                                    char** value, size_t* val_len, const char* timestamp, size_t timestamp_len,
+                                    unsigned char* value_found);
 
 rocksdb_iterator_t* rocksdb_create_iterator(rocksdb_t*, const rocksdb_readoptions_t*);
 void rocksdb_iter_destroy(rocksdb_iterator_t*);
@@ -155,10 +159,12 @@ struct zr_callbacks {
   int (*lock)(uint64_t fs, const char* path, int acquire);
 };
 void zr_set_callbacks(const struct zr_callbacks*);
+uint64_t zr_set_file_cache(uint64_t budget);
 void zr_push_child(void* out, const char* name, size_t len);
 void* zr_env_new(uint64_t fs);
 void zr_env_free(void* env);
 int zr_options_set_env(rocksdb_options_t*, void* env);
+uint64_t zr_snapshot_sequence(const rocksdb_snapshot_t*);
 int zr_version(void);
 """
 
@@ -200,8 +206,11 @@ def _build(target: str) -> None:
         run = subprocess.run([compiler, "-std=c++17", "-O2", "-fPIC", "-shared", "-o", tmp, SOURCE,
                               "-lrocksdb"], capture_output=True, text=True)
         if run.returncode != 0:
-            last = (run.stderr.strip().splitlines() or ["no output"])[-1]
-            raise _missing(f"g++ failed: {last}")
+            lines = run.stderr.strip().splitlines() or ["no output"]
+            first = next((line for line in lines if "error" in line), lines[-1])
+            if "rocksdb" in first and ("No such file" in first or "cannot find" in first):
+                raise _missing(f"g++ failed: {first}")
+            raise ImportError(f"zcsdfs.rocksdb: compiling {SOURCE} failed: {first}")
         os.replace(tmp, target)  # atomic: a concurrent importer sees the old file or the whole new one
     finally:
         if os.path.exists(tmp):

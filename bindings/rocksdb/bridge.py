@@ -46,6 +46,7 @@ class Bridge:
         self.locks: dict[str, tuple[int, int]] = {}
         self.failure: BaseException | None = None  # a non-OSError raised by a callback
         self.bytes_written = 0  # what RocksDB appended (write amplification's denominator)
+        self.bytes_read = 0  # what RocksDB read from its files (what crossed to the host)
         self._handles = itertools.count(1)
         self.id = next(_ids)
         _bridges[self.id] = self
@@ -148,6 +149,7 @@ def _read(b, h, offset, n, buf, got):
     data = b.vfs.read(b.files[h], n, offset)
     ffi.memmove(buf, data, len(data))
     got[0] = len(data)
+    b.bytes_read += len(data)
 
 
 @_guarded

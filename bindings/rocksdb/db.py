@@ -8,7 +8,6 @@ system's callbacks (bridge.py) without waiting on the caller.
 from __future__ import annotations
 
 import atexit
-import errno
 import os
 import posixpath
 import threading
@@ -20,9 +19,29 @@ from .bridge import Bridge
 from .errors import RocksDBError
 from .iterator import Iterator, key_bytes, successor
 from .options import Options
+from .snapshot import Snapshot
 
 _open_dbs: "weakref.WeakSet[DB]" = weakref.WeakSet()
 _MISSING = object()
+_local = threading.local()
+
+
+def _buffers():
+    """This thread's error pointer and size cell, reused by every call (an error is freed and
+    the pointer set back to NULL before anyone else looks)."""
+    try:
+        return _local.cells
+    except AttributeError:
+        cells = _local.cells = _Cells()
+        return cells
+
+
+class _Cells:
+    __slots__ = ("err", "size")
+
+    def __init__(self):
+        self.err = ffi.new("char**")
+        self.size = ffi.new("size_t*")
 
 
 def _volume(volume):
@@ -85,6 +104,7 @@ class DB:
         self.path = _db_path(self.volume, path)
         self.options = options or Options()
         self._env = _Env(self.volume, self.options)
+        lib.zr_set_file_cache(self.options.file_cache_size)
         err = ffi.new("char**")
         db = lib.rocksdb_open(self._env.built.opt, self.path.encode(), err)
         try:
@@ -102,7 +122,9 @@ class DB:
                 lib.rocksdb_writeoptions_set_sync(w, sync)
                 lib.rocksdb_writeoptions_disable_WAL(w, no_wal)
                 self._write[sync, no_wal] = w
+        self._write = _WriteOptions(self._write)
         self._read = lib.rocksdb_readoptions_create()
+        self.last_scan = None  # a scan.ScanStats after scan_prefix(..., offload=True)
         _open_dbs.add(self)
 
     # -- life ---------------------------------------------------------------------------------
@@ -134,7 +156,12 @@ class DB:
 
     def __del__(self):
         if getattr(self, "_db", None) is not None:
-            self.close()
+            if isinstance(threading.current_thread(), threading._DummyThread):
+                # collected inside a callback on one of RocksDB's threads: closing waits for
+                # those threads, so it must happen on another one
+                threading.Thread(target=self.close, name="zcsdfs.rocksdb close").start()
+            else:
+                self.close()
 
     def __repr__(self) -> str:
         return f"<zcsdfs.rocksdb.DB {self.path!r} {'closed' if self.closed else 'open'}>"
@@ -160,33 +187,40 @@ class DB:
     def _check(self, err) -> None:
         self._env.check(err)
 
-    # -- single keys --------------------------------------------------------------------------
+    # -- single keys (the hot paths: one C call, buffers reused per thread) ---------------------
 
     def put(self, key, value, *, sync: bool = False, disable_wal: bool = False) -> None:
-        key, value = key_bytes(key), key_bytes(value, "value")
-        err = ffi.new("char**")
-        lib.rocksdb_put(self._handle(), self._write[bool(sync), bool(disable_wal)], key, len(key),
+        if type(key) is not bytes:
+            key = key_bytes(key)
+        if type(value) is not bytes:
+            value = key_bytes(value, "value")
+        err = _buffers().err
+        lib.rocksdb_put(self._db or self._handle(), self._write[sync, disable_wal], key, len(key),
                         value, len(value), err)
-        self._check(err)
+        if err[0] != ffi.NULL:
+            self._env.check(err)
 
     def delete(self, key, *, sync: bool = False, disable_wal: bool = False) -> None:
-        key = key_bytes(key)
-        err = ffi.new("char**")
-        lib.rocksdb_delete(self._handle(), self._write[bool(sync), bool(disable_wal)], key, len(key), err)
-        self._check(err)
+        if type(key) is not bytes:
+            key = key_bytes(key)
+        err = _buffers().err
+        lib.rocksdb_delete(self._db or self._handle(), self._write[sync, disable_wal], key, len(key), err)
+        if err[0] != ffi.NULL:
+            self._env.check(err)
 
     def get(self, key, default=None, *, _read=None):
-        key = key_bytes(key)
-        err = ffi.new("char**")
-        size = ffi.new("size_t*")
-        p = lib.rocksdb_get(self._handle(), _read or self._read, key, len(key), size, err)
-        self._check(err)
+        if type(key) is not bytes:
+            key = key_bytes(key)
+        b = _buffers()
+        err, size = b.err, b.size
+        p = lib.rocksdb_get(self._db or self._handle(), _read or self._read, key, len(key), size, err)
+        if err[0] != ffi.NULL:
+            self._env.check(err)
         if p == ffi.NULL:
             return default
-        try:
-            return ffi.unpack(p, size[0])
-        finally:
-            lib.rocksdb_free(p)
+        value = ffi.unpack(p, size[0])
+        lib.rocksdb_free(p)
+        return value
 
     def __getitem__(self, key):
         value = self.get(key, _MISSING)
@@ -207,12 +241,13 @@ class DB:
     def write(self, batch: WriteBatch, *, sync: bool = False, disable_wal: bool = False) -> None:
         """Apply ``batch`` atomically."""
         err = ffi.new("char**")
-        lib.rocksdb_write(self._handle(), self._write[bool(sync), bool(disable_wal)], batch._handle(), err)
+        lib.rocksdb_write(self._handle(), self._write[sync, disable_wal], batch._handle(), err)
         self._check(err)
 
     # -- iteration ----------------------------------------------------------------------------
 
-    def iter(self, *, prefix=None, lower=None, upper=None, fill_cache: bool = True, _snapshot=None) -> Iterator:
+    def iter(self, *, prefix=None, lower=None, upper=None, fill_cache: bool = True, _snapshot=None,
+             _memtable_only: bool = False) -> Iterator:
         """A raw iterator (``seek``, ``seek_to_first``, ``seek_to_last``, ``seek_for_prev``,
         ``next``, ``prev``, ``valid``, ``key``, ``value``), bounded to keys starting with
         ``prefix`` and/or to ``lower <= key < upper``; unpositioned until a seek."""
@@ -221,7 +256,7 @@ class DB:
             lower = prefix if lower is None else max(key_bytes(lower), prefix)
             end = successor(prefix)
             upper = end if upper is None else (min(key_bytes(upper), end) if end else upper)
-        it = Iterator(self, lower, upper, fill_cache, _snapshot)
+        it = Iterator(self, lower, upper, fill_cache, _snapshot, _memtable_only)
         self._children.add(it)
         return it
 
@@ -261,11 +296,21 @@ class DB:
                 it.close()
         return walk()
 
+    def scan_prefix(self, prefix, *, offload: bool = False):
+        """``(key, value)`` for every key starting with ``prefix``, in key order, as
+        ``items(prefix=prefix)`` gives them. ``offload=True`` runs the CSD kernel
+        ``sst_prefix`` next to each live SST file, so only matching entries reach the host,
+        and merges them with the memtables by sequence number (``scan.py``); the bytes read
+        on the device side and returned are in ``last_scan`` afterwards."""
+        if not offload:
+            return self.items(prefix=prefix)
+        from .scan import offloaded_scan
+        return iter(offloaded_scan(self, key_bytes(prefix, "prefix")))
+
     # -- snapshots, maintenance ---------------------------------------------------------------
 
     def snapshot(self) -> "Snapshot":
         """A consistent read view: reads through it see the DB as it is now."""
-        from .snapshot import Snapshot
         snap = Snapshot(self)
         self._children.add(snap)
         return snap
@@ -328,6 +373,18 @@ class DB:
     def bytes_written(self) -> int:
         """Bytes RocksDB appended to its files since open (WAL, SSTs, MANIFEST, ...)."""
         return self._env.bridge.bytes_written
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes RocksDB read from its files since open (through the vfs, to the host)."""
+        return self._env.bridge.bytes_read
+
+
+class _WriteOptions(dict):
+    """The four write options, looked up by any truthy or falsy (sync, disable_wal)."""
+
+    def __missing__(self, key):
+        return self[bool(key[0]), bool(key[1])]
 
 
 @atexit.register

@@ -8,6 +8,7 @@
 // (rocksdb/c.h) for everything that is not the file system.
 
 #include <rocksdb/c.h>
+#include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 #include <rocksdb/options.h>
@@ -103,12 +104,50 @@ class SequentialFile : public rocksdb::FSSequentialFile {
   IOStatus InvalidateCache(size_t, size_t) override { return IOStatus::OK(); }
 };
 
+// Table files are immutable once written: a reader keeps the whole file in memory while
+// the process-wide budget (zr_set_file_cache) allows, as the kernel's page cache does for
+// RocksDB on a local file system, so its reads make no call into Python. Beyond the budget,
+// or for files that change (RocksDB reads only finished tables this way), reads go to Python.
+static std::mutex cache_mutex;
+static uint64_t cache_budget = 0, cache_used = 0;
+
 class RandomAccessFile : public rocksdb::FSRandomAccessFile {
   mutable Handle f_;
+  std::string data_;
+  bool cached_ = false;
+
  public:
-  RandomAccessFile(uint64_t fs, uint64_t h, const std::string& p) : f_(fs, h, p) {}
+  RandomAccessFile(uint64_t fs, uint64_t h, const std::string& p, uint64_t size) : f_(fs, h, p) {
+    {
+      std::lock_guard<std::mutex> g(cache_mutex);
+      if (size == 0 || cache_used + size > cache_budget) return;
+      cache_used += size;
+    }
+    data_.resize(size);
+    size_t got = 0;
+    if (cb.read(f_.fs, f_.h, 0, size, &data_[0], &got) == 0 && got == size) {
+      cached_ = true;
+    } else {
+      std::lock_guard<std::mutex> g(cache_mutex);
+      cache_used -= size;
+      std::string().swap(data_);
+    }
+  }
+  ~RandomAccessFile() override {
+    if (cached_) {
+      std::lock_guard<std::mutex> g(cache_mutex);
+      cache_used -= data_.size();
+    }
+  }
   IOStatus Read(uint64_t offset, size_t n, const IOOptions&, Slice* result, char* scratch,
                 IODebugContext*) const override {
+    if (cached_) {
+      if (offset >= data_.size()) n = 0;
+      else if (n > data_.size() - offset) n = data_.size() - offset;
+      if (n) std::memcpy(scratch, data_.data() + offset, n);  // into scratch: blocks may outlive us
+      *result = Slice(scratch, n);
+      return IOStatus::OK();
+    }
     size_t got = 0;
     int err = cb.read(f_.fs, f_.h, offset, n, scratch, &got);
     if (err) return status(err, "While pread", f_.path);
@@ -243,7 +282,7 @@ class VolumeFileSystem : public FileSystem {
                                std::unique_ptr<rocksdb::FSRandomAccessFile>* r, IODebugContext*) override {
     uint64_t h, size;
     IOStatus s = Open(f, READ, &h, &size);
-    if (s.ok()) r->reset(new RandomAccessFile(fs_, h, f));
+    if (s.ok()) r->reset(new RandomAccessFile(fs_, h, f, size));
     return s;
   }
   IOStatus NewWritableFile(const std::string& f, const FileOptions& o,
@@ -395,11 +434,20 @@ struct Environment {
 
 }  // namespace zcsdfs
 
-struct rocksdb_options_t { rocksdb::Options rep; };  // as rocksdb/db/c.cc defines it
+struct rocksdb_options_t { rocksdb::Options rep; };  // as rocksdb/db/c.cc defines them
+struct rocksdb_snapshot_t { const rocksdb::Snapshot* rep; };
 
 extern "C" {
 
 void zr_set_callbacks(const zr_callbacks* table) { cb = *table; }
+
+// How many bytes of table files readers may keep in memory, in all (0: none). Returns the
+// bytes kept now.
+uint64_t zr_set_file_cache(uint64_t budget) {
+  std::lock_guard<std::mutex> g(zcsdfs::cache_mutex);
+  zcsdfs::cache_budget = budget;
+  return zcsdfs::cache_used;
+}
 
 void zr_push_child(void* out, const char* name, size_t len) {
   static_cast<std::vector<std::string>*>(out)->emplace_back(name, len);
@@ -425,6 +473,9 @@ int zr_options_set_env(rocksdb_options_t* opt, void* env) {
   opt->rep.env = static_cast<zcsdfs::Environment*>(env)->env.get();
   return 0;
 }
+
+// The sequence number a snapshot reads at (the C API of 7.8 has no call for it).
+uint64_t zr_snapshot_sequence(const rocksdb_snapshot_t* snap) { return snap->rep->GetSequenceNumber(); }
 
 int zr_version(void) { return ROCKSDB_MAJOR * 10000 + ROCKSDB_MINOR * 100 + ROCKSDB_PATCH; }
 

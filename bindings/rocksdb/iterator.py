@@ -28,7 +28,7 @@ def successor(prefix: bytes) -> bytes | None:
 class Iterator:
     """Unpositioned until a seek. ``key()``/``value()`` are valid while ``valid()``."""
 
-    def __init__(self, db, lower, upper, fill_cache: bool, snapshot):
+    def __init__(self, db, lower, upper, fill_cache: bool, snapshot, memtable_only: bool = False):
         self._db = db
         self._read = lib.rocksdb_readoptions_create()
         # RocksDB keeps pointers to the bounds: they live as long as this object.
@@ -42,6 +42,8 @@ class Iterator:
                 self._bound_buffers.append(buf)
                 setter(self._read, buf, len(value))
         lib.rocksdb_readoptions_set_fill_cache(self._read, fill_cache)
+        if memtable_only:
+            lib.rocksdb_readoptions_set_read_tier(self._read, 3)  # kMemtableTier: no table is read
         if snapshot is not None:
             lib.rocksdb_readoptions_set_snapshot(self._read, snapshot._handle())
             self._snapshot = snapshot  # released only after this iterator

@@ -7,7 +7,7 @@ users), and the lfs writes each class into zones of its own, so that the tables 
 compaction deletes together free whole zones and GC has little to move.
 """
 
-from zcsdfs.volume import (  # noqa: F401  (the same numbers, under both names)
+from zcsdfs.volume import (  # the same numbers, under both names
     F_GET_RW_HINT,
     F_SET_RW_HINT,
     RWH_WRITE_LIFE_EXTREME as EXTREME,
@@ -20,3 +20,5 @@ from zcsdfs.volume import (  # noqa: F401  (the same numbers, under both names)
 
 NAMES = {NOT_SET: "not set", NONE: "none", SHORT: "short", MEDIUM: "medium", LONG: "long",
          EXTREME: "extreme"}
+
+__all__ = ["F_GET_RW_HINT", "F_SET_RW_HINT", "NOT_SET", "NONE", "SHORT", "MEDIUM", "LONG", "EXTREME", "NAMES"]

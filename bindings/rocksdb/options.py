@@ -40,6 +40,9 @@ class Options:
     use_fsync: bool = False
     info_log_level: str = "warn"
     lifetime_hints: bool = True  # pass RocksDB's WriteLifeTimeHint to the lfs (zone placement)
+    # Bytes of table files kept in memory by their readers, for the whole process (the last
+    # DB opened sets it): what the page cache gives RocksDB on a local file system.
+    file_cache_size: int = 256 << 20
 
     def build(self):
         """A fresh ``rocksdb_options_t`` (with its cache), owned by the returned ``Built``."""

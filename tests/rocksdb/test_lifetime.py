@@ -17,7 +17,6 @@ from zcsdfs.rocksdb.lifetime import EXTREME, F_GET_RW_HINT, F_SET_RW_HINT, LONG,
 from zcsdfs.zns import ZonedDevice
 from zcsdfs.zns.geometry import Geometry
 
-from .conftest import GEOMETRY
 
 
 def hint_of(vol, fd) -> int:

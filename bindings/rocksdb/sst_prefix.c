@@ -1,0 +1,260 @@
+/* sst_prefix: the entries of a RocksDB SST file whose user key starts with a prefix.
+ *
+ * The file is a block-based table as RocksDB 7.x writes it by default (footer
+ * format_version 4 or 5, binary-search index with delta-encoded block handles,
+ * uncompressed blocks). The kernel reads the footer, walks the index block
+ * (skipping data blocks whose separator key sorts before the prefix), parses
+ * each data block's prefix-compressed entries up to its restart array, and
+ * stops at the first user key past the prefix: keys are sorted.
+ *
+ * Argument blob: the prefix (at most MAX_PREFIX bytes; empty matches all).
+ * Output, per matching entry in file order (little-endian):
+ *   u32 user key length, u32 value length, u64 trailer (sequence << 8 | type),
+ *   the user key, the value.
+ * Status: -EINVAL a prefix too long; -EPROTO not such a table, or a malformed
+ * block; -EOPNOTSUPP a compressed block or a hash data-block index;
+ * -E2BIG a block or key larger than this kernel's buffers. */
+#include "zcsdfs.h"
+
+#define EINVAL 22
+#define E2BIG 7
+#define EPROTO 71
+#define EOPNOTSUPP 95
+
+#define MAX_PREFIX 256
+#define BLOCK_MAX 262144 /* a data block and its 5-byte trailer */
+#define KEY_MAX 8192
+#define WIN 65536        /* the index block is read through this window */
+#define ENTRY_MAX 8192   /* an index entry longer than this: -E2BIG */
+#define FOOTER 53
+#define OUT_MAX 65536
+#define TRAILER 5
+#define MAGIC 0x88e241b785f4cff7ULL
+
+static uint8_t block[BLOCK_MAX + 8]; /* + 8: a masked index plus a 4-byte read stays inside */
+static uint8_t win[WIN];
+static uint8_t key[KEY_MAX];
+static uint8_t sep[KEY_MAX];
+static uint8_t prefix[MAX_PREFIX];
+static uint8_t out[OUT_MAX]; /* entries gathered here: one zcsd_return_data per OUT_MAX bytes */
+static uint32_t out_len;
+
+static void flush_out(void)
+{
+    if (out_len) {
+        zcsd_return_data(out, out_len & (OUT_MAX - 1) ? out_len & (OUT_MAX - 1) : OUT_MAX);
+        out_len = 0;
+    }
+}
+
+/* Varints from buf[*pos, limit): each returns 0, or -1 when malformed or cut short.
+ * Indexes are masked with the buffer's size (a power of two) for the verifier;
+ * the limit checks are what keeps them right. */
+#define VARINT(name, type, maxshift, mask)                                                   \
+    static inline __attribute__((always_inline)) int name(const uint8_t *buf, uint32_t limit, \
+                                                          uint32_t *pos, type *out)           \
+    {                                                                                         \
+        type v = 0;                                                                           \
+        for (uint32_t shift = 0; shift <= maxshift; shift += 7) {                             \
+            if (*pos >= limit)                                                                \
+                return -1;                                                                    \
+            uint8_t b = buf[*pos & (mask)];                                                   \
+            *pos += 1;                                                                        \
+            v |= (type)(b & 0x7f) << shift;                                                   \
+            if (!(b & 0x80)) {                                                                \
+                *out = v;                                                                     \
+                return 0;                                                                     \
+            }                                                                                 \
+        }                                                                                     \
+        return -1;                                                                            \
+    }
+
+VARINT(block_varint32, uint32_t, 28, BLOCK_MAX - 1)
+VARINT(win_varint32, uint32_t, 28, WIN - 1)
+VARINT(win_varint64, uint64_t, 63, WIN - 1)
+
+static inline __attribute__((always_inline)) uint32_t le32(const uint8_t *p)
+{
+    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* <0, 0 or >0: bytes a[0, alen) against the prefix, compared over the shorter length,
+ * then by length (as memcmp-then-length orders keys). */
+static inline __attribute__((always_inline)) int compare(const uint8_t *a, uint32_t alen, const uint8_t *p,
+                                                         uint32_t plen)
+{
+    uint32_t n = alen < plen ? alen : plen;
+    for (uint32_t i = 0; i < n && i < MAX_PREFIX; i++) {
+        uint8_t x = a[i & (KEY_MAX - 1)], y = p[i & (MAX_PREFIX - 1)];
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return alen < plen ? -1 : alen > plen;
+}
+
+/* One data block: emit its matching entries. 1 when a key past the prefix was seen
+ * (the rest of the file cannot match), 0 to go on, negative on error. */
+static int scan_block(uint64_t offset, uint64_t size, const uint8_t *prefix, uint32_t plen)
+{
+    if (size < 4 || size + TRAILER > BLOCK_MAX)
+        return -E2BIG;
+    if (zcsd_read(offset, block, size + TRAILER) != (int64_t)(size + TRAILER))
+        return -EPROTO;
+    if (block[size & (BLOCK_MAX - 1)] != 0)
+        return -EOPNOTSUPP; /* compressed */
+    uint32_t bsize = size;
+    uint32_t restarts = le32(&block[(bsize - 4) & (BLOCK_MAX - 1)]);
+    if (restarts & 0x80000000u)
+        return -EOPNOTSUPP; /* a hash index after the restarts */
+    if (restarts == 0 || restarts > (bsize - 4) / 4)
+        return -EPROTO;
+    uint32_t end = bsize - 4 - 4 * restarts, pos = 0, klen = 0;
+    while (pos < end) {
+        uint32_t shared, non_shared, vlen;
+        if (block_varint32(block, end, &pos, &shared) || block_varint32(block, end, &pos, &non_shared)
+            || block_varint32(block, end, &pos, &vlen))
+            return -EPROTO;
+        if (shared > klen || non_shared > end - pos || vlen > end - pos - non_shared)
+            return -EPROTO;
+        if (shared + non_shared > KEY_MAX)
+            return -E2BIG;
+        for (uint32_t i = 0; i < non_shared && i < KEY_MAX; i++)
+            key[(shared + i) & (KEY_MAX - 1)] = block[(pos + i) & (BLOCK_MAX - 1)];
+        pos += non_shared;
+        klen = shared + non_shared;
+        if (klen < 8)
+            return -EPROTO;
+        uint32_t ulen = klen - 8, vpos = pos;
+        pos += vlen;
+        int c = compare(key, ulen < plen ? ulen : plen, prefix, plen);
+        if (c == 0) {
+            uint8_t head[16];
+            for (int i = 0; i < 4; i++) {
+                head[i] = ulen >> (8 * i);
+                head[4 + i] = vlen >> (8 * i);
+            }
+            for (int i = 0; i < 8; i++)
+                head[8 + i] = key[(ulen + i) & (KEY_MAX - 1)];
+            if (ulen > KEY_MAX || vpos > BLOCK_MAX || vlen > BLOCK_MAX - vpos)
+                return -EPROTO;
+            uint32_t need = sizeof head + ulen + vlen;
+            if (need > OUT_MAX - out_len)
+                flush_out();
+            if (need > OUT_MAX) { /* larger than the buffer: out in pieces */
+                zcsd_return_data(head, sizeof head);
+                zcsd_return_data(key, ulen);
+                zcsd_return_data(block + vpos, vlen);
+                continue;
+            }
+            uint32_t o = out_len;
+            for (uint32_t i = 0; i < sizeof head; i++)
+                out[(o + i) & (OUT_MAX - 1)] = head[i];
+            o += sizeof head;
+            for (uint32_t i = 0; i < ulen && i < KEY_MAX; i++)
+                out[(o + i) & (OUT_MAX - 1)] = key[i & (KEY_MAX - 1)];
+            o += ulen;
+            for (uint32_t i = 0; i < vlen && i < BLOCK_MAX; i++)
+                out[(o + i) & (OUT_MAX - 1)] = block[(vpos + i) & (BLOCK_MAX - 1)];
+            out_len = o + vlen;
+        } else if (c > 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+SEC("csd/read_stream") int sst_prefix(const uint8_t *args, uint64_t len)
+{
+    uint64_t size = zcsd_file_size();
+
+    if (len > MAX_PREFIX)
+        return -EINVAL;
+    uint32_t plen = len;
+    for (uint32_t i = 0; i < plen && i < MAX_PREFIX; i++)
+        prefix[i & (MAX_PREFIX - 1)] = args[i];
+    if (size < FOOTER || zcsd_read(size - FOOTER, win, FOOTER) != FOOTER)
+        return -EPROTO;
+    uint64_t magic = (uint64_t)le32(&win[49]) << 32 | le32(&win[45]);
+    uint32_t version = le32(&win[41]);
+    if (magic != MAGIC || version < 4 || version > 5)
+        return -EPROTO;
+    /* checksum type, metaindex handle, index handle (varints), padding */
+    uint64_t meta_off, meta_size, index_off, index_size;
+    uint32_t fpos = 1;
+    if (win_varint64(win, 41, &fpos, &meta_off) || win_varint64(win, 41, &fpos, &meta_size)
+        || win_varint64(win, 41, &fpos, &index_off) || win_varint64(win, 41, &fpos, &index_size))
+        return -EPROTO;
+    if (index_size < 4 || index_off + index_size + TRAILER > size)
+        return -EPROTO;
+    uint8_t tail[TRAILER + 4];
+    if (zcsd_read(index_off + index_size - 4, tail, sizeof tail) != sizeof tail)
+        return -EPROTO;
+    if (tail[4] != 0)
+        return -EOPNOTSUPP; /* a compressed index */
+    uint32_t restarts = le32(tail);
+    if (restarts == 0 || restarts > (index_size - 4) / 4)
+        return -EPROTO;
+    uint64_t restarts_at = index_off + index_size - 4 - 4 * (uint64_t)restarts;
+
+    /* The index entries: <shared><non_shared><key delta><value>; at a restart the value
+     * is a whole block handle (offset, size), elsewhere the size's signed delta from the
+     * previous handle, the block following the previous one. */
+    uint64_t at = index_off, win_at = index_off, win_len = 0;
+    uint64_t block_off = 0, block_size = 0;
+    uint32_t slen = 0, r = 0;
+    uint64_t next_restart = index_off;
+    while (at < restarts_at) {
+        if (at + ENTRY_MAX > win_at + win_len && win_at + win_len < restarts_at) {
+            uint64_t want = restarts_at - at < WIN ? restarts_at - at : WIN;
+            if (zcsd_read(at, win, want) != (int64_t)want)
+                return -EPROTO;
+            win_at = at;
+            win_len = want;
+        }
+        uint32_t limit = win_len, pos = at - win_at;
+        int is_restart = 0;
+        if (at == next_restart && r < restarts) {
+            is_restart = 1;
+            r++;
+            if (r < restarts) {
+                uint8_t b4[4];
+                if (zcsd_read(restarts_at + 4 * (uint64_t)r, b4, 4) != 4)
+                    return -EPROTO;
+                next_restart = index_off + le32(b4);
+            }
+        }
+        uint32_t shared, non_shared;
+        if (win_varint32(win, limit, &pos, &shared) || win_varint32(win, limit, &pos, &non_shared))
+            return -EPROTO;
+        if (shared > slen || non_shared > limit - pos)
+            return -EPROTO;
+        if (shared + non_shared > KEY_MAX)
+            return -E2BIG;
+        for (uint32_t i = 0; i < non_shared && i < KEY_MAX; i++)
+            sep[(shared + i) & (KEY_MAX - 1)] = win[(pos + i) & (WIN - 1)];
+        pos += non_shared;
+        slen = shared + non_shared;
+        if (is_restart) {
+            if (win_varint64(win, limit, &pos, &block_off) || win_varint64(win, limit, &pos, &block_size))
+                return -EPROTO;
+        } else {
+            uint64_t zz;
+            if (win_varint64(win, limit, &pos, &zz))
+                return -EPROTO;
+            int64_t delta = (int64_t)(zz >> 1) ^ -(int64_t)(zz & 1);
+            block_off += block_size + TRAILER;
+            block_size += delta;
+        }
+        at = win_at + pos;
+        /* a separator is >= every key of its block: below the prefix, nothing there matches */
+        if (compare(sep, slen, prefix, plen) < 0)
+            continue;
+        int done = scan_block(block_off, block_size, prefix, plen);
+        if (done < 0)
+            return done;
+        if (done)
+            break;
+    }
+    flush_out();
+    return 0;
+}

@@ -1,0 +1,89 @@
+"""Prefix scans pushed down to the sst_prefix CSD kernel equal the host iterator's answer."""
+
+import errno
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from zcsdfs.rocksdb import DB, Options, WriteBatch
+from zcsdfs.rocksdb.scan import KERNEL_PATH
+
+OPTIONS = Options(write_buffer_size=128 << 10, target_file_size_base=128 << 10, max_bytes_for_level_base=512 << 10,
+                  level0_file_num_compaction_trigger=2)
+
+
+def churn(db, rng, n, keys=5000):
+    for i in range(n):
+        k = b"k%05d" % rng.randrange(keys)
+        r = rng.random()
+        if r < 0.15:
+            del db[k]
+        elif r < 0.2:
+            b = WriteBatch()
+            b.put(k, b"batch%d" % i)
+            b.delete(b"k%05d" % rng.randrange(keys))
+            db.write(b)
+        else:
+            db[k] = b"v%d." % i * rng.randrange(1, 40)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_offloaded_scan_equals_the_iterator(vol, seed):
+    rng = random.Random(seed)
+    with DB("/db", volume=vol, options=OPTIONS) as db:
+        churn(db, rng, 20000)
+        db.flush()
+        churn(db, rng, 3000)  # L0 files over deeper levels
+        db.flush()
+        snap = db.snapshot()  # keeps overwritten versions in the tables
+        churn(db, rng, 1500)  # and a memtable with overwrites and deletions
+        assert int(db.property_value("rocksdb.num-entries-active-mem-table")) > 0
+        levels = [int(db.property_value(f"rocksdb.num-files-at-level{n}")) for n in range(7)]
+        assert levels[0] > 0 and sum(levels[1:]) > 0, levels
+        for prefix in (b"k012", b"k0", b"k04999", b"k9", b"", b"k00"):
+            expect = list(db.items(prefix=prefix))
+            got = list(db.scan_prefix(prefix, offload=True))
+            assert got == expect, (prefix, len(got), len(expect))
+            assert list(db.scan_prefix(prefix)) == expect
+        s = db.last_scan
+        assert s.files > 0 and s.bytes_read <= s.table_bytes
+        snap.release()
+
+
+def test_only_matching_entries_cross_to_the_host(vol):
+    with DB("/db", volume=vol, options=Options(write_buffer_size=1 << 20, target_file_size_base=1 << 20)) as db:
+        for i in range(20000):
+            db[b"%02d-%06d" % (i % 100, i)] = b"x" * 100  # prefix "07-" selects 1%
+        db.flush()
+        db.compact_range()
+        got = list(db.scan_prefix(b"07-", offload=True))
+        assert got == list(db.items(prefix=b"07-")) and len(got) == 200
+        s = db.last_scan
+        payload = sum(len(k) + len(v) for k, v in got)
+        print(f"\n1% scan: tables {s.table_bytes} B, read next to the data {s.bytes_read} B, "
+              f"returned {s.bytes_returned} B ({s.entries} entries, {payload} B of keys and values)")
+        assert s.bytes_returned == payload + 16 * s.entries
+        assert s.bytes_returned * 20 <= s.table_bytes
+
+
+def test_compressed_tables_are_refused_not_misread(vol):
+    with DB("/db", volume=vol, options=Options(compression="zstd")) as db:
+        for i in range(3000):
+            db[b"k%05d" % i] = b"y" * 100
+        db.flush()
+        with pytest.raises(OSError) as e:
+            list(db.scan_prefix(b"k01", offload=True))
+        assert e.value.errno == errno.EIO and "sst_prefix" in str(e.value)
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="clang with the BPF target is not installed")
+def test_the_shipped_kernel_object_is_built_from_its_source(tmp_path):
+    src = Path(KERNEL_PATH).with_suffix(".c")
+    include = Path(__import__("zcsdfs.csd", fromlist=["x"]).__file__).parent / "include"
+    out = tmp_path / "k.o"
+    subprocess.run(["clang", "-O2", "-g0", "-mcpu=v3", "-ffreestanding", "-target", "bpf", "-I", str(include),
+                    "-c", src.name, "-o", str(out)], cwd=src.parent, check=True)
+    assert out.read_bytes() == Path(KERNEL_PATH).read_bytes()
