@@ -14,9 +14,9 @@ descriptor: a worker thread then serves it until GET_VRING_BASE stops it
 (the front end's way to stop a device; the reply carries the next
 available index so it can resume there). SET_MEM_TABLE stops the running
 workers, replaces the table (unmapping the old regions) and restarts them.
-Rings are processed unless SET_VRING_ENABLE disabled them (QEMU enables
-them right after starting; a back end that waited for it would gain
-nothing). A ring whose driver breaks the rules (``virtqueue.QueueError``)
+A started ring is served unless SET_VRING_ENABLE turned it off (the spec
+starts rings disabled once PROTOCOL_FEATURES is negotiated; serving them
+anyway loses nothing, as a driver only posts to a ring that is set up). A ring whose driver breaks the rules (``virtqueue.QueueError``)
 stops with a log line and a kick of its error descriptor; the others go on.
 """
 
