@@ -144,3 +144,20 @@ def test_devices_lists_images_and_running_servers(image, tmp_path):
     again = json.loads(subprocess.run([sys.executable, "-m", "zcsdfs", "devices", "--json"], env=env,
                                       capture_output=True, text=True, timeout=WAIT, check=True).stdout)
     assert proc.pid not in [s["pid"] for s in again["servers"]]
+
+
+def test_serve_takes_a_descriptor_past_1024(image, tmp_path):
+    """A caller with many files open hands over a high descriptor (select() cannot wait on it)."""
+    sock_path = str(tmp_path / "vhost.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sock_path)
+    listener.listen(1)
+    high = os.dup2(listener.fileno(), 1500)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "zcsdfs", "serve", image, "--fd", str(high)],
+                                pass_fds=(high,), stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(high)
+        listener.close()
+    connect(sock_path, proc).close()
+    assert proc.wait(WAIT) == 0
