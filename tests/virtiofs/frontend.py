@@ -154,6 +154,10 @@ class FrontEnd:
         off = self._offset(gpa, length)
         return self.map[off:off + length]
 
+    def region(self, i: int) -> bytes:
+        """ADD_MEM_REG's and REM_MEM_REG's payload: padding, then one region."""
+        return struct.pack("<Q", 0) + vu.MEM_REGION.pack(GPA[i], REGION_SIZE, UADDR_BASE + GPA[i], i * REGION_SIZE)
+
     def table(self) -> bytes:
         regions = b"".join(vu.MEM_REGION.pack(gpa, REGION_SIZE, UADDR_BASE + gpa, i * REGION_SIZE)
                            for i, gpa in enumerate(GPA))
@@ -204,7 +208,12 @@ class FrontEnd:
         nqueues = struct.unpack("<Q", self.call(vu.Request.GET_QUEUE_NUM))[0]
         features = offered if self.features is None else self.features
         assert self.ack(vu.Request.SET_FEATURES, struct.pack("<Q", features)) == 0
-        assert self.ack(vu.Request.SET_MEM_TABLE, self.table(), [self.fd] * len(GPA)) == 0
+        if self.protocol & vu.ProtocolFeature.CONFIGURE_MEM_SLOTS:  # QEMU then adds regions one by one
+            assert struct.unpack("<Q", self.call(vu.Request.GET_MAX_MEM_SLOTS))[0] >= len(GPA)
+            for i in range(len(GPA)):
+                assert self.ack(vu.Request.ADD_MEM_REG, self.region(i), [self.fd]) == 0
+        else:
+            assert self.ack(vu.Request.SET_MEM_TABLE, self.table(), [self.fd] * len(GPA)) == 0
         for i in range(nqueues):
             ring = Ring(self, i, self.num)
             self.rings.append(ring)

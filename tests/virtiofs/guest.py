@@ -60,8 +60,13 @@ def _run(cmd: list[str], **kwargs) -> str:
 
 def kernel_package() -> str:
     """The kernel package Debian's generic ``linux-image-amd64`` stands for."""
-    out = _run(["apt-cache", "depends", "linux-image-amd64"])
-    found = re.findall(r"Depends:\s*(linux-image-[0-9][^\s]*-amd64)", out)
+    def depends() -> list[str]:
+        done = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True, text=True)
+        return re.findall(r"Depends:\s*(linux-image-[0-9][^\s]*-amd64)", done.stdout)
+    found = depends()
+    if not found and os.geteuid() == 0:  # a machine whose package lists were never fetched
+        _run(["apt-get", "update", "-qq"])
+        found = depends()
     if not found:
         cached = sorted(CACHE.glob("linux-image-*"))
         if cached:

@@ -39,13 +39,20 @@ def start(image: str, tmp_path, *args: str, env=None) -> tuple[subprocess.Popen,
     return proc, sock_path
 
 
-def connect(sock_path: str) -> socket.socket:
+def connect(sock_path: str, proc: subprocess.Popen | None = None) -> socket.socket:
     """Connect as a front end and finish one round trip (so the server is serving us)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(WAIT)
     sock.connect(sock_path)
-    sock.sendall(vu.HEADER.pack(vu.Request.GET_FEATURES, vu.FLAG_VERSION, 0))
-    request, flags, size = vu.HEADER.unpack(sock.recv(vu.HEADER.size))
+    try:
+        sock.sendall(vu.HEADER.pack(vu.Request.GET_FEATURES, vu.FLAG_VERSION, 0))
+        head = sock.recv(vu.HEADER.size)
+    except ConnectionError:
+        if proc is not None:
+            proc.wait(WAIT)
+            pytest.fail(f"the server exited with {proc.returncode}: {proc.stderr.read()}")
+        raise
+    request, flags, size = vu.HEADER.unpack(head)
     features = struct.unpack("<Q", sock.recv(size))[0]
     assert request == vu.Request.GET_FEATURES and features & 1 << vu.F_VERSION_1
     return sock
@@ -59,7 +66,7 @@ def written_by_server(image: str) -> None:
 def test_serve_exits_and_checkpoints_when_the_front_end_goes(image, tmp_path):
     written_by_server(image)
     proc, sock_path = start(image, tmp_path)
-    connect(sock_path).close()
+    connect(sock_path, proc).close()
     assert proc.wait(WAIT) == 0
     assert "checkpointed" in proc.stderr.read()
     with Volume(image) as vol:  # the image lock was let go and the volume mounts
@@ -69,7 +76,7 @@ def test_serve_exits_and_checkpoints_when_the_front_end_goes(image, tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_serve_stops_cleanly_on_a_signal_with_a_front_end_connected(image, tmp_path, signum):
     proc, sock_path = start(image, tmp_path)
-    sock = connect(sock_path)
+    sock = connect(sock_path, proc)
     proc.send_signal(signum)
     assert proc.wait(WAIT) == 0
     assert sock.recv(1) == b""  # the server closed our connection
@@ -81,8 +88,8 @@ def test_serve_stops_cleanly_on_a_signal_with_a_front_end_connected(image, tmp_p
 def test_keep_serving_takes_the_next_front_end(image, tmp_path):
     proc, sock_path = start(image, tmp_path, "--keep-serving")
     try:
-        connect(sock_path).close()
-        connect(sock_path).close()  # served again
+        connect(sock_path, proc).close()
+        connect(sock_path, proc).close()  # served again
         assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -103,7 +110,7 @@ def test_serve_listens_on_socket_path(image, tmp_path):
     for line in proc.stderr:  # it says where it listens once it does
         if "serving" in line:
             break
-    connect(sock_path).close()
+    connect(sock_path, proc).close()
     assert proc.wait(WAIT) == 0
     assert not os.path.exists(sock_path)  # removed on the way out
 
@@ -116,7 +123,7 @@ def test_devices_lists_images_and_running_servers(image, tmp_path):
     env = dict(os.environ, XDG_DATA_HOME=str(data), ZCSDFS_DEVICE="")
     proc, sock_path = start(image, tmp_path, env=env)
     try:
-        sock = connect(sock_path)
+        sock = connect(sock_path, proc)
         out = subprocess.run([sys.executable, "-m", "zcsdfs", "devices", "--json"], env=env, capture_output=True,
                              text=True, timeout=WAIT, check=True).stdout
         found = json.loads(out)
@@ -137,3 +144,20 @@ def test_devices_lists_images_and_running_servers(image, tmp_path):
     again = json.loads(subprocess.run([sys.executable, "-m", "zcsdfs", "devices", "--json"], env=env,
                                       capture_output=True, text=True, timeout=WAIT, check=True).stdout)
     assert proc.pid not in [s["pid"] for s in again["servers"]]
+
+
+def test_serve_takes_a_descriptor_past_1024(image, tmp_path):
+    """A caller with many files open hands over a high descriptor (select() cannot wait on it)."""
+    sock_path = str(tmp_path / "vhost.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sock_path)
+    listener.listen(1)
+    high = os.dup2(listener.fileno(), 1500)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "zcsdfs", "serve", image, "--fd", str(high)],
+                                pass_fds=(high,), stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(high)
+        listener.close()
+    connect(sock_path, proc).close()
+    assert proc.wait(WAIT) == 0

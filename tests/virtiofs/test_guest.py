@@ -113,6 +113,10 @@ def test_guest_works_on_a_zcsdfs_share_and_the_host_sees_it(image, tmp_path):
     server = serve(image, sock_path)
     try:
         console = guest.boot(sock_path, SCRIPT, queues=2, workdir=str(tmp_path), timeout=400)
+    except guest.GuestError as exc:
+        server.kill()
+        server.wait()
+        pytest.fail(f"{exc}\nserver: {server.stderr.read()[-3000:]}")
     finally:
         try:
             server.wait(60)

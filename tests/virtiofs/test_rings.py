@@ -365,3 +365,26 @@ def test_a_new_init_ends_the_old_session(fe, volume):
     error, _ = fe.fuse(Opcode.READ, p.READ_IN.pack(fh, 0, 10, 0, 0, 0, 0), nodeid=nodeid)
     assert error == errno.EBADF  # the old handle is gone
     assert not volume.vfs.fs._held.get(ino)  # closed: nothing keeps the file alive any more
+
+
+def test_memory_slots_added_and_removed_one_by_one(volume):
+    """With CONFIGURE_MEM_SLOTS (QEMU 7.2 uses it when offered) regions come by ADD_MEM_REG and go by
+    REM_MEM_REG; a removed region is unmapped and its addresses are guest memory no more."""
+    fe = FrontEnd(volume.vfs, protocol=vu.ProtocolFeature.REPLY_ACK | vu.ProtocolFeature.CONFIGURE_MEM_SLOTS)
+    try:
+        fe.setup()
+        fe.init()
+        nodeid, fh = create(fe)
+        data = b"z" * 8192
+        error, _ = fe.fuse(Opcode.WRITE, p.WRITE_IN.pack(fh, 0, len(data), 0, 0, 0, 0) + data, nodeid=nodeid)
+        assert error == 0
+        region = next(r for r in fe.device.backend.mem.regions if r.gpa == GPA[1])
+        assert fe.ack(vu.Request.REM_MEM_REG, fe.region(1)) == 0
+        assert region.mapping.closed
+        assert fe.ack(vu.Request.REM_MEM_REG, fe.region(1)) == 1  # not there any more
+        with pytest.raises(OSError):
+            fe.device.backend.mem.view(GPA[1], 16)
+        error, _ = fe.fuse(Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0))  # region 0 still serves
+        assert error == 0
+    finally:
+        fe.close()

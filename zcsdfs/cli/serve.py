@@ -112,9 +112,11 @@ def cmd_serve(args) -> int:
     try:
         device = VirtioFs(volume.vfs, device_options)
         log.info("serving %s on %s (tag %s, %d request queues)", image, path, args.tag, args.queues)
+        waiting = select.poll()  # not select(): a descriptor handed to us by --fd may be past 1024
+        waiting.register(listener, select.POLLIN)
+        waiting.register(wake_r, select.POLLIN)
         while not state["stop"]:
-            ready, _, _ = select.select([listener, wake_r], [], [])
-            if listener not in ready:
+            if listener.fileno() not in (fd for fd, _ in waiting.poll()):
                 continue
             conn, _ = listener.accept()
             with conn:

@@ -14,9 +14,9 @@ descriptor: a worker thread then serves it until GET_VRING_BASE stops it
 (the front end's way to stop a device; the reply carries the next
 available index so it can resume there). SET_MEM_TABLE stops the running
 workers, replaces the table (unmapping the old regions) and restarts them.
-Rings are processed unless SET_VRING_ENABLE disabled them (QEMU enables
-them right after starting; a back end that waited for it would gain
-nothing). A ring whose driver breaks the rules (``virtqueue.QueueError``)
+A started ring is served unless SET_VRING_ENABLE turned it off (the spec
+starts rings disabled once PROTOCOL_FEATURES is negotiated; serving them
+anyway loses nothing, as a driver only posts to a ring that is set up). A ring whose driver breaks the rules (``virtqueue.QueueError``)
 stops with a log line and a kick of its error descriptor; the others go on.
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import array
 import enum
+import errno
 import logging
 import os
 import select
@@ -99,6 +100,9 @@ OFFERED_PROTOCOL = (ProtocolFeature.MQ | ProtocolFeature.REPLY_ACK | ProtocolFea
 class MessageError(OSError):
     """A malformed message: refused, the connection goes on."""
 
+    def __init__(self, message: str):
+        super().__init__(errno.EINVAL, message)
+
 
 class Disconnected(Exception):
     """The front end closed the socket (or sent something we cannot frame)."""
@@ -148,7 +152,10 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
 
 
 def send_reply(sock: socket.socket, request: int, payload: bytes) -> None:
-    sock.sendall(HEADER.pack(request, FLAG_VERSION | FLAG_REPLY, len(payload)) + payload)
+    try:
+        sock.sendall(HEADER.pack(request, FLAG_VERSION | FLAG_REPLY, len(payload)) + payload)
+    except OSError as exc:
+        raise Disconnected(f"replying: {exc.strerror}") from None
 
 
 class Vring:
@@ -236,12 +243,14 @@ class Backend:
         reply, ok = None, False
         try:
             if handler is None:
-                raise MessageError(0, f"unsupported vhost-user request {name}")
+                raise MessageError(f"unsupported vhost-user request {name}")
             with self.lock:
                 reply = handler(payload, fds)  # a handler keeping a descriptor takes it out of fds
             ok = True
         except (MessageError, QueueError, GuestMemoryError) as exc:
             log.error("vhost-user %s refused: %s", name, exc.strerror or exc)
+        except Exception:  # a bug must cost one message, not the connection and the guest's file system
+            log.exception("vhost-user %s failed", name)
         finally:
             _close_fds(fds)
         if reply is not None:
@@ -261,18 +270,18 @@ class Backend:
     @staticmethod
     def _unpack(fmt: struct.Struct, payload: bytes) -> tuple:
         if len(payload) < fmt.size:
-            raise MessageError(0, f"payload of {len(payload)} bytes, {fmt.size} expected")
+            raise MessageError(f"payload of {len(payload)} bytes, {fmt.size} expected")
         return fmt.unpack_from(payload)
 
     def _vring(self, index: int) -> Vring:
         if not 0 <= index < len(self.vrings):
-            raise MessageError(0, f"no ring {index} (the device has {len(self.vrings)})")
+            raise MessageError(f"no ring {index} (the device has {len(self.vrings)})")
         return self.vrings[index]
 
     @staticmethod
     def _no_fds(fds: list[int]) -> None:
         if fds:
-            raise MessageError(0, f"{len(fds)} unexpected descriptors")
+            raise MessageError(f"{len(fds)} unexpected descriptors")
 
     def _start(self, vring: Vring) -> None:
         """Start the ring's worker if it has everything it needs."""
@@ -367,7 +376,7 @@ class Backend:
     def set_features(self, payload: bytes, fds: list[int]) -> None:
         (features,) = self._unpack(U64, payload)
         if features & ~self.device_features:
-            raise MessageError(0, f"features {features & ~self.device_features:#x} were not offered")
+            raise MessageError(f"features {features & ~self.device_features:#x} were not offered")
         self.features = features
 
     def get_protocol_features(self, payload: bytes, fds: list[int]) -> bytes:
@@ -409,9 +418,9 @@ class Backend:
     def set_mem_table(self, payload: bytes, fds: list[int]) -> None:
         count, _ = self._unpack(MEM_TABLE_HEAD, payload)
         if not 0 < count <= MAX_REGIONS or len(fds) != count:
-            raise MessageError(0, f"memory table of {count} regions with {len(fds)} descriptors")
+            raise MessageError(f"memory table of {count} regions with {len(fds)} descriptors")
         if len(payload) < MEM_TABLE_HEAD.size + count * MEM_REGION.size:
-            raise MessageError(0, "memory table shorter than its region count")
+            raise MessageError("memory table shorter than its region count")
         fresh = GuestMemory()
         try:
             for i, fd in enumerate(fds):
@@ -428,17 +437,17 @@ class Backend:
 
     def _one_region(self, payload: bytes, fds: list[int]) -> tuple:
         if len(fds) > 1:
-            raise MessageError(0, f"{len(fds)} descriptors for one region")
+            raise MessageError(f"{len(fds)} descriptors for one region")
         if len(payload) < 8 + MEM_REGION.size:
-            raise MessageError(0, "short memory region message")
+            raise MessageError("short memory region message")
         return MEM_REGION.unpack_from(payload, 8)
 
     def add_mem_reg(self, payload: bytes, fds: list[int]) -> None:
         fields = self._one_region(payload, fds)
         if not fds:
-            raise MessageError(0, "ADD_MEM_REG without a descriptor")
+            raise MessageError("ADD_MEM_REG without a descriptor")
         if len(self.mem.regions) >= MAX_MEM_SLOTS:
-            raise MessageError(0, f"more than {MAX_MEM_SLOTS} memory regions")
+            raise MessageError(f"more than {MAX_MEM_SLOTS} memory regions")
         region = self._region(fields, fds[0])
         self._restart_all(lambda: self.mem.add(region))
 
@@ -447,7 +456,7 @@ class Backend:
         removed = []
         self._restart_all(lambda: removed.append(self.mem.remove(gpa, size, uaddr)))
         if not removed[0]:
-            raise MessageError(0, f"no memory region at {gpa:#x}+{size:#x}")
+            raise MessageError(f"no memory region at {gpa:#x}+{size:#x}")
 
     # -- rings --------------------------------------------------------------------------------
 
@@ -456,9 +465,9 @@ class Backend:
         index, num = self._unpack(VRING_STATE, payload)
         vring = self._vring(index)
         if not size_ok(num):
-            raise MessageError(0, f"ring {index}: size {num} is not a power of two up to 32768")
+            raise MessageError(f"ring {index}: size {num} is not a power of two up to 32768")
         if vring.thread is not None:
-            raise MessageError(0, f"ring {index} is running")
+            raise MessageError(f"ring {index} is running")
         vring.num = num
 
     def set_vring_addr(self, payload: bytes, fds: list[int]) -> None:
@@ -466,7 +475,7 @@ class Backend:
         index, _flags, desc, used, avail, _log = self._unpack(VRING_ADDR, payload)
         vring = self._vring(index)
         if vring.thread is not None:
-            raise MessageError(0, f"ring {index} is running")
+            raise MessageError(f"ring {index} is running")
         vring.addr = (desc, avail, used)
         self._start(vring)
 
@@ -475,7 +484,7 @@ class Backend:
         index, base = self._unpack(VRING_STATE, payload)
         vring = self._vring(index)
         if vring.thread is not None:
-            raise MessageError(0, f"ring {index} is running")
+            raise MessageError(f"ring {index} is running")
         vring.base = base & 0xFFFF
         vring.broken = False
 
@@ -492,19 +501,19 @@ class Backend:
     def _vring_fd(self, payload: bytes, fds: list[int]) -> tuple[Vring, int | None]:
         """The ring and the descriptor a KICK/CALL/ERR message sets (taken out of ``fds``)."""
         if len(fds) > 1:
-            raise MessageError(0, f"{len(fds)} descriptors for one ring")
+            raise MessageError(f"{len(fds)} descriptors for one ring")
         (value,) = self._unpack(U64, payload)
         vring = self._vring(value & VRING_INDEX_MASK)
         if value & VRING_NOFD:
             return vring, None
         if not fds:
-            raise MessageError(0, f"ring {value & VRING_INDEX_MASK}: no descriptor and no NOFD flag")
+            raise MessageError(f"ring {value & VRING_INDEX_MASK}: no descriptor and no NOFD flag")
         return vring, fds.pop()
 
     def set_vring_kick(self, payload: bytes, fds: list[int]) -> None:
         vring, fd = self._vring_fd(payload, fds)
         if fd is None:
-            raise MessageError(0, f"ring {vring.index}: polling without a kick descriptor is not supported")
+            raise MessageError(f"ring {vring.index}: polling without a kick descriptor is not supported")
         os.set_blocking(fd, False)
         self._stop(vring)
         vring.set_fd("kick", fd)

@@ -12,8 +12,9 @@ The guest is untrusted, so ``pop`` checks everything it reads: a head or
 catches loops), an indirect table inside another or chained with NEXT, an
 indirect table not a whole number of descriptors or longer than the queue,
 a readable descriptor after a writable one, any buffer not wholly inside
-guest memory, and an available index that moved by more than the queue
-size. Each raises ``QueueError``; the device then stops the queue (the
+guest memory, a chain naming more bytes than ``max_bytes`` (the same pages
+named over and over), and an available index that moved by more than the
+queue size. Each raises ``QueueError``; the device then stops the queue (the
 spec's "needs reset") rather than guess.
 
 EVENT_IDX: the device tells the driver, through ``avail_event``, the index
