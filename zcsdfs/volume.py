@@ -24,13 +24,11 @@ import stat as stat_module
 import threading
 import weakref
 
-from zcsdfs.lfs import mkfs, mount as lfs_mount
+from zcsdfs.stack import build_stack
 from zcsdfs.vfs.caller import Caller, CurrentProcess
-from zcsdfs.vfs.core import Vfs
 from zcsdfs.vfs.errors import bad_fd, os_error
 from zcsdfs.vfs.files import Descriptors, OpenFile
 from zcsdfs.zns import ZonedDevice
-from zcsdfs.zns.zone import ZoneState
 
 _volumes: "weakref.WeakSet[Volume]" = weakref.WeakSet()
 
@@ -75,10 +73,6 @@ def stat_result(st, dev: int) -> os.stat_result:
          "st_blksize": st.st_blksize, "st_blocks": st.st_blocks, "st_rdev": st.st_rdev})
 
 
-def _is_blank(device) -> bool:
-    return all(z.state is ZoneState.EMPTY for z in device.report())
-
-
 NO_ID = 0xFFFFFFFF  # (uid_t) -1: chown(2)'s "leave it as it is"
 
 
@@ -95,22 +89,13 @@ def _owner_id(value: int, what: str) -> int:
 class Volume:
     """One zcsdfs volume, mounted; call ``unmount`` (or let interpreter exit do it)."""
 
-    def __init__(self, device, *, gc_policy: str = "greedy", readonly: bool = False,
+    def __init__(self, device=None, *, gc_policy: str = "greedy", readonly: bool = False, create: bool = False,
                  _caller: Caller | None = None):
-        self._owns_device = not isinstance(device, ZonedDevice)
-        self.image = os.fspath(device) if self._owns_device else None  # None for a device object
-        if self._owns_device:
-            device = ZonedDevice.open(self.image)
-        try:
-            if _is_blank(device):
-                mkfs(device)
-            self.fs = lfs_mount(device, gc_policy)
-        except BaseException:
-            if self._owns_device:
-                device.close_device()
-            raise
-        self.device = device
-        self.vfs = Vfs(self.fs, readonly=readonly)
+        """``device``: an image path, a ``ZonedDevice``, or None for the embedded default device;
+        see ``zcsdfs.stack.build_stack`` for ``readonly`` and ``create`` (format a blank image)."""
+        self._stack = build_stack(device, readonly=readonly, create=create, gc_policy=gc_policy)
+        self.device, self.fs, self.vfs = self._stack.device, self._stack.fs, self._stack.vfs
+        self.image = self.device.path if self._stack.owns_device else None  # None for a device object
         self.dev = 0x5A000000 | int.from_bytes(self.fs.sb.uuid[:3], "little")  # st_dev and f_fsid
         self._fds = Descriptors()
         self._cwd = self.vfs.root
@@ -153,9 +138,7 @@ class Volume:
             for of in {id(of): of for of in self._fds.close_all()}.values():  # dup'd ones once
                 of.refs = 1
                 self.vfs.close(of)
-            self.fs.unmount()
-            if self._owns_device:
-                self.device.close_device()
+            self._stack.close()
         _volumes.discard(self)
 
     def __enter__(self) -> "Volume":

@@ -18,6 +18,8 @@ import signal
 from zcsdfs.cli import describe, subcommand
 from zcsdfs.fuse.devfuse import MountOptions, Session, unmount
 from zcsdfs.fuse.server import Options
+from zcsdfs.stack import build_stack
+from zcsdfs.zns import default_device_path
 
 FLAGS = {"allow_other", "default_permissions", "ro", "writeback_cache"}
 VALUES = {"entry_timeout": float, "attr_timeout": float, "negative_timeout": float, "threads": int,
@@ -68,20 +70,18 @@ def cmd_mount(args) -> int:
     if len(args.paths) > 2:
         raise OSError(errno.EINVAL, "expected [IMAGE] MOUNTPOINT")
     if len(args.paths) == 2:
-        image, mountpoint = args.paths
+        image, mountpoint = os.path.abspath(args.paths[0]), args.paths[1]
     else:
-        from zcsdfs.zns import ensure_default_device
-        image, mountpoint = ensure_default_device(), args.paths[0]
-    image = os.path.abspath(image)
+        image, mountpoint = None, args.paths[0]  # the embedded default device
     if not os.path.isdir(mountpoint):
         raise OSError(errno.ENOTDIR, "mount point is not a directory", mountpoint)
-    options = parse_options(args.options, image)
+    options = parse_options(args.options, image or default_device_path())
     if args.foreground:
         return serve(image, mountpoint, options)
     return daemonise(image, mountpoint, options)
 
 
-def daemonise(image: str, mountpoint: str, options: MountOptions) -> int:
+def daemonise(image: str | None, mountpoint: str, options: MountOptions) -> int:
     """Fork a server; return when it reports the mount ready, or raise what it failed with."""
     ready_r, ready_w = os.pipe()
     if os.fork():
@@ -107,12 +107,12 @@ def daemonise(image: str, mountpoint: str, options: MountOptions) -> int:
         os._exit(status)
 
 
-def serve(image: str, mountpoint: str, options: MountOptions, ready_fd: int | None = None) -> int:
-    """Mount ``image`` at ``mountpoint`` and serve until unmounted; checkpoint on the way out."""
-    from zcsdfs.volume import Volume
-    volume = Volume(image, readonly=options.readonly)
+def serve(image: str | None, mountpoint: str, options: MountOptions, ready_fd: int | None = None) -> int:
+    """Mount ``image`` (None: the embedded default device) at ``mountpoint`` and serve until
+    unmounted; checkpoint on the way out (read-only: write nothing at all)."""
+    stack = build_stack(image, readonly=options.readonly)
     try:
-        session = Session(volume.vfs, mountpoint, options)
+        session = Session(stack.vfs, mountpoint, options)
 
         def stop(signum, frame):
             try:
@@ -131,7 +131,7 @@ def serve(image: str, mountpoint: str, options: MountOptions, ready_fd: int | No
             os.close(ready_fd)
         session.wait()
     finally:
-        volume.unmount()
+        stack.close()
     return 0
 
 
@@ -162,7 +162,9 @@ def cmd_umount(args) -> int:
     if os.path.isfile(source):
         fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH)  # granted once the server has checkpointed and closed the image
+            # Granted once the server has checkpointed and closed the image (a read-only
+            # server holds a shared lock, so only an exclusive one waits for it too).
+            fcntl.flock(fd, fcntl.LOCK_EX)
         finally:
             os.close(fd)
     return 0

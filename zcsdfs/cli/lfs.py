@@ -13,11 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from zcsdfs.cli import subcommand
-from zcsdfs.lfs import fsck, mkfs, mount
+from zcsdfs.lfs import fsck, mkfs
 from zcsdfs.lfs.checkpoint import read_superblock
 from zcsdfs.lfs.errors import Corrupted, Exists, Invalid, NotZcsdfs
 from zcsdfs.lfs.gc import POLICIES
 from zcsdfs.lfs.usage import disk_usage
+from zcsdfs.stack import build_stack
 from zcsdfs.zns import ZonedDevice, default_device_path
 from zcsdfs.zns import ensure_default_device
 
@@ -67,8 +68,8 @@ def cmd_mkfs(args) -> int:
 
 def cmd_fsck(args) -> int:
     path = args.image or default_device_path()
-    with ZonedDevice.open(path) as device:
-        report = fsck(device)
+    with build_stack(path, readonly=True, upto="device") as stack:
+        report = fsck(stack.device)
     for note in report.notes:
         console.print(f"[dim]note: {note}[/]", soft_wrap=True)
     for error in report.errors:
@@ -84,8 +85,8 @@ def cmd_fsck(args) -> int:
 
 def cmd_df(args) -> int:
     path = args.image or default_device_path()
-    with ZonedDevice.open(path) as device:
-        u = disk_usage(device)
+    with build_stack(path, readonly=True, upto="device") as stack:
+        u = disk_usage(stack.device)
     mib = lambda blocks: f"{blocks * u.block_size / (1 << 20):.1f} MiB"  # noqa: E731
     table = Table(title=f"zcsdfs on {path}", show_header=False)
     table.add_column("what")
@@ -109,15 +110,12 @@ def cmd_gc(args) -> int:
     if args.zones < 1:
         raise Invalid(f"--zones must be at least 1, not {args.zones}")
     path = args.image or default_device_path()
-    with ZonedDevice.open(path) as device:
-        fs = mount(device)
-        try:
-            moved_before = fs.gc_blocks_moved
-            cleaned = fs.gc(args.zones, args.policy)
-            moved = fs.gc_blocks_moved - moved_before
-        finally:
-            fs.unmount()
-        usage = fs.usage()
+    with build_stack(args.image, upto="lfs") as stack:
+        fs = stack.fs
+        moved_before = fs.gc_blocks_moved
+        cleaned = fs.gc(args.zones, args.policy)
+        moved = fs.gc_blocks_moved - moved_before
+    usage = fs.usage()
     wa = f"{usage.device_blocks / usage.user_blocks:.2f}" if usage.user_blocks else "n/a"
     console.print(f"{path}: {args.policy} GC cleaned {cleaned} zone(s), moved {moved} blocks; "
                   f"write amplification {wa}")
@@ -131,24 +129,21 @@ def cmd_snapshot(args) -> int:
         raise Invalid(f"snapshot {args.action} takes [IMAGE] NAME, not {len(args.args)} arguments")
     else:
         path, name = (None, *args.args) if len(args.args) == 1 else args.args
-    path = path or default_device_path()
-    with ZonedDevice.open(path) as device:
-        fs = mount(device)
-        try:
-            if args.action == "create":
-                fs.create_snapshot(name)
-                console.print(f"created snapshot {name!r} of {path}")
-            elif args.action == "delete":
-                fs.delete_snapshot(name)
-                console.print(f"deleted snapshot {name!r} of {path}")
-            else:
-                table = Table(title=f"snapshots of {path}")
-                table.add_column("name")
-                table.add_column("created")
-                for info in fs.list_snapshots():
-                    created = datetime.fromtimestamp(info.created_ns / 1e9).isoformat(sep=" ", timespec="seconds")
-                    table.add_row(info.name, created)
-                console.print(table)
-        finally:
-            fs.unmount()
+    with build_stack(path, readonly=args.action == "list", upto="lfs") as stack:
+        fs = stack.fs
+        path = stack.device.path
+        if args.action == "create":
+            fs.create_snapshot(name)
+            console.print(f"created snapshot {name!r} of {path}")
+        elif args.action == "delete":
+            fs.delete_snapshot(name)
+            console.print(f"deleted snapshot {name!r} of {path}")
+        else:
+            table = Table(title=f"snapshots of {path}")
+            table.add_column("name")
+            table.add_column("created")
+            for info in fs.list_snapshots():
+                created = datetime.fromtimestamp(info.created_ns / 1e9).isoformat(sep=" ", timespec="seconds")
+                table.add_row(info.name, created)
+            console.print(table)
     return 0

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from zcsdfs.cli import subcommand
-from zcsdfs.zns import PRESETS, Geometry, ZonedDevice, default_device_path, ensure_default_device
+from zcsdfs.stack import build_stack
+from zcsdfs.zns import PRESETS, Geometry, ZonedDevice
 from zcsdfs.zns.errors import InvalidField
 from zcsdfs.zns.zone import ZoneState
 
@@ -88,15 +89,14 @@ def cmd_create(args) -> int:
 
 
 def cmd_info(args) -> int:
-    with ZonedDevice.open(args.image) as device:
-        show_info(device)
+    with build_stack(args.image, readonly=True, upto="device") as stack:
+        show_info(stack.device)
     return 0
 
 
 def cmd_zones(args) -> int:
-    path = args.image or default_device_path()
-    with ZonedDevice.open(path) as device:
-        console.print(zone_table(device))
+    with build_stack(args.image, readonly=True, upto="device") as stack:  # None: the default device
+        console.print(zone_table(stack.device))
     return 0
 
 

@@ -132,12 +132,14 @@ def _settled(method):
 class FileSystem(TreeReader):
     """A mounted zcsdfs. Build it with ``zcsdfs.lfs.mount(device)``."""
 
+    readonly = False  # ReadOnlyFileSystem (readonly.py) refuses every change
+
     def __init__(self, device, gc_policy: str = "greedy"):
         self.gc_policy = check_policy(gc_policy)  # foreground GC's victim selection
         self.device = device
         self.block_size = device.block_size
         self._lock = threading.RLock()
-        r, self.writer, self.checkpointer, self.recovery = recover(device)
+        r, self.writer, self.checkpointer, self.recovery = recover(device, self.readonly)
         self.sb, self.ns, self._usage_base = r.sb, r.ns, r.usage
         self.snapshots: dict[str, Snapshot] = {name: Snapshot(self, name, created, ns)
                                                for name, (created, ns) in r.snapshots.items()}
@@ -160,7 +162,8 @@ class FileSystem(TreeReader):
         zone_room = device.geometry.zone_capacity // 2
         self.buffer_limit = max(1, min(256, MAX_UNIT_DATA_BLOCKS, zone_room))
         self._mounted = True
-        self.checkpoint()
+        if not self.readonly:
+            self.checkpoint()
 
     def _check_usable(self) -> None:
         if not self._mounted:

@@ -22,6 +22,7 @@ from zcsdfs.vfs.caller import Caller
 from zcsdfs.vfs.csd import Bindings
 from zcsdfs.vfs.errors import bad_fd, os_error
 from zcsdfs.vfs.files import OpenFile
+from zcsdfs.vfs.filesystem import FileSystem
 from zcsdfs.vfs.permissions import R, W, X, allowed, check, check_owner, check_sticky
 from zcsdfs.vfs.walk import Resolved, Walker
 
@@ -38,7 +39,7 @@ USER_XATTR_TYPES = (stat.S_IFREG, stat.S_IFDIR)
 class Vfs:
     """One mounted lfs, served to callers."""
 
-    def __init__(self, fs, *, readonly: bool = False):
+    def __init__(self, fs: FileSystem, *, readonly: bool = False):
         self.fs = fs
         self.readonly = readonly
         self.walker = Walker(fs)
