@@ -14,6 +14,9 @@ all open through here, so they share one policy:
 - ``readonly=True`` means not one byte of the image changes: the image is
   opened O_RDONLY under a shared lock, the lfs rolls the log forward in
   memory and writes no checkpoint, and every change answers EROFS.
+
+``Stack.stats()`` snapshots every layer built (``StackStats``), and
+``Stack.events`` is the bus every layer publishes its events on.
 """
 
 from __future__ import annotations
@@ -41,6 +44,27 @@ class Stack:
     readonly: bool = False
     owns_device: bool = True  # whether ``close`` closes the device (it was opened here)
 
+    @property
+    def events(self):
+        """The stack's ``zcsdfs.events.EventBus``: zone changes, GC runs, checkpoints, kernel runs."""
+        return self.device.events
+
+    def stats(self, server=None) -> "StackStats":
+        """A snapshot of every layer built, taken at one moment (under the lfs's lock);
+        ``server``: a front end whose ``stats()`` to add (the FUSE server's, when it has one)."""
+        from zcsdfs.lfs.stats import held_still, lfs_stats
+        from zcsdfs.vfs.stats import csd_stats, vfs_stats
+        from zcsdfs.zns.stats import device_stats
+        if self.fs is None:
+            return StackStats(device_stats(self.device))
+        with held_still(self.fs):
+            device, lfs = device_stats(self.device), lfs_stats(self.fs)
+        vfs = csd = None
+        if self.vfs is not None:
+            vfs, csd = vfs_stats(self.vfs), csd_stats(self.vfs)
+        server_stats = getattr(server, "stats", None)  # hook: the FUSE server's own counters
+        return StackStats(device, lfs, vfs, csd, server_stats() if server_stats is not None else None)
+
     def close(self) -> None:
         """Unmount the lfs (a checkpoint, unless read-only) and let go of the device if opened here."""
         try:
@@ -55,6 +79,17 @@ class Stack:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@attrs.frozen
+class StackStats:
+    """One snapshot per layer (None for a layer not built, or a server without stats)."""
+
+    device: object  # zcsdfs.zns.stats.DeviceStats
+    lfs: object = None  # zcsdfs.lfs.stats.LfsStats
+    vfs: object = None  # zcsdfs.vfs.stats.VfsStats
+    csd: object = None  # zcsdfs.csd.stats.CsdStats
+    server: object = None  # what the FUSE server's stats() gives
 
 
 def is_blank(device: Device) -> bool:

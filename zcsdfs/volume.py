@@ -93,9 +93,9 @@ class Volume:
                  _caller: Caller | None = None):
         """``device``: an image path, a ``ZonedDevice``, or None for the embedded default device;
         see ``zcsdfs.stack.build_stack`` for ``readonly`` and ``create`` (format a blank image)."""
-        self._stack = build_stack(device, readonly=readonly, create=create, gc_policy=gc_policy)
-        self.device, self.fs, self.vfs = self._stack.device, self._stack.fs, self._stack.vfs
-        self.image = self.device.path if self._stack.owns_device else None  # None for a device object
+        self.stack = build_stack(device, readonly=readonly, create=create, gc_policy=gc_policy)
+        self.device, self.fs, self.vfs = self.stack.device, self.stack.fs, self.stack.vfs
+        self.image = self.device.path if self.stack.owns_device else None  # None for a device object
         self.dev = 0x5A000000 | int.from_bytes(self.fs.sb.uuid[:3], "little")  # st_dev and f_fsid
         self._fds = Descriptors()
         self._cwd = self.vfs.root
@@ -138,7 +138,7 @@ class Volume:
             for of in {id(of): of for of in self._fds.close_all()}.values():  # dup'd ones once
                 of.refs = 1
                 self.vfs.close(of)
-            self._stack.close()
+            self.stack.close()
         _volumes.discard(self)
 
     def __enter__(self) -> "Volume":

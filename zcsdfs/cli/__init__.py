@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "zcsdfs.cli.lfs",
     "zcsdfs.cli.csd",
     "zcsdfs.cli.fuse",
+    "zcsdfs.cli.stats",
     "zcsdfs.cli.run",
 )
 

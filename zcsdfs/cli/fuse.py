@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import signal
 
 from zcsdfs.cli import describe, subcommand
+from zcsdfs.control import ControlServer
 from zcsdfs.fuse.devfuse import MountOptions, Session, unmount
 from zcsdfs.fuse.server import Options
 from zcsdfs.stack import build_stack
 from zcsdfs.zns import default_device_path
 
+log = logging.getLogger("zcsdfs.fuse")
 FLAGS = {"allow_other", "default_permissions", "ro", "writeback_cache"}
 VALUES = {"entry_timeout": float, "attr_timeout": float, "negative_timeout": float, "threads": int,
           "poll_us": int, "awake_ms": int}
@@ -109,7 +112,8 @@ def daemonise(image: str | None, mountpoint: str, options: MountOptions) -> int:
 
 def serve(image: str | None, mountpoint: str, options: MountOptions, ready_fd: int | None = None) -> int:
     """Mount ``image`` (None: the embedded default device) at ``mountpoint`` and serve until
-    unmounted; checkpoint on the way out (read-only: write nothing at all)."""
+    unmounted; checkpoint on the way out (read-only: write nothing at all). While mounted it
+    answers its control socket (``zcsdfs.control``: stats and events)."""
     stack = build_stack(image, readonly=options.readonly)
     try:
         session = Session(stack.vfs, mountpoint, options)
@@ -126,10 +130,19 @@ def serve(image: str | None, mountpoint: str, options: MountOptions, ready_fd: i
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         session.wait_ready()
+        try:
+            control = ControlServer(stack, mountpoint, session.server)
+        except OSError as exc:  # the mount works without it; `zcsdfs stats` will say none answers
+            log.warning("no control socket: %s", describe(exc))
+            control = None
         if ready_fd is not None:
             os.write(ready_fd, b"ready")
             os.close(ready_fd)
-        session.wait()
+        try:
+            session.wait()
+        finally:
+            if control is not None:
+                control.close()
     finally:
         stack.close()
     return 0

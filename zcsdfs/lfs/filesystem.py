@@ -48,6 +48,7 @@ import time
 
 from attrs import evolve as attrs_evolve
 
+from zcsdfs.events import EventBus
 from zcsdfs.lfs import records
 from zcsdfs.lfs.attributes import Stat, StatFs
 from zcsdfs.lfs.directory import NAME_MAX, as_name, as_new_name
@@ -79,6 +80,7 @@ from zcsdfs.lfs.namespace import ROOT_INO
 from zcsdfs.lfs.reader import TreeReader, ZonePins
 from zcsdfs.lfs.recovery import recover
 from zcsdfs.lfs.snapshot import Snapshot, SnapshotInfo, snapshot_name
+from zcsdfs.lfs.stats import Tally, note_checkpoint, note_gc
 from zcsdfs.lfs.usage import usable_blocks
 
 MAX_FILE_SIZE = 1 << 46
@@ -148,6 +150,8 @@ class FileSystem(TreeReader):
         self.checkpoint_interval = device.geometry.zone_capacity
         self.user_blocks_written = 0
         self.gc_blocks_moved = 0
+        self.events = getattr(device, "events", None) or EventBus()  # the stack's bus (see stats.py)
+        self.tally = Tally()
         self._reclaiming = False
         self._pending: list[bytes] = []
         self._pending_len = 0
@@ -207,6 +211,7 @@ class FileSystem(TreeReader):
     def checkpoint(self) -> None:
         """Write the changed metadata and a checkpoint root, flush, and reset the zones it no longer needs."""
         with self._lock:
+            started = time.perf_counter()
             if self._dirty and not self._flushing:  # (while flushing, it covers what came before)
                 self._flush_dirty()
             w = self.writer
@@ -216,6 +221,7 @@ class FileSystem(TreeReader):
             w.since_checkpoint = 0
             for z in freed:
                 w.release(z)
+            note_checkpoint(self, freed, started)
 
     def _reclaim(self) -> None:
         """Called when data would dip into the reserve: checkpoint, then collect garbage."""
@@ -237,8 +243,11 @@ class FileSystem(TreeReader):
         victim = choose_victim(self, policy or self.gc_policy)
         if victim is None:
             return False
-        self.gc_blocks_moved += collect(self, victim)
+        started, valid = time.perf_counter(), self.ns.valid[victim]
+        moved = collect(self, victim)
+        self.gc_blocks_moved += moved
         self.checkpoint()
+        note_gc(self, victim, policy or self.gc_policy, valid, moved, started)
         return self.writer.role[victim] is Role.FREE
 
     @_settled

@@ -15,6 +15,7 @@ import errno
 import os
 import stat
 
+from zcsdfs.events import EventBus
 from zcsdfs.lfs.filesystem import XATTR_CREATE, XATTR_REPLACE
 from zcsdfs.lfs.reader import CAPABILITY
 from zcsdfs.vfs.cache import BlockCache
@@ -42,6 +43,7 @@ class Vfs:
     def __init__(self, fs: FileSystem, *, readonly: bool = False):
         self.fs = fs
         self.readonly = readonly
+        self.events = getattr(fs, "events", None) or EventBus()  # the stack's bus (kernel runs here)
         self.walker = Walker(fs)
         self.cache = BlockCache(fs.block_size)
         self.root = fs.ROOT

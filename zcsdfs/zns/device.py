@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 
+from zcsdfs.events import EventBus
 from zcsdfs.zns.backend import ImageBackend, MemoryBackend
 from zcsdfs.zns.counters import Counters
 from zcsdfs.zns.errors import (
@@ -33,6 +34,7 @@ from zcsdfs.zns.errors import (
 )
 from zcsdfs.zns.faults import FaultInjector
 from zcsdfs.zns.geometry import Geometry
+from zcsdfs.zns.stats import ZoneTransition
 from zcsdfs.zns.zone import Zone, ZoneState
 
 EMPTY = ZoneState.EMPTY
@@ -82,6 +84,7 @@ class ZonedDevice:
         self.counters = Counters(geometry.zones)
         self.faults = FaultInjector(self)
         self.recorder = None  # a zcsdfs.zns.crash.Recorder while recording
+        self.events = EventBus()  # zone state changes here; the layers above publish on it too
         self.readonly: bool = backend.readonly
         self._backend = backend
         self._zones = [_ZoneCtl(i, i * geometry.zone_size, geometry.zone_capacity)
@@ -462,6 +465,8 @@ class ZonedDevice:
             self._implicit[z.index] = None
         z.state = new
         self.counters.zones[z.index].transitions[(old, new)] += 1
+        if self.events.subscribers:
+            self.events.publish(ZoneTransition(z.index, old, new))
 
     def _make_durable(self, z: _ZoneCtl) -> None:
         if self._backend.persistent:
