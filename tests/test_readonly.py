@@ -67,7 +67,7 @@ def test_the_image_needs_a_roll_forward(image):
 def test_inspecting_changes_not_one_byte(image, capsys):
     before = digest(image)
     for argv in (["fsck", image], ["zones", image], ["device", "info", image], ["df", image],
-                 ["snapshot", "list", image]):
+                 ["snapshot", "list", image], ["stats", image], ["stats", image, "--json"]):
         status, _, err = run(capsys, *argv)
         assert (status, err) == (0, ""), argv
         assert digest(image) == before, argv
@@ -192,7 +192,7 @@ def test_an_image_on_read_only_storage_opens_read_only(readonly_storage, capsys)
     with zcsdfs.Volume(image, readonly=True) as vol:
         with vol.io.open("/kept.txt", "rb") as f:
             assert f.read() == b"rolled forward"
-    for argv in (["fsck", image], ["zones", image], ["df", image]):
+    for argv in (["fsck", image], ["zones", image], ["df", image], ["stats", image]):
         assert run(capsys, *argv)[0] == 0, argv
     assert digest(image) == before
 

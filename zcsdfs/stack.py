@@ -88,7 +88,7 @@ class StackStats:
     device: object  # zcsdfs.zns.stats.DeviceStats
     lfs: object = None  # zcsdfs.lfs.stats.LfsStats
     vfs: object = None  # zcsdfs.vfs.stats.VfsStats
-    csd: object = None  # zcsdfs.csd.stats.CsdStats
+    csd: object = None  # zcsdfs.csd.stats.CsdVolumeStats
     server: object = None  # what the FUSE server's stats() gives
 
 

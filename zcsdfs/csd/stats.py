@@ -45,7 +45,7 @@ class BoundKernel:
 
 
 @attrs.frozen
-class CsdStats:
+class CsdVolumeStats:
     """A volume's kernels: live bindings and the totals of every run on the volume."""
 
     bindings: int

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import attrs
 
-from zcsdfs.csd.stats import BoundKernel, CsdStats
+from zcsdfs.csd.stats import BoundKernel, CsdVolumeStats
 
 
 @attrs.frozen
@@ -32,7 +32,7 @@ def vfs_stats(vfs) -> VfsStats:
                         cache.capacity_blocks)
 
 
-def csd_stats(vfs) -> CsdStats:
+def csd_stats(vfs) -> CsdVolumeStats:
     """The CSD kernels bound on ``vfs``'s volume and the totals of every run."""
     bindings = vfs.csd
     with bindings._lock:
@@ -47,5 +47,5 @@ def csd_stats(vfs) -> CsdStats:
         kernels.append(BoundKernel(kernel.name, kernel.kind, kernel.abi, kernel.engine, kernel.digest, count,
                                    s.calls, s.failures, s.instructions, s.bytes_read, s.bytes_returned, s.seconds))
     kernels.sort(key=lambda k: (k.name, k.kind))
-    return CsdStats(len(live), tuple(kernels), totals.calls, totals.failures, totals.bytes_read,
+    return CsdVolumeStats(len(live), tuple(kernels), totals.calls, totals.failures, totals.bytes_read,
                     totals.bytes_returned, totals.instructions, totals.seconds)
