@@ -51,6 +51,7 @@ from attrs import evolve as attrs_evolve
 from zcsdfs.events import EventBus
 from zcsdfs.lfs import records
 from zcsdfs.lfs.attributes import Stat, StatFs
+from zcsdfs.lfs.device import Device
 from zcsdfs.lfs.directory import NAME_MAX, as_name, as_new_name
 from zcsdfs.lfs.errors import (
     ArgumentTooBig,
@@ -136,7 +137,7 @@ class FileSystem(TreeReader):
 
     readonly = False  # ReadOnlyFileSystem (readonly.py) refuses every change
 
-    def __init__(self, device, gc_policy: str = "greedy"):
+    def __init__(self, device: Device, gc_policy: str = "greedy"):
         self.gc_policy = check_policy(gc_policy)  # foreground GC's victim selection
         self.device = device
         self.block_size = device.block_size

@@ -302,8 +302,9 @@ class Bindings:
             with self._lock:
                 self.stats.failures += 1
             if self.vfs.events.subscribers:
-                self.vfs.events.publish(KernelRun(kernel.name, kernel.kind, binding.ino, offset, length, 0, 0, 0, 0.0,
-                                                  f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror or exc}"))
+                why = f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror or exc}"
+                self.vfs.events.publish(KernelRun(kernel.name, kernel.kind, binding.ino, offset, length,
+                                                  0, 0, 0, 0.0, why))
             log.warning("kernel %s (%s) on inode %d failed: %s: %s", kernel.name, kernel.kind, binding.ino,
                         errno.errorcode.get(exc.errno, exc.errno), exc.strerror or exc)
             raise os_error(errno.EIO) from None
