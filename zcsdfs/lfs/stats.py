@@ -92,9 +92,10 @@ class LfsStats:
 
 
 class Tally:
-    """What the file system counts for its stats (under its lock)."""
+    """What the file system counts for its stats (under its lock), and the bus it tells."""
 
-    def __init__(self):
+    def __init__(self, events):
+        self.events = events
         self.gc_runs = 0
         self.recent_gc: collections.deque[GcRun] = collections.deque(maxlen=RECENT_GC_RUNS)
         self.checkpoints = 0
