@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -190,11 +191,24 @@ def test_stats_of_a_live_mount_while_a_workload_runs(live_mount):
     assert any(e["type"] == "ZoneTransition" and e["new"] == "IMPLICIT_OPEN" for e in seen)
     table = zcsdfs_cli("stats", mnt)
     assert table.returncode == 0 and "streams" in table.stdout and "write amplification" in table.stdout
+    follower = subprocess.Popen([sys.executable, "-m", "zcsdfs", "stats", str(mnt), "--events"],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        for _ in range(10):  # write (2 MiB: two zones) until the follower has subscribed and reports
+            (mnt / "big").write_bytes(os.urandom(2 << 20))
+            if select.select([follower.stdout], [], [], 10)[0]:
+                line = follower.stdout.readline()
+                break
+        assert json.loads(line)["type"] in ("ZoneTransition", "CheckpointWritten", "GcRun")
+    finally:
+        follower.terminate()
+        follower.wait()
     assert zcsdfs_cli("umount", mnt).returncode == 0
     assert not os.path.exists(path)  # the server removed its socket
     offline = zcsdfs_cli("stats", image, "--json")  # the image itself, read-only
     assert offline.returncode == 0, offline.stderr
-    assert json.loads(offline.stdout)["lfs"]["inodes"] == 21
+    assert json.loads(offline.stdout)["lfs"]["inodes"] == 22  # root, w0..w19, big
 
 
 def test_the_control_socket_refuses_another_uid(tmp_path):

@@ -137,7 +137,8 @@ class ControlServer:
             except OSError:
                 return  # closed
             if not self._clients.acquire(blocking=False):
-                self._refuse(conn, "too many control clients")
+                threading.Thread(target=self._refuse, args=(conn, "too many control clients"),
+                                 name="zcsdfs-control-refusal", daemon=True).start()
                 continue
             threading.Thread(target=self._serve, args=(conn,), name="zcsdfs-control-client", daemon=True).start()
 

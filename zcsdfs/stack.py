@@ -28,8 +28,11 @@ import attrs
 
 from zcsdfs.lfs import Device, mkfs, mount
 from zcsdfs.lfs.errors import NotZcsdfs
+from zcsdfs.lfs.stats import held_still, lfs_stats
 from zcsdfs.vfs.core import Vfs
+from zcsdfs.vfs.stats import csd_stats, vfs_stats
 from zcsdfs.zns import ZoneState, ZonedDevice, default_device_path, ensure_default_device, open_device
+from zcsdfs.zns.stats import device_stats
 
 LAYERS = ("device", "lfs", "vfs")
 
@@ -52,9 +55,6 @@ class Stack:
     def stats(self, server=None) -> "StackStats":
         """A snapshot of every layer built, taken at one moment (under the lfs's lock);
         ``server``: a front end whose ``stats()`` to add (the FUSE server's, when it has one)."""
-        from zcsdfs.lfs.stats import held_still, lfs_stats
-        from zcsdfs.vfs.stats import csd_stats, vfs_stats
-        from zcsdfs.zns.stats import device_stats
         if self.fs is None:
             return StackStats(device_stats(self.device))
         with held_still(self.fs):

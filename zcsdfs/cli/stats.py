@@ -1,4 +1,4 @@
-"""CLI: ``zcsdfs stats TARGET [--json]``: every layer's state, of an image or a running mount.
+"""CLI: ``zcsdfs stats TARGET [--json | --events]``: every layer's state, of an image or a running mount.
 
 For an image the command opens it read-only (not one byte changes); for a
 mount point it asks the server over its control socket (``zcsdfs.control``).
@@ -23,6 +23,8 @@ def register(sub) -> None:
     p.add_argument("target", metavar="TARGET", nargs="?",
                    help="image file or mount point (default: the embedded default device)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--events", action="store_true",
+                   help="of a mount point: print its events as they happen, one JSON object a line, until ^C")
 
 
 def collect(target: str | None) -> dict:
@@ -38,12 +40,25 @@ def collect(target: str | None) -> dict:
 
 
 def cmd_stats(args) -> int:
+    if args.events:
+        return follow(args.target)
     stats = collect(args.target)
     if args.json:
         print(json.dumps(stats, indent=1))
         return 0
     for table in tables(stats):
         console.print(table)
+    return 0
+
+
+def follow(target: str | None) -> int:
+    """Print the events of the mount at ``target`` until interrupted."""
+    from zcsdfs.control import EventStream
+    if target is None or not os.path.isdir(target) or not os.path.ismount(target):
+        raise NotADirectoryError(20, "--events needs the mount point of a running zcsdfs mount", target)
+    with EventStream(target) as events:
+        for event in events:
+            print(json.dumps(event), flush=True)
     return 0
 
 
