@@ -195,9 +195,11 @@ def test_stats_of_a_live_mount_while_a_workload_runs(live_mount):
                                 stdout=subprocess.PIPE, text=True)
     try:
         line = ""
+        poll = select.poll()  # (select() cannot take the descriptor numbers a whole test run reaches)
+        poll.register(follower.stdout, select.POLLIN)
         for _ in range(10):  # write (2 MiB: two zones) until the follower has subscribed and reports
             (mnt / "big").write_bytes(os.urandom(2 << 20))
-            if select.select([follower.stdout], [], [], 10)[0]:
+            if poll.poll(10_000):
                 line = follower.stdout.readline()
                 break
         assert json.loads(line)["type"] in ("ZoneTransition", "CheckpointWritten", "GcRun")
