@@ -37,6 +37,7 @@ from rich.table import Table
 
 import zcsdfs
 from zcsdfs.zns import Geometry, ZonedDevice
+from zcsdfs.lfs import mkfs
 
 KiB, MiB = 1 << 10, 1 << 20
 console = Console()
@@ -162,7 +163,8 @@ def contenders(only: str | None):
     if want("zcsdfs image"):
         def image():
             path = tempfile.mktemp(suffix=".zns", dir="/dev/shm")
-            ZonedDevice.create(path, Geometry.preset("qemu")).close_device()
+            with ZonedDevice.create(path, Geometry.preset("qemu")) as device:
+                mkfs(device)
             return Zcsdfs("zcsdfs image (tmpfs)", zcsdfs.Volume(path), path)
         made.append(image)
     if want("os tmpfs"):

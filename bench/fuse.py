@@ -193,6 +193,7 @@ def main() -> None:
         os.mkdir(mnt)
         zcsdfs = [sys.executable, "-m", "zcsdfs"]
         subprocess.run([*zcsdfs, "device", "create", image, "--preset", "qemu"], check=True, capture_output=True)
+        subprocess.run([*zcsdfs, "mkfs", image], check=True, capture_output=True)
         subprocess.run([*zcsdfs, "mount", image, mnt, *(["-o", args.options] if args.options else [])],
                        check=True)
         try:

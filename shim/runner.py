@@ -49,7 +49,8 @@ def device_of(text: str):
         from zcsdfs.zns import ZonedDevice
         return ZonedDevice.memory(geometry or "qemu")
     if not os.path.exists(text):
-        raise OSError(errno.ENOENT, "no such device image (make one with `zcsdfs device create`)", text)
+        raise OSError(errno.ENOENT, "no such device image (make one with `zcsdfs device create IMAGE` "
+                                    "and `zcsdfs mkfs IMAGE`)", text)
     return text
 
 

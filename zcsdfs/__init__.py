@@ -81,9 +81,6 @@ def mount(image_or_device=None, **kwargs) -> Volume:
     The previous default volume is unmounted. Keyword arguments go to ``Volume``.
     """
     global _default
-    if image_or_device is None:
-        from zcsdfs.zns import ensure_default_device
-        image_or_device = ensure_default_device()
     volume = image_or_device if isinstance(image_or_device, Volume) else Volume(image_or_device, **kwargs)
     old, _default = _default, volume
     if old is not None and old is not volume:

@@ -24,14 +24,11 @@ import stat as stat_module
 import weakref
 
 from zcsdfs import tracked_umask
-from zcsdfs.lfs import mkfs, mount as lfs_mount
-from zcsdfs.lfs.snapshot import SnapshotView
+from zcsdfs.stack import build_stack
 from zcsdfs.vfs.caller import Caller
-from zcsdfs.vfs.core import Vfs
 from zcsdfs.vfs.errors import bad_fd, os_error
 from zcsdfs.vfs.files import Descriptors, OpenFile, all_numbers
 from zcsdfs.zns import ZonedDevice
-from zcsdfs.zns.zone import ZoneState
 
 def _fspath(path) -> tuple[str, bool]:
     """(path as str, whether the caller used bytes); os's TypeError and ValueError for bad ones."""
@@ -59,10 +56,6 @@ def stat_result(st, dev: int) -> os.stat_result:
         {"st_atime": _seconds(a), "st_mtime": _seconds(m), "st_ctime": _seconds(c),
          "st_atime_ns": a, "st_mtime_ns": m, "st_ctime_ns": c,
          "st_blksize": st.st_blksize, "st_blocks": st.st_blocks, "st_rdev": st.st_rdev})
-
-
-def _is_blank(device) -> bool:
-    return all(z.state is ZoneState.EMPTY for z in device.report())
 
 
 # fcntl's write lifetime hints (linux/fcntl.h): F_LINUX_SPECIFIC_BASE + 11, + 12, and the values.
@@ -101,30 +94,14 @@ def _owner_id(value: int, what: str) -> int:
 class Volume:
     """One zcsdfs volume, mounted; call ``unmount`` (or let interpreter exit do it)."""
 
-    def __init__(self, device, *, gc_policy: str = "greedy", readonly: bool = False,
+    def __init__(self, device=None, *, gc_policy: str = "greedy", readonly: bool = False, create: bool = False,
                  snapshot: str | None = None, _caller: Caller | None = None):
-        """``snapshot=NAME`` opens that snapshot of the volume instead of the live tree, read-only."""
-        self._owns_device = not isinstance(device, ZonedDevice)
-        self.image = os.fspath(device) if self._owns_device else None  # None for a device object
-        if self._owns_device:
-            device = ZonedDevice.open(self.image)
-        try:
-            if _is_blank(device) and snapshot is None:
-                mkfs(device)
-            self.fs = lfs_mount(device, gc_policy)
-            if snapshot is not None:
-                readonly = True
-                try:
-                    self.fs = SnapshotView(self.fs, snapshot)
-                except BaseException:
-                    self.fs.unmount()
-                    raise
-        except BaseException:
-            if self._owns_device:
-                device.close_device()
-            raise
-        self.device = device
-        self.vfs = Vfs(self.fs, readonly=readonly)
+        """``device``: an image path, a ``ZonedDevice``, or None for the embedded default device;
+        see ``zcsdfs.stack.build_stack`` for ``readonly`` and ``create`` (format a blank image).
+        ``snapshot=NAME`` opens that snapshot of the volume instead of the live tree, read-only."""
+        self.stack = build_stack(device, readonly=readonly, create=create, gc_policy=gc_policy, snapshot=snapshot)
+        self.device, self.fs, self.vfs = self.stack.device, self.stack.fs, self.stack.vfs
+        self.image = self.device.path if self.stack.owns_device else None  # None for a device object
         self.dev = 0x5A000000 | int.from_bytes(self.fs.sb.uuid[:3], "little")  # st_dev and f_fsid
         self._fds = Descriptors(lost=self.vfs.close)  # a number closed behind our back drops its reference
         self._cwd = self.vfs.root
@@ -135,8 +112,7 @@ class Volume:
         self.path = VolumePath(self)
         self.io = VolumeIO(self)
         # unmount once: on unmount(), when the volume is dropped, or at interpreter exit
-        self._release = weakref.finalize(self, _release, self.fs, self.vfs, self._fds,
-                                         self.device if self._owns_device else None)
+        self._release = weakref.finalize(self, _release, self.stack, self.vfs, self._fds)
 
     @classmethod
     def memory(cls, geometry: str = "qemu", **kwargs) -> "Volume":
@@ -780,8 +756,8 @@ class Volume:
         return self.vfs.csd.event_result(self._file(fd), self._caller)
 
 
-def _release(fs, vfs, fds, device) -> None:
-    """Unmount what a Volume held: its descriptors, the lfs, and the device it opened.
+def _release(stack, vfs, fds) -> None:
+    """Unmount what a Volume held: its descriptors, then its stack (the lfs, and the device it opened).
 
     A ``weakref.finalize`` callback: it refers to no Volume, so a dropped one
     is collected, and runs at most once.
@@ -789,6 +765,4 @@ def _release(fs, vfs, fds, device) -> None:
     for of in {id(of): of for of in fds.close_all()}.values():  # dup'd ones once
         of.refs = 1
         vfs.close(of)
-    fs.unmount()
-    if device is not None:
-        device.close_device()
+    stack.close()

@@ -16,6 +16,7 @@ import pytest
 
 from zcsdfs.cli.fuse import parse_options
 from zcsdfs.zns import ZonedDevice
+from zcsdfs.lfs import mkfs
 from tests.fuse.conftest import abort_connection, detach_dead_mounts, mounts_of_tests, needs_fuse
 
 pytestmark = needs_fuse
@@ -115,7 +116,8 @@ def zcsdfs(*args) -> subprocess.CompletedProcess:
 def image_and_mountpoint(tmp_path):
     """A fresh image and an empty mount point for the CLI; a mount left behind is aborted."""
     image = str(tmp_path / "vol.zns")
-    ZonedDevice.create(image, "qemu").close_device()
+    with ZonedDevice.create(image, "qemu") as device:
+        mkfs(device)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     yield image, mnt

@@ -155,8 +155,10 @@ def test_bad_prefixes(memory):
 
 def test_volume_made_by_install_is_unmounted_by_uninstall(tmp_path):
     from zcsdfs.zns import ZonedDevice
+    from zcsdfs.lfs import mkfs
     image = tmp_path / "img.zns"
-    ZonedDevice.create(image, "tiny").close_device()
+    with ZonedDevice.create(image, "tiny") as device:
+        mkfs(device)
     volume = shim.install("/zcsd-img", image)
     with open("/zcsd-img/kept", "w") as f:
         f.write("durable")

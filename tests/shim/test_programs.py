@@ -10,6 +10,7 @@ import pytest
 
 import zcsdfs
 from zcsdfs.zns import ZonedDevice
+from zcsdfs.lfs import mkfs
 
 APP = textwrap.dedent("""
     import json, logging, os, pathlib, shutil, sys, tempfile, zipfile
@@ -40,7 +41,8 @@ APP = textwrap.dedent("""
 @pytest.fixture
 def image(tmp_path):
     path = tmp_path / "dev.zns"
-    ZonedDevice.create(path, "tiny").close_device()
+    with ZonedDevice.create(path, "tiny") as device:
+        mkfs(device)
     return path
 
 

@@ -6,6 +6,7 @@ import pytest
 
 import zcsdfs
 from zcsdfs.zns import Geometry, ZonedDevice
+from zcsdfs.lfs import mkfs
 
 MAX_NS = ((1 << 63) // 10**9) * 10**9  # the latest time an inode holds: whole seconds at the limit
 
@@ -13,7 +14,8 @@ MAX_NS = ((1 << 63) // 10**9) * 10**9  # the latest time an inode holds: whole s
 @pytest.fixture
 def image(tmp_path):
     path = tmp_path / "v.zns"
-    ZonedDevice.create(path, Geometry.preset("qemu")).close_device()
+    with ZonedDevice.create(path, Geometry.preset("qemu")) as device:
+        mkfs(device)
     return path
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import zcsdfs
 from zcsdfs.lfs import mkfs
-from zcsdfs.zns import Geometry, ZonedDevice
+from zcsdfs.zns import Geometry, ZonedDevice, ZoneState
 
 MiB = 1 << 20
 
@@ -84,9 +84,16 @@ def test_unlinked_open_file_lives_until_close(vol):
     vol.close(fd)
 
 
-def test_unmount_closes_descriptors_and_persists(tmp_path):
+def image_of(tmp_path):
+    """A blank image, v.zns in ``tmp_path``."""
     image = tmp_path / "v.zns"
     ZonedDevice.create(image, Geometry.preset("tiny")).close_device()
+    return image
+
+
+def test_unmount_closes_descriptors_and_persists(tmp_path):
+    image = tmp_path / "v.zns"
+    zcsdfs.Volume(image_of(tmp_path), create=True).unmount()
     with zcsdfs.Volume(image) as vol:
         fd = vol.open("/kept", os.O_CREAT | os.O_WRONLY, 0o600)
         vol.write(fd, b"data")
@@ -99,20 +106,35 @@ def test_unmount_closes_descriptors_and_persists(tmp_path):
 
 def test_a_second_volume_on_one_image_is_refused(tmp_path):
     image = tmp_path / "v.zns"
-    ZonedDevice.create(image, Geometry.preset("tiny")).close_device()
+    zcsdfs.Volume(image_of(tmp_path), create=True).unmount()
     with zcsdfs.Volume(image):
         with pytest.raises(OSError) as info:
             zcsdfs.Volume(image)
         assert info.value.errno == errno.EBUSY
 
 
-def test_blank_devices_are_formatted_but_foreign_ones_are_not(tmp_path):
+def test_blank_images_are_formatted_only_when_asked_and_foreign_ones_never(tmp_path):
+    image = tmp_path / "blank.zns"
+    ZonedDevice.create(image, Geometry.preset("tiny")).close_device()
+    with pytest.raises(OSError) as info:
+        zcsdfs.Volume(image)
+    assert info.value.errno == errno.EINVAL and "zcsdfs mkfs" in info.value.strerror
+    with pytest.raises(OSError) as info:
+        zcsdfs.Volume(image, create=True, readonly=True)  # read-only never formats
+    assert info.value.errno == errno.EINVAL
+    with ZonedDevice.open(image) as device:
+        assert all(z.state is ZoneState.EMPTY for z in device.report())
+    with zcsdfs.Volume(image, create=True) as vol:
+        vol.mkdir("/made")
+    with zcsdfs.Volume(image) as vol:
+        assert vol.listdir("/") == ["made"]
+
     image = tmp_path / "v.zns"
     device = ZonedDevice.create(image, Geometry.preset("tiny"))
     device.append(5, b"\x42" * device.block_size)  # not blank, not zcsdfs
     device.close_device()
     with pytest.raises(OSError):
-        zcsdfs.Volume(image)
+        zcsdfs.Volume(image, create=True)
     with ZonedDevice.open(image) as device:
         assert device.read(5 * device.geometry.zone_size, 1) == b"\x42" * device.block_size
 

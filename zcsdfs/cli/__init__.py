@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "zcsdfs.cli.bench",
     "zcsdfs.cli.fuse",
     "zcsdfs.cli.serve",
+    "zcsdfs.cli.stats",
     "zcsdfs.cli.run",
 )
 

@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import signal
 
 import attrs
 
 from zcsdfs.cli import describe, subcommand
+from zcsdfs.control import ControlServer
 from zcsdfs.fuse.devfuse import MountOptions, Session, unmount
 from zcsdfs.fuse.server import Options
+from zcsdfs.stack import build_stack
+from zcsdfs.zns import default_device_path
 
+log = logging.getLogger("zcsdfs.fuse")
 FLAGS = {"allow_other", "default_permissions", "ro", "writeback_cache"}
 VALUES = {"entry_timeout": float, "attr_timeout": float, "negative_timeout": float, "threads": int,
           "poll_us": int, "awake_ms": int}
@@ -85,15 +90,13 @@ def cmd_mount(args) -> int:
     if len(args.paths) > 2:
         raise OSError(errno.EINVAL, "expected [IMAGE] MOUNTPOINT")
     if len(args.paths) == 2:
-        image, mountpoint = args.paths
+        image, mountpoint = os.path.abspath(args.paths[0]), args.paths[1]
     else:
-        from zcsdfs.zns import ensure_default_device
-        image, mountpoint = ensure_default_device(), args.paths[0]
-    image = os.path.abspath(image)
+        image, mountpoint = None, args.paths[0]  # the embedded default device
     if not os.path.isdir(mountpoint):
         raise OSError(errno.ENOTDIR, "mount point is not a directory", mountpoint)
     snapshot, args.options = snapshot_option(args.options)
-    options = parse_options(args.options, image)
+    options = parse_options(args.options, image or default_device_path())
     if snapshot is not None:  # a snapshot is read-only, and the kernel is told so
         options = attrs.evolve(options, readonly=True)
     if args.foreground:
@@ -101,7 +104,7 @@ def cmd_mount(args) -> int:
     return daemonise(image, mountpoint, options, snapshot)
 
 
-def daemonise(image: str, mountpoint: str, options: MountOptions, snapshot: str | None = None) -> int:
+def daemonise(image: str | None, mountpoint: str, options: MountOptions, snapshot: str | None = None) -> int:
     """Fork a server; return when it reports the mount ready, or raise what it failed with."""
     ready_r, ready_w = os.pipe()
     if os.fork():
@@ -127,13 +130,14 @@ def daemonise(image: str, mountpoint: str, options: MountOptions, snapshot: str 
         os._exit(status)
 
 
-def serve(image: str, mountpoint: str, options: MountOptions, ready_fd: int | None = None,
+def serve(image: str | None, mountpoint: str, options: MountOptions, ready_fd: int | None = None,
           snapshot: str | None = None) -> int:
-    """Mount ``image`` (or its ``snapshot``) at ``mountpoint`` and serve until unmounted; checkpoint on the way out."""
-    from zcsdfs.volume import Volume
-    volume = Volume(image, readonly=options.readonly, snapshot=snapshot)
+    """Mount ``image`` (None: the embedded default device; or its ``snapshot``) at ``mountpoint``
+    and serve until unmounted; checkpoint on the way out (read-only: write nothing at all).
+    While mounted it answers its control socket (``zcsdfs.control``: stats and events)."""
+    stack = build_stack(image, readonly=options.readonly, snapshot=snapshot)
     try:
-        session = Session(volume.vfs, mountpoint, options)
+        session = Session(stack.vfs, mountpoint, options)
 
         def stop(signum, frame):
             try:
@@ -147,12 +151,21 @@ def serve(image: str, mountpoint: str, options: MountOptions, ready_fd: int | No
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         session.wait_ready()
+        try:
+            control = ControlServer(stack, mountpoint, session.server)
+        except OSError as exc:  # the mount works without it; `zcsdfs stats` will say none answers
+            log.warning("no control socket: %s", describe(exc))
+            control = None
         if ready_fd is not None:
             os.write(ready_fd, b"ready")
             os.close(ready_fd)
-        session.wait()
+        try:
+            session.wait()
+        finally:
+            if control is not None:
+                control.close()
     finally:
-        volume.unmount()
+        stack.close()
     return 0
 
 
@@ -183,7 +196,9 @@ def cmd_umount(args) -> int:
     if os.path.isfile(source):
         fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH)  # granted once the server has checkpointed and closed the image
+            # Granted once the server has checkpointed and closed the image (a read-only
+            # server holds a shared lock, so only an exclusive one waits for it too).
+            fcntl.flock(fd, fcntl.LOCK_EX)
         finally:
             os.close(fd)
     return 0

@@ -15,11 +15,12 @@ from rich.table import Table
 from rich.text import Text
 
 from zcsdfs.cli import subcommand
-from zcsdfs.lfs import fsck, mkfs, mount
+from zcsdfs.lfs import fsck, mkfs
 from zcsdfs.lfs.checkpoint import read_superblock
 from zcsdfs.lfs.errors import Corrupted, Exists, Invalid, NotZcsdfs
 from zcsdfs.lfs.gc import POLICIES
 from zcsdfs.lfs.usage import disk_usage
+from zcsdfs.stack import build_stack
 from zcsdfs.zns import ZonedDevice, default_device_path
 from zcsdfs.zns import ensure_default_device
 
@@ -99,8 +100,8 @@ def cmd_mkfs(args) -> int:
 
 def cmd_fsck(args) -> int:
     path = args.image or default_device_path()
-    with ZonedDevice.open(path) as device:
-        report = fsck(device)
+    with build_stack(path, readonly=True, upto="device") as stack:
+        report = fsck(stack.device)
     for note in report.notes:
         console.print(f"[dim]note: {note}[/]", soft_wrap=True)
     for error in report.errors:
@@ -116,8 +117,8 @@ def cmd_fsck(args) -> int:
 
 def cmd_df(args) -> int:
     path = args.image or default_device_path()
-    with ZonedDevice.open(path) as device:
-        u = disk_usage(device)
+    with build_stack(path, readonly=True, upto="device") as stack:
+        u = disk_usage(stack.device)
     total, free = u.total_blocks, u.free_blocks
     if args.json:
         print_json({"image": path, "block_size": u.block_size, "size_bytes": total * u.block_size,
@@ -150,21 +151,18 @@ def cmd_gc(args) -> int:
     if args.zones < 1:
         raise Invalid(f"--zones must be at least 1, not {args.zones}")
     path = args.image or default_device_path()
-    with ZonedDevice.open(path) as device:
-        fs = mount(device)
-        try:
-            moved_before = fs.gc_blocks_moved
-            cleaned = 0
-            with progress("garbage collection", args.zones, show=args.zones > 1) as advance:
-                for _ in range(args.zones):
-                    if not fs.gc(1, args.policy):
-                        break
-                    cleaned += 1
-                    advance()
-            moved = fs.gc_blocks_moved - moved_before
-        finally:
-            fs.unmount()
-        usage = fs.usage()
+    with build_stack(args.image, upto="lfs") as stack:
+        fs = stack.fs
+        moved_before = fs.gc_blocks_moved
+        cleaned = 0
+        with progress("garbage collection", args.zones, show=args.zones > 1) as advance:
+            for _ in range(args.zones):
+                if not fs.gc(1, args.policy):
+                    break
+                cleaned += 1
+                advance()
+        moved = fs.gc_blocks_moved - moved_before
+    usage = fs.usage()
     wa = usage.device_blocks / usage.user_blocks if usage.user_blocks else None
     if args.json:
         print_json({"image": path, "policy": args.policy, "zones_cleaned": cleaned, "blocks_moved": moved,
@@ -193,22 +191,19 @@ def cmd_snapshot(args) -> int:
         path, name = args.image or default_device_path(), None
     else:
         path, name = image_and_name(args.action, args.words)
-    with ZonedDevice.open(path) as device:
-        fs = mount(device)
-        try:
-            if args.action == "create":
-                fs.create_snapshot(name)
-                console.print(f"created snapshot {name!r} of {path}", markup=False)
-            elif args.action == "delete":
-                fs.delete_snapshot(name)
-                console.print(f"deleted snapshot {name!r} of {path}", markup=False)
-            elif args.action == "rollback":
-                fs.rollback(name)
-                console.print(f"rolled {path} back to snapshot {name!r}", markup=False)
-            else:
-                show_snapshots(path, fs.list_snapshots(), args.json)
-        finally:
-            fs.unmount()
+    with build_stack(path, readonly=args.action == "list", upto="lfs") as stack:
+        fs = stack.fs
+        if args.action == "create":
+            fs.create_snapshot(name)
+            console.print(f"created snapshot {name!r} of {path}", markup=False)
+        elif args.action == "delete":
+            fs.delete_snapshot(name)
+            console.print(f"deleted snapshot {name!r} of {path}", markup=False)
+        elif args.action == "rollback":
+            fs.rollback(name)
+            console.print(f"rolled {path} back to snapshot {name!r}", markup=False)
+        else:
+            show_snapshots(path, fs.list_snapshots(), args.json)
     return 0
 
 

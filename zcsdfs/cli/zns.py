@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zcsdfs.cli import add_json, group, print_json, progress, subcommand
+from zcsdfs.stack import build_stack
 from zcsdfs.zns import DEFAULT_PRESET, PRESETS, Geometry, ZonedDevice, default_device_path
 from zcsdfs.zns.errors import InvalidField
 from zcsdfs.zns.zone import ZoneState
@@ -159,21 +160,18 @@ def cmd_create(args) -> int:
     return 0
 
 
-def _open(image: str | None) -> ZonedDevice:
-    return ZonedDevice.open(image or default_device_path())
-
-
 def cmd_info(args) -> int:
-    with _open(args.image) as device:
+    with build_stack(args.image, readonly=True, upto="device") as stack:  # None: the default device
         if args.json:
-            print_json(info_json(device))
+            print_json(info_json(stack.device))
         else:
-            show_info(device)
+            show_info(stack.device)
     return 0
 
 
 def cmd_zones(args) -> int:
-    with _open(args.image) as device:
+    with build_stack(args.image, readonly=True, upto="device") as stack:  # None: the default device
+        device = stack.device
         total = device.geometry.zones
         if args.start >= total and total:
             raise InvalidField(f"--start {args.start} is past the last zone ({total - 1})")

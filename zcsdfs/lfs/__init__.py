@@ -68,18 +68,26 @@ What is durable when (the promises a program can rely on):
   of the operations performed, at least up to the last fsync or sync.
 """
 
+from zcsdfs.lfs.device import Device
 from zcsdfs.lfs.errors import Corrupted, FsError, NotZcsdfs
 from zcsdfs.lfs.filesystem import FileSystem
 from zcsdfs.lfs.fsck import FsckReport, fsck
 from zcsdfs.lfs.mkfs import mkfs
 
 
-def mount(device, gc_policy: str = "greedy") -> FileSystem:
+def mount(device: Device, gc_policy: str = "greedy", *, readonly: bool | None = None) -> FileSystem:
     """Mount the file system on ``device``: recover, then write a fresh checkpoint.
 
     ``gc_policy`` picks foreground GC's victims: "greedy" or "cost-benefit".
+    ``readonly`` (the default on a read-only device) recovers in memory, writes
+    nothing and refuses every change with EROFS (``readonly.py``).
     """
+    if readonly is None:
+        readonly = getattr(device, "readonly", False)
+    if readonly:
+        from zcsdfs.lfs.readonly import ReadOnlyFileSystem
+        return ReadOnlyFileSystem(device, gc_policy)
     return FileSystem(device, gc_policy)
 
 
-__all__ = ["mkfs", "mount", "fsck", "FileSystem", "FsckReport", "FsError", "Corrupted", "NotZcsdfs"]
+__all__ = ["Device", "mkfs", "mount", "fsck", "FileSystem", "FsckReport", "FsError", "Corrupted", "NotZcsdfs"]

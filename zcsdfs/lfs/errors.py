@@ -129,6 +129,12 @@ class NotZcsdfs(FsError):
     errno_value = errno.EINVAL
 
 
+class ReadOnly(FsError):
+    """A change to a file system mounted read-only."""
+
+    errno_value = errno.EROFS
+
+
 class Unmounted(FsError):
     """An operation on a file system after ``unmount``."""
 

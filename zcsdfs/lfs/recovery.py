@@ -137,10 +137,12 @@ def replay(device) -> Replayed:
     return r
 
 
-def recover(device):
+def recover(device, readonly: bool = False):
     """Replay, then give every log zone its role again and free orphans.
 
     Returns the ``Replayed`` state, the log writer, the checkpointer and a report.
+    ``readonly`` does it all in memory: zones that a writable mount would finish
+    or reset only get their role, and the device is not touched.
     """
     r = replay(device)
     for m in r.messages:
@@ -149,6 +151,14 @@ def recover(device):
         log.info("%d log unit(s) after a sequence gap were never durable; dropped", r.dropped)
     ns = r.ns
     writer = LogWriter(device, r.sb.uuid, r.log_zones, r.newest + 1)
+    seal, release = writer.seal, writer.release
+    if readonly:
+        def seal(zone: int) -> None:
+            writer.role[zone] = Role.SEALED
+
+        def release(zone: int) -> None:
+            writer.role[zone] = Role.FREE
+            writer.modified.pop(zone, None)
     for zone in r.log_zones:
         z = device.zone(zone)
         if r.role(zone) is Role.SEALED:
@@ -156,11 +166,11 @@ def recover(device):
         elif zone in r.streams and z.write_pointer != z.start:
             head = writer.route[r.streams[zone]]
             if not z.state.is_active or not r.clean[zone] or head in writer.heads:
-                writer.seal(zone)
+                seal(zone)
             else:
                 writer.adopt_head(zone, head, written_end(device, zone))
         elif z.write_pointer != z.start:
-            writer.release(zone)
+            release(zone)
     writer.modified.update((z, seq) for z, seq in r.modified.items() if writer.role[z] is not Role.FREE)
 
     orphans = [node.ino for node in ns.inodes.values() if node.nlink == 0]

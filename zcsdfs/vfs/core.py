@@ -15,6 +15,7 @@ import errno
 import os
 import stat
 
+from zcsdfs.events import EventBus
 from zcsdfs.lfs.filesystem import XATTR_CREATE, XATTR_REPLACE
 from zcsdfs.lfs.reader import CAPABILITY
 from zcsdfs.vfs.cache import BlockCache
@@ -22,6 +23,7 @@ from zcsdfs.vfs.caller import Caller
 from zcsdfs.vfs.csd import Bindings
 from zcsdfs.vfs.errors import bad_fd, os_error
 from zcsdfs.vfs.files import OpenFile
+from zcsdfs.vfs.filesystem import FileSystem
 from zcsdfs.vfs.permissions import R, W, X, allowed, check, check_owner, check_sticky
 from zcsdfs.vfs.walk import Resolved, Walker
 
@@ -39,9 +41,10 @@ USER_XATTR_TYPES = (stat.S_IFREG, stat.S_IFDIR)
 class Vfs:
     """One mounted lfs, served to callers."""
 
-    def __init__(self, fs, *, readonly: bool = False):
+    def __init__(self, fs: FileSystem, *, readonly: bool = False):
         self.fs = fs
         self.readonly = readonly
+        self.events = getattr(fs, "events", None) or EventBus()  # the stack's bus (kernel runs here)
         self.walker = Walker(fs)
         self.cache = BlockCache(fs.block_size)
         self.root = fs.ROOT

@@ -86,12 +86,14 @@ import logging
 import os
 import stat
 import threading
+import weakref
 
 import attrs
 
 from zcsdfs.csd.fadvise import kernel_for
 from zcsdfs.csd.fileview import MemoryFile
 from zcsdfs.csd.registry import load
+from zcsdfs.csd.stats import KernelRun
 from zcsdfs.lfs.errors import NotFound
 from zcsdfs.lfs.filesystem import XATTR_CREATE, XATTR_REPLACE
 from zcsdfs.vfs.errors import os_error
@@ -180,6 +182,7 @@ class Bindings:
     def __init__(self, vfs):
         self.vfs = vfs
         self.stats = CsdStats()
+        self.bound: weakref.WeakSet[Binding] = weakref.WeakSet()  # every binding made (for stats)
         self.budget: int | None = None  # instructions per run; None: the registry's rule
         self._process: dict[tuple[int, int], dict[str, Binding]] = {}
         self._opens: dict[tuple[int, int], int] = {}
@@ -236,7 +239,9 @@ class Bindings:
             raise OSError(errno.EINVAL, f"kernel {kernel.name}: {kernel.kind} kernels use the zcsdfs ABI, "
                                         f"not OpenCSD's")
         view = self.vfs.fs.freeze(ino) if kernel.kind == READ_STREAM else None
-        return Binding(kernel, ino, start, length, view, value)
+        binding = Binding(kernel, ino, start, length, view, value)
+        self.bound.add(binding)
+        return binding
 
     # -- finding the binding of a request -------------------------------------------------
 
@@ -296,6 +301,10 @@ class Bindings:
         except OSError as exc:
             with self._lock:
                 self.stats.failures += 1
+            if self.vfs.events.subscribers:
+                why = f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror or exc}"
+                self.vfs.events.publish(KernelRun(kernel.name, kernel.kind, binding.ino, offset, length,
+                                                  0, 0, 0, 0.0, why))
             log.warning("kernel %s (%s) on inode %d failed: %s: %s", kernel.name, kernel.kind, binding.ino,
                         errno.errorcode.get(exc.errno, exc.errno), exc.strerror or exc)
             raise os_error(errno.EIO) from None
@@ -307,6 +316,9 @@ class Bindings:
             s.bytes_read += call.bytes_read
             s.bytes_returned += call.bytes_returned
             s.seconds += call.seconds
+        if self.vfs.events.subscribers:
+            self.vfs.events.publish(KernelRun(kernel.name, kernel.kind, binding.ino, offset, length, call.bytes_read,
+                                              call.bytes_returned, call.instructions, call.seconds))
         log.debug("kernel %s on inode %d [%d, +%d): %d B from the device, %d B to the host, %d insns, %.3f ms",
                   kernel.name, binding.ino, offset, length, call.bytes_read, call.bytes_returned,
                   call.instructions, call.seconds * 1e3)

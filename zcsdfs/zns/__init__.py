@@ -10,6 +10,7 @@ from zcsdfs.zns.device import ZonedDevice
 from zcsdfs.zns.errors import (
     BadImage,
     DeviceBusy,
+    DeviceReadOnly,
     ForeignImage,
     InvalidField,
     InvalidZoneStateTransition,
@@ -24,6 +25,7 @@ from zcsdfs.zns.errors import (
     ZoneOffline,
     ZoneReadOnly,
 )
+from zcsdfs.zns.factory import open_device
 from zcsdfs.zns.geometry import PRESETS, Geometry
 from zcsdfs.zns.zone import Zone, ZoneState, ZoneType
 
@@ -49,9 +51,9 @@ def ensure_default_device() -> str:
 
 
 __all__ = [
-    "ZonedDevice", "Zone", "ZoneState", "ZoneType", "Geometry", "PRESETS", "DEFAULT_PRESET",
+    "ZonedDevice", "open_device", "Zone", "ZoneState", "ZoneType", "Geometry", "PRESETS", "DEFAULT_PRESET",
     "default_device_path", "ensure_default_device", "ZonedError", "InvalidField", "LbaOutOfRange", "ZoneBoundaryError",
     "ZoneFull", "ZoneReadOnly", "ZoneOffline", "ZoneInvalidWrite", "TooManyActiveZones",
-    "TooManyOpenZones", "InvalidZoneStateTransition", "MediaError", "DeviceBusy", "BadImage",
+    "TooManyOpenZones", "InvalidZoneStateTransition", "MediaError", "DeviceBusy", "DeviceReadOnly", "BadImage",
     "ForeignImage",
 ]

@@ -18,7 +18,7 @@ import struct
 
 import crc32c
 
-from zcsdfs.zns.errors import BadImage, DeviceBusy, ForeignImage
+from zcsdfs.zns.errors import BadImage, DeviceBusy, DeviceReadOnly, ForeignImage
 from zcsdfs.zns.geometry import Geometry
 from zcsdfs.zns.zone import ZoneState
 
@@ -42,6 +42,7 @@ class MemoryBackend:
     """Zones as lazily allocated bytearrays; nothing survives the process."""
 
     persistent = False
+    readonly = False
 
     def __init__(self, geometry: Geometry, table: list[tuple[ZoneState, int]] | None = None):
         """``table`` (state, written blocks per zone) starts the device in that state."""
@@ -94,14 +95,17 @@ class ImageBackend:
     so a torn table write leaves the other copy intact. Blocks past a zone's
     durable write pointer read as zeros whatever the file holds, which is
     what makes unflushed data vanish after a crash. An exclusive ``flock``
-    keeps a second process out.
+    keeps a second process out. Opened ``readonly``, the file is opened
+    O_RDONLY and mapped read-only under a shared ``flock`` (readers together,
+    but no writer), and nothing is ever written to it.
     """
 
     persistent = True
 
     def __init__(self, path: str, fd: int, geometry: Geometry, table_offset: int,
-                 table_size: int, data_offset: int):
+                 table_size: int, data_offset: int, readonly: bool = False):
         self.path = path
+        self.readonly = readonly
         self.geometry = geometry
         self._fd = fd
         self._table_offset = table_offset
@@ -110,7 +114,8 @@ class ImageBackend:
         self._zone_stride = geometry.zone_size * geometry.block_size
         self._zone_bytes = geometry.zone_capacity * geometry.block_size
         self._generation = 0
-        self._map = mmap.mmap(fd, data_offset + geometry.zones * self._zone_stride)
+        self._map = mmap.mmap(fd, data_offset + geometry.zones * self._zone_stride,
+                              access=mmap.ACCESS_READ if readonly else mmap.ACCESS_DEFAULT)
         self._view = memoryview(self._map)
         self._populate = True
 
@@ -138,12 +143,12 @@ class ImageBackend:
         return backend
 
     @classmethod
-    def open(cls, path: str) -> "ImageBackend":
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    def open(cls, path: str, readonly: bool = False) -> "ImageBackend":
+        fd = os.open(path, (os.O_RDONLY if readonly else os.O_RDWR) | os.O_CLOEXEC)
         try:
-            _lock(fd, path)
+            _lock(fd, path, shared=readonly)
             geometry, table_offset, table_size, data_offset = _read_header(fd, path)
-            backend = cls(path, fd, geometry, table_offset, table_size, data_offset)
+            backend = cls(path, fd, geometry, table_offset, table_size, data_offset, readonly)
         except BaseException:
             os.close(fd)
             raise
@@ -157,6 +162,8 @@ class ImageBackend:
 
     def write(self, index: int, offset: int, data) -> None:
         """Store ``data`` (any contiguous buffer) at byte ``offset`` of zone ``index``."""
+        if self.readonly:
+            raise DeviceReadOnly("the image is open read-only", zone=index, path=self.path)
         mv = memoryview(data).cast("B")
         at = self._data_offset + index * self._zone_stride + offset
         done = 0
@@ -187,6 +194,8 @@ class ImageBackend:
         return best[1]
 
     def save_table(self, entries: list[tuple[ZoneState, int]]) -> None:
+        if self.readonly:
+            raise DeviceReadOnly("the image is open read-only", path=self.path)
         self._generation += 1
         body = TABLE_HEAD.pack(TABLE_MAGIC, self._generation, len(entries)) + b"".join(
             ENTRY.pack(state, wp) for state, wp in entries)
@@ -196,7 +205,8 @@ class ImageBackend:
 
     def sync(self) -> None:
         """Data written through ``write`` (and any store into a zone buffer) reaches the medium."""
-        os.fdatasync(self._fd)
+        if not self.readonly:
+            os.fdatasync(self._fd)
 
     def close(self) -> None:
         self._view.release()
@@ -228,11 +238,13 @@ class ImageBackend:
         return generation, entries
 
 
-def _lock(fd: int, path: str) -> None:
+def _lock(fd: int, path: str, shared: bool = False) -> None:
+    """Writers lock exclusively, readers shared: readers share an image, a writer shares it with no one."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise DeviceBusy("device busy: the image is already open (by this or another process)", path=path) from None
+        what = "open for writing" if shared else "already open"
+        raise DeviceBusy(f"device busy: the image is {what} (by this or another process)", path=path) from None
 
 
 def _read_header(fd: int, path: str) -> tuple[Geometry, int, int, int]:

@@ -6,7 +6,9 @@ write, open and active resource limits (an implicit open over the limit
 closes the least recently opened implicitly-open zone, an explicit open over
 it fails), and a volatile write cache: data and write-pointer moves become
 durable on ``flush()`` or a write with ``fua=True``; reset and finish are
-durable on completion.
+durable on completion. A device opened read-only refuses every command that
+would change it (writes, appends, zone management) with EROFS, and its
+flush and close write nothing.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 
+from zcsdfs.events import EventBus
 from zcsdfs.zns.backend import ImageBackend, MemoryBackend
 from zcsdfs.zns.counters import Counters
 from zcsdfs.zns.errors import (
+    DeviceReadOnly,
     InvalidField,
     InvalidZoneStateTransition,
     LbaOutOfRange,
@@ -30,6 +34,7 @@ from zcsdfs.zns.errors import (
 )
 from zcsdfs.zns.faults import FaultInjector
 from zcsdfs.zns.geometry import Geometry
+from zcsdfs.zns.stats import ZoneTransition
 from zcsdfs.zns.zone import Zone, ZoneState
 
 EMPTY = ZoneState.EMPTY
@@ -79,6 +84,8 @@ class ZonedDevice:
         self.counters = Counters(geometry.zones)
         self.faults = FaultInjector(self)
         self.recorder = None  # a zcsdfs.zns.crash.Recorder while recording
+        self.events = EventBus()  # zone state changes here; the layers above publish on it too
+        self.readonly: bool = backend.readonly
         self._backend = backend
         self._zones = [_ZoneCtl(i, i * geometry.zone_size, geometry.zone_capacity)
                        for i in range(geometry.zones)]
@@ -89,6 +96,7 @@ class ZonedDevice:
         table = backend.load_table()
         if table is not None:
             self._restore(table)
+        self._saved_table = self._table() if backend.persistent else None
 
     # -- constructors ----------------------------------------------------------------
 
@@ -108,9 +116,10 @@ class ZonedDevice:
         return cls(geometry, backend)
 
     @classmethod
-    def open_image(cls, path: str | os.PathLike) -> "ZonedDevice":
-        """Open an existing image file (also spelled ``ZonedDevice.open(path)``)."""
-        backend = ImageBackend.open(os.fspath(path))
+    def open_image(cls, path: str | os.PathLike, *, readonly: bool = False) -> "ZonedDevice":
+        """Open an existing image file (also spelled ``ZonedDevice.open(path)``); ``readonly``
+        opens it without the right to write, and nothing is ever written to it."""
+        backend = ImageBackend.open(os.fspath(path), readonly)
         try:
             return cls(backend.geometry, backend)
         except BaseException:
@@ -248,6 +257,8 @@ class ZonedDevice:
         """Write whole blocks at the write pointer of the zone holding ``lba``."""
         if self._closed:
             raise InvalidField("device is closed")
+        if self.readonly:
+            self._refuse("write", lba=lba)
         z = self._zones[self.zone_of(lba)]
         if lba != z.wp and z.state not in (FULL, READ_ONLY, OFFLINE):
             raise ZoneInvalidWrite(f"write not at the write pointer (LBA {z.wp})", zone=z.index, lba=lba)
@@ -256,6 +267,8 @@ class ZonedDevice:
     def append(self, zone: int, data, *, fua: bool = False) -> int:
         """Zone append: write at the write pointer and return the first LBA written."""
         z = self._ctl(zone)
+        if self.readonly:
+            self._refuse("append", zone=zone)
         lba = z.wp
         self._write(z, data, fua, appended=True)
         return lba
@@ -304,6 +317,8 @@ class ZonedDevice:
         Fails at the open limit rather than closing another zone.
         """
         z = self._ctl(zone)
+        if self.readonly:
+            self._refuse("open", zone=zone)
         self._check_usable(z, "open")
         state = z.state
         if state is EXPLICIT_OPEN:
@@ -319,6 +334,8 @@ class ZonedDevice:
 
     def close(self, zone: int) -> None:
         z = self._ctl(zone)
+        if self.readonly:
+            self._refuse("close", zone=zone)
         self._check_usable(z, "close")
         state = z.state
         if state is CLOSED:
@@ -331,6 +348,8 @@ class ZonedDevice:
     def finish(self, zone: int) -> None:
         """Move the zone to FULL; the blocks it never wrote read as zeros."""
         z = self._ctl(zone)
+        if self.readonly:
+            self._refuse("finish", zone=zone)
         self._check_usable(z, "finish")
         if z.state is FULL:
             return
@@ -342,6 +361,8 @@ class ZonedDevice:
     def reset(self, zone: int) -> None:
         """Move the zone to EMPTY with its write pointer at the zone start."""
         z = self._ctl(zone)
+        if self.readonly:
+            self._refuse("reset", zone=zone)
         if z.state is OFFLINE:
             raise ZoneOffline("cannot reset an offline zone", zone=z.index)
         if z.state is READ_ONLY:
@@ -359,9 +380,11 @@ class ZonedDevice:
                 self.reset(z.index)
 
     def flush(self) -> None:
-        """Make every write so far durable."""
+        """Make every write so far durable (read-only: there are none, and nothing is written)."""
         if self._closed:
             raise InvalidField("device is closed")
+        if self.readonly:
+            return
         self._backend.sync()
         for z in self._zones:
             z.durable_wp = z.wp
@@ -392,6 +415,10 @@ class ZonedDevice:
         if not isinstance(zone, int) or not 0 <= zone < self.geometry.zones:
             raise InvalidField(f"no zone {zone} (the device has {self.geometry.zones})")
         return self._zones[zone]
+
+    def _refuse(self, action: str, zone: int | None = None, lba: int | None = None):
+        raise DeviceReadOnly(f"cannot {action}: the device is open read-only", zone=zone, lba=lba,
+                             path=self.path)
 
     def _check_usable(self, z: _ZoneCtl, action: str) -> None:
         if z.state is OFFLINE:
@@ -438,6 +465,8 @@ class ZonedDevice:
             self._implicit[z.index] = None
         z.state = new
         self.counters.zones[z.index].transitions[(old, new)] += 1
+        if self.events.subscribers:
+            self.events.publish(ZoneTransition(z.index, old, new))
 
     def _make_durable(self, z: _ZoneCtl) -> None:
         if self._backend.persistent:
@@ -446,8 +475,16 @@ class ZonedDevice:
         self._save_table()
 
     def _save_table(self) -> None:
+        """Write the durable zone table, if it changed: opening and closing an image that
+        nothing was written to leaves every byte of it as it was."""
         if not self._backend.persistent:
             return
+        entries = self._table()
+        if entries != self._saved_table:
+            self._backend.save_table(entries)
+            self._saved_table = entries
+
+    def _table(self) -> list[tuple[ZoneState, int]]:
         entries = []
         for z in self._zones:
             state = z.state
@@ -456,7 +493,7 @@ class ZonedDevice:
             if state not in (READ_ONLY, OFFLINE) and not (state is FULL and z.durable_wp == z.wp):
                 state = EMPTY if z.durable_wp == z.start else CLOSED
             entries.append((state, z.durable_wp - z.start))
-        self._backend.save_table(entries)
+        return entries
 
     def _record(self, command: str, zone: int | None) -> None:
         if self.recorder is not None:
@@ -466,6 +503,8 @@ class ZonedDevice:
 
     def _force_state(self, zone: int, state: ZoneState) -> None:
         z = self._ctl(zone)
+        if self.readonly:
+            self._refuse("change the state of a zone", zone=zone)
         if z.state is OFFLINE:
             raise ZoneOffline("an offline zone stays offline", zone=z.index)
         self._transition(z, state)

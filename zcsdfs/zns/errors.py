@@ -111,6 +111,14 @@ class DeviceBusy(ZonedError):
     errno_value = errno.EBUSY
 
 
+class DeviceReadOnly(ZonedError):
+    """A command that would change the device, sent to one opened read-only (NVMe: Namespace
+    Is Write Protected)."""
+
+    errno_value = errno.EROFS
+    status = 0x20
+
+
 class BadImage(ZonedError):
     """A truncated or corrupted image file."""
 
