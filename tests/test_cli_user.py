@@ -61,7 +61,7 @@ def image(tmp_path):
     """A formatted tiny image holding /f = b"old"."""
     path = tmp_path / "v.zns"
     ZonedDevice.create(path, Geometry.preset("tiny")).close_device()
-    with zcsdfs.Volume(path) as vol:
+    with zcsdfs.Volume(path, create=True) as vol:
         with vol.io.open("/f", "wb") as f:
             f.write(b"old")
     return path
@@ -336,7 +336,7 @@ def test_zones_of_a_large_device_stream(cli, tmp_path):
 def test_df_never_reports_more_used_than_its_size(cli, tmp_path):
     path = tmp_path / "small.zns"
     ok(cli("device", "create", path, "--zones", 8, "--zone-size", "1M"))
-    with zcsdfs.Volume(path) as vol:
+    with zcsdfs.Volume(path, create=True) as vol:
         before = vol.statvfs("/")
         with vol.io.open("/big", "wb") as f:
             f.write(os.urandom(4 << 20))  # data written once fills more than the sustained size

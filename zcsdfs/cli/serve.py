@@ -34,7 +34,11 @@ def run_dir() -> str:
 
 
 def register(sub) -> None:
-    p = subcommand(sub, "serve", "serve a volume to QEMU guests as a virtio-fs device (vhost-user)", cmd_serve)
+    p = subcommand(sub, "serve", "serve a volume to QEMU guests as a virtio-fs device (vhost-user)", cmd_serve,
+                   examples=("zcsdfs serve disk.zns --socket-path /tmp/vfs.sock --tag zcsdfs",
+                             "zcsdfs serve --socket-path /tmp/vfs.sock --queues 2 -o ro   # the default device",
+                             "# then: qemu-system-x86_64 ... -chardev socket,id=c,path=/tmp/vfs.sock \\",
+                             "#         -device vhost-user-fs-pci,chardev=c,tag=zcsdfs"))
     p.add_argument("image", nargs="?", help="image file (default: the embedded default device)")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--socket-path", metavar="SOCK", help="listen on this Unix socket (QEMU: -chardev socket,path=SOCK)")
@@ -49,7 +53,7 @@ def register(sub) -> None:
                         "entry_timeout=SECONDS, attr_timeout=SECONDS, negative_timeout=SECONDS")
     p.add_argument("--log-level", default="info", choices=("error", "warn", "info", "debug"))
     p = subcommand(sub, "devices", "list what this machine can serve or use: images, servers, zoned devices",
-                   cmd_devices)
+                   cmd_devices, examples=("zcsdfs devices", "zcsdfs devices --json"))
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 

@@ -19,7 +19,11 @@ console = Console(highlight=False, soft_wrap=True)
 
 def register(sub) -> None:
     p = subcommand(sub, "stats", "show every layer's state: of an image (opened read-only) or a live mount",
-                   cmd_stats)
+                   cmd_stats,
+                   examples=("zcsdfs stats                       # the embedded default device, read-only",
+                             "zcsdfs stats disk.zns --json",
+                             "zcsdfs stats /mnt/zcsdfs             # ask a running mount's server",
+                             "zcsdfs stats /mnt/zcsdfs --events    # follow its events, one JSON line each"))
     p.add_argument("target", metavar="TARGET", nargs="?",
                    help="image file or mount point (default: the embedded default device)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
