@@ -51,6 +51,7 @@ def main() -> int:
     ap.add_argument("--mib", type=int, default=64, help="MiB per sequential figure")
     ap.add_argument("--files", type=int, default=300, help="files for the create/stat/unlink rates")
     ap.add_argument("--queues", type=int, default=1, help="request queues of the zcsdfs device")
+    ap.add_argument("-o", dest="options", default="", help="zcsdfs serve -o options (e.g. poll_us=100)")
     args = ap.parse_args()
     missing = guest.missing_tools()
     if missing:
@@ -67,7 +68,8 @@ def main() -> int:
         listener.bind(sock_path)
         listener.listen(1)
         server = subprocess.Popen([sys.executable, "-m", "zcsdfs", "serve", image, "--fd", str(listener.fileno()),
-                                   "--queues", str(args.queues)], pass_fds=(listener.fileno(),),
+                                   "--queues", str(args.queues), *(["-o", args.options] if args.options else [])],
+                                  pass_fds=(listener.fileno(),),
                                   stderr=subprocess.PIPE, text=True)
         listener.close()
         runs = f"{args.n_small} {args.mib} {args.files}"

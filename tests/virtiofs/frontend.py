@@ -111,13 +111,13 @@ class Ring:
 
 class FrontEnd:
     def __init__(self, vfs, request_queues: int = 1, num: int = 16, features: int | None = None,
-                 protocol: int = vu.ProtocolFeature.REPLY_ACK):
+                 protocol: int = vu.ProtocolFeature.REPLY_ACK, poll_us: int = 0):
         self.fd = os.memfd_create("guest", os.MFD_CLOEXEC)
         os.ftruncate(self.fd, 2 * REGION_SIZE)
         self.map = mmap.mmap(self.fd, 2 * REGION_SIZE)
         self.next = [0x1000, 0]  # bump allocator per region
         self.floor = [0x1000, 0]  # where it wraps to: past the rings once they are laid out
-        self.device = VirtioFs(vfs, DeviceOptions(request_queues=request_queues))
+        self.device = VirtioFs(vfs, DeviceOptions(request_queues=request_queues, poll_us=poll_us))
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(WAIT)
         self.thread = threading.Thread(target=self._serve, args=(theirs,), daemon=True)

@@ -3,7 +3,8 @@
 One QEMU run, two boots: the first does coreutils-style work, tar, dd with
 checksums, fsync, renames over files, xattrs, a second uid, a CSD kernel
 through O_DIRECT and ENOSPC, then reboots while mounted; the second boot
-checks what the first left, writes, unmounts (DESTROY) and powers off. The
+checks what the first left, writes, unmounts (DESTROY), reloads the virtiofs
+driver (a device reset), mounts again and powers off. The
 server is ``zcsdfs serve`` in its own process: when QEMU exits it
 checkpoints and exits, and then the image must be fsck-clean and hold, read
 in-process, exactly what the guest wrote.
@@ -41,6 +42,7 @@ if [ -e /mnt/phase1 ]; then
     r second_mount sh -c 'echo after-reboot > /mnt/phase2 && sync'
     cd /
     r umount umount /mnt
+    r driver_reload sh -c 'rmmod virtiofs && insmod /modules/virtiofs.ko && mount -t virtiofs zcsdfs /mnt && [ "$(cat /mnt/phase2)" = after-reboot ] && echo reloaded > /mnt/reload && umount /mnt'
     exit 0
 fi
 r mkdir mkdir -p d1/d2/d3
@@ -129,7 +131,7 @@ def test_guest_works_on_a_zcsdfs_share_and_the_host_sees_it(image, tmp_path):
     assert not failed, f"{failed}\n{console[-3000:]}"
     expected = {"mkdir", "cp", "mv", "ln", "symlink", "rm", "tar_in", "tar_out", "find", "dd", "fsync", "sync",
                 "rename_over", "xattr", "uid_read_denied", "uid_write_denied", "uid_create", "uid_sticky", "csd",
-                "enospc", "enospc_recovered", "reboot_consistent", "second_mount", "umount"}
+                "enospc", "enospc_recovered", "reboot_consistent", "second_mount", "umount", "driver_reload"}
     assert expected <= results.keys(), (expected - results.keys(), console[-3000:])
     assert "GUEST-REBOOTING" in console
     assert server.returncode == 0, log
@@ -168,4 +170,4 @@ def test_guest_works_on_a_zcsdfs_share_and_the_host_sees_it(image, tmp_path):
         vol.close(fd)
         assert sorted(vol.listdir("/")) == sorted(
             ["csd", "d1", "a", "big", "big.sha", "synced", "x", "private", "pub", "rootfile", "after",
-             "phase1", "phase2"])
+             "phase1", "phase2", "reload"])

@@ -388,3 +388,19 @@ def test_memory_slots_added_and_removed_one_by_one(volume):
         assert error == 0
     finally:
         fe.close()
+
+
+@pytest.mark.parametrize("features", ["all", "no event_idx"])
+def test_polling_workers_and_plain_notifications(volume, features):
+    """Workers that poll before sleeping, and a driver without EVENT_IDX (flags instead)."""
+    offered = None if features == "all" else (1 << vu.F_VERSION_1 | 1 << vu.F_INDIRECT_DESC
+                                              | 1 << vu.F_PROTOCOL_FEATURES)
+    fe = FrontEnd(volume.vfs, features=offered, poll_us=300)
+    try:
+        fe.setup()
+        fe.init()
+        for _ in range(50):
+            error, _ = fe.fuse(Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0))
+            assert error == 0
+    finally:
+        fe.close()

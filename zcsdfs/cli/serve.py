@@ -23,7 +23,7 @@ from zcsdfs.cli import subcommand
 from zcsdfs.cli.fuse import HELP_OPTIONS, parse_options
 
 log = logging.getLogger("zcsdfs.serve")
-MOUNT_ONLY = ("allow_other", "default_permissions", "threads", "poll_us", "awake_ms")
+MOUNT_ONLY = ("allow_other", "default_permissions", "threads", "awake_ms")
 
 
 def run_dir() -> str:
@@ -50,7 +50,9 @@ def register(sub) -> None:
                    help="after the front end disconnects, wait for the next one instead of exiting")
     p.add_argument("-o", dest="options", action="append", default=[], metavar="OPT[,OPT...]",
                    help="options as for mount, those that concern the server: ro, writeback_cache, "
-                        "entry_timeout=SECONDS, attr_timeout=SECONDS, negative_timeout=SECONDS")
+                        "entry_timeout=SECONDS, attr_timeout=SECONDS, negative_timeout=SECONDS, "
+                        "poll_us=MICROSECONDS (how long a worker looks for the next request before it "
+                        "sleeps; default 0)")
     p.add_argument("--log-level", default="info", choices=("error", "warn", "info", "debug"))
     p = subcommand(sub, "devices", "list what this machine can serve or use: images, servers, zoned devices",
                    cmd_devices, examples=("zcsdfs devices", "zcsdfs devices --json"))
@@ -78,7 +80,9 @@ def cmd_serve(args) -> int:
     if not os.path.isfile(image):
         raise OSError(errno.ENOENT, "no such image", image)
     options = server_options(args.options, image)
-    device_options = DeviceOptions(tag=args.tag, request_queues=args.queues, server=options.server)
+    given = {item.partition("=")[0] for text in args.options for item in text.split(",") if item}
+    device_options = DeviceOptions(tag=args.tag, request_queues=args.queues, server=options.server,
+                                   poll_us=options.poll_us if "poll_us" in given else 0)
     if args.fd is not None:
         try:
             listener = socket.socket(fileno=args.fd)

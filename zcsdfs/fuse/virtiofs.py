@@ -119,6 +119,7 @@ class DeviceOptions:
 
     tag: str = "zcsdfs"
     request_queues: int = 1
+    poll_us: int = 0  # how long a worker looks for the next request before it sleeps
     server: Options = Options()
 
 
@@ -166,7 +167,8 @@ class VirtioFs:
 
     def serve_connection(self, sock: socket.socket) -> None:
         """Serve one front end until it disconnects."""
-        self.backend = Backend(0, 1 + self.options.request_queues, self.serve_chain, self.config())
+        self.backend = Backend(0, 1 + self.options.request_queues, self.serve_chain, self.config(),
+                               self.options.poll_us)
         self.connected.set()
         try:
             self.backend.serve(sock)
