@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.virtiofs import guest  # noqa: E402
+from zcsdfs.volume import Volume  # noqa: E402
 from zcsdfs.zns import Geometry, ZonedDevice  # noqa: E402
 
 METRICS = [("write4k_us", "4 KiB write, median us", False), ("read4k_us", "4 KiB read, median us", False),
@@ -61,6 +62,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir="/dev/shm") as shm, tempfile.TemporaryDirectory() as work:
         image = f"{shm}/bench.zns"
         ZonedDevice.create(image, Geometry.preset("qemu", zones=16)).close_device()
+        Volume(image, create=True).unmount()
         share9p = Path(shm) / "9p"
         share9p.mkdir()
         sock_path = f"{work}/vhost.sock"

@@ -23,6 +23,7 @@ WAIT = 60
 def image(tmp_path):
     path = str(tmp_path / "img.zns")
     ZonedDevice.create(path, "tiny").close_device()
+    Volume(path, create=True).unmount()
     return path
 
 

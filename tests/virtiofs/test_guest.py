@@ -87,7 +87,7 @@ def image(tmp_path):
     """A small volume (ENOSPC within reach) holding a CSD kernel and data for it."""
     path = str(tmp_path / "guest.zns")
     ZonedDevice.create(path, Geometry.preset("qemu", zones=24, zone_size=1024, zone_capacity=1024)).close_device()
-    with Volume(path) as vol:
+    with Volume(path, create=True) as vol:
         vol.mkdir("/csd")
         for name, data in (("histogram.o", kernels.object_path("histogram").read_bytes()), ("data", CSD_DATA)):
             fd = vol.open(f"/csd/{name}", os.O_WRONLY | os.O_CREAT, 0o644)

@@ -70,14 +70,13 @@ def server_options(texts: list[str], fsname: str):
 
 def cmd_serve(args) -> int:
     from zcsdfs.fuse.virtiofs import DeviceOptions, VirtioFs, listen
-    from zcsdfs.volume import Volume
+    from zcsdfs.stack import build_stack
     logging.basicConfig(level={"warn": "WARNING"}.get(args.log_level, args.log_level.upper()),
                         format="zcsdfs serve: %(levelname)s %(message)s")
-    if args.image is None:
-        from zcsdfs.zns import ensure_default_device
-        args.image = ensure_default_device()
-    image = os.path.abspath(args.image)
-    if not os.path.isfile(image):
+    from zcsdfs.zns import default_device_path
+    default = args.image is None  # the embedded default device: build_stack makes it on first use
+    image = os.path.abspath(args.image or default_device_path())
+    if not default and not os.path.isfile(image):
         raise OSError(errno.ENOENT, "no such image", image)
     options = server_options(args.options, image)
     given = {item.partition("=")[0] for text in args.options for item in text.split(",") if item}
@@ -93,7 +92,7 @@ def cmd_serve(args) -> int:
         path = os.path.abspath(args.socket_path)
         listener = listen(path)
     try:
-        volume = Volume(image, readonly=options.readonly)
+        stack = build_stack(None if default else image, readonly=options.readonly)
     except BaseException:
         listener.close()
         if args.fd is None:
@@ -118,7 +117,7 @@ def cmd_serve(args) -> int:
     device = None
     cpu_before = sum(os.times()[:2])  # from here on: serving (start-up and imports are not counted)
     try:
-        device = VirtioFs(volume.vfs, device_options)
+        device = VirtioFs(stack.vfs, device_options)
         log.info("serving %s on %s (tag %s, %d request queues)", image, path, args.tag, args.queues)
         waiting = select.poll()  # not select(): a descriptor handed to us by --fd may be past 1024
         waiting.register(listener, select.POLLIN)
@@ -146,7 +145,7 @@ def cmd_serve(args) -> int:
         if args.fd is None:
             _unlink(path)
         _unlink(record)
-        volume.unmount()  # checkpoint
+        stack.close()  # checkpoint (read-only: nothing written)
     cpu, served = sum(os.times()[:2]) - cpu_before, device.requests
     log.info("stopped; %s checkpointed; %d requests served, %.2f s of CPU serving (%.0f us a request)",
              image, served, cpu, cpu / max(1, served) * 1e6)
