@@ -76,7 +76,7 @@ from typing import Iterable, Iterator
 import attrs
 
 from zcsdfs.lfs import records
-from zcsdfs.lfs.errors import Corrupted, NoSpace, NotZcsdfs
+from zcsdfs.lfs.errors import Corrupted, NoSpace, NotZcsdfs, UnsupportedFormat
 from zcsdfs.lfs.format import (BODY_MAGIC, CHECKPOINT_MAGIC, CRC_OFFSET, HEADER, UNIT_MAGIC, build_frame,
                                frame_crc_ok, frame_records, parse_header)
 from zcsdfs.lfs.log import Role, Stream
@@ -145,24 +145,42 @@ def split_root(recs: Iterable, where: str) -> Root:
     return out
 
 
-def read_superblock(device) -> Superblock:
-    """The superblock from whichever checkpoint zone holds a valid copy."""
-    errors = []
+def read_superblock(device, damage: list | None = None) -> Superblock:
+    """The superblock from whichever checkpoint zone holds a valid copy.
+
+    Each damaged copy is logged and, if ``damage`` is given, described there.
+    """
+    errors, empty = [], []
+    found = None
     for zone in CHECKPOINT_ZONES:
         start = device.zone(zone).start
-        if written_end(device, zone) == start:
-            errors.append(NotZcsdfs(f"checkpoint zone {zone} is empty"))
+        if written_end(device, zone) == start:  # reset for a switch and not yet rewritten: no damage
+            empty.append(NotZcsdfs(f"checkpoint zone {zone} is empty"))
             continue
         try:
             sb = Superblock.decode(device.read(start, 1), f"zone {zone}, LBA {start}")
-        except (NotZcsdfs, Corrupted) as e:
+        except UnsupportedFormat:
+            raise
+        except OSError as e:  # not ours, damaged, or unreadable
             errors.append(e)
             continue
-        sb.check_geometry(device.geometry)
-        return sb
+        if found is None:
+            sb.check_geometry(device.geometry)
+            found = sb
+        elif sb != found:
+            errors.append(Corrupted(f"the superblock copy in zone {zone} differs from the one in zone "
+                                    f"{CHECKPOINT_ZONES[0]}"))
+    if found is not None:
+        for e in errors:  # a written checkpoint zone always starts with a good copy
+            message = f"superblock copy damaged: {e.strerror}; mounted from the other copy"
+            log.warning(message)
+            if damage is not None:
+                damage.append(message)
+        return found
+    errors += empty
     if any(isinstance(e, Corrupted) for e in errors):
-        raise Corrupted("no valid superblock: " + "; ".join(str(e) for e in errors))
-    raise NotZcsdfs("not a zcsdfs file system: " + "; ".join(str(e) for e in errors))
+        raise Corrupted("no valid superblock: " + "; ".join(str(e.strerror) for e in errors))
+    raise NotZcsdfs("not a zcsdfs file system: " + "; ".join(str(e.strerror) for e in errors))
 
 
 def load_latest(device, sb: Superblock) -> Loaded:

@@ -27,7 +27,7 @@ import struct
 import attrs
 import crc32c
 
-VERSION = 1
+VERSION = 2  # as the superblock's (superblock.VERSION): frames of format 1 are not ours
 UNIT_MAGIC = b"ZLOG"
 CHECKPOINT_MAGIC = b"ZCKP"
 BODY_MAGIC = b"ZCKB"

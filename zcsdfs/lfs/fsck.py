@@ -21,37 +21,72 @@ import stat
 import attrs
 
 from zcsdfs.lfs.directory import NAME_MAX
-from zcsdfs.lfs.errors import FsError
+from zcsdfs.lfs.errors import FsError, NotZcsdfs, UnsupportedFormat
 from zcsdfs.lfs.log import Role
 from zcsdfs.lfs.namespace import ROOT_INO, Namespace
 from zcsdfs.lfs.recovery import replay
 from zcsdfs.lfs.scan import written_end
 
 
+CLEAN, CORRECTED, UNCORRECTED, OPERATIONAL = 0, 1, 4, 8  # fsck(8)'s exit codes
+
+
 @attrs.define
 class FsckReport:
+    """What fsck found. ``exit_code`` follows fsck(8): 0 clean, 4 errors left, 8 operational error.
+
+    fsck only reads, so it never corrects anything and never answers 1
+    (as ``e2fsck -n``); mount's own repairs (orphans freed, a torn log
+    tail dropped) are expected after a crash and are notes, not errors.
+    """
+
     errors: list[str] = attrs.Factory(list)
-    notes: list[str] = attrs.Factory(list)  # recovery messages and orphans: expected after a crash
+    notes: list[str] = attrs.Factory(list)  # what a crash leaves (orphans, units after a gap): not errors
     inodes: int = 0
     files: int = 0
     directories: int = 0
     valid_blocks: int = 0
     snapshots: int = 0
+    scrubbed_blocks: int = 0  # data blocks read and checked against their checksums
+    damaged: list = attrs.Factory(list)  # (path, file offset) of every block failing its checksum
+    operational: str | None = None  # why nothing could be checked (not a zcsdfs volume, another format)
+    _seen: set = attrs.field(factory=set, repr=False)
 
     @property
     def clean(self) -> bool:
-        return not self.errors
+        return not self.errors and self.operational is None
+
+    @property
+    def exit_code(self) -> int:
+        if self.operational is not None:
+            return OPERATIONAL
+        return UNCORRECTED if self.errors else CLEAN
+
+    def error(self, message: str) -> None:
+        """Record a problem once, however many checks find it."""
+        if message not in self._seen:
+            self._seen.add(message)
+            self.errors.append(message)
 
 
-def fsck(device) -> FsckReport:
-    """Check the file system on ``device``; ``report.clean`` is True when nothing is wrong."""
+def fsck(device, scrub: bool = True) -> FsckReport:
+    """Check the file system on ``device``; ``report.clean`` is True when nothing is wrong.
+
+    ``scrub`` reads every block a file or snapshot maps and checks it
+    against its checksum (the metadata checks read only metadata).
+    """
     report = FsckReport()
     try:
         r = replay(device)
-    except FsError as e:
-        report.errors.append(f"cannot replay: {e.strerror}")
+    except (NotZcsdfs, UnsupportedFormat) as e:
+        report.operational = e.strerror
         return report
-    report.notes.extend(r.messages)
+    except FsError as e:
+        report.error(f"cannot replay: {e.strerror}")
+        return report
+    for message in r.damage:
+        report.error(message)
+    report.notes.extend(m for m in r.messages if m not in r.damage)
     ns = r.ns
     _check_checkpoint_counts(r, report)
     _check_body(r, device, report)
@@ -60,7 +95,8 @@ def fsck(device) -> FsckReport:
     for name, (_, snap) in r.snapshots.items():
         snap_report = FsckReport()
         _check_tree(snap, snap_report)
-        report.errors.extend(f"snapshot {name!r}: {e}" for e in snap_report.errors)
+        for e in snap_report.errors:
+            report.error(f"snapshot {name!r}: {e}")
     report.inodes = len(ns.inodes)
     report.snapshots = len(r.snapshots)
     return report
@@ -71,7 +107,7 @@ def _check_checkpoint_counts(r, report: FsckReport) -> None:
     image_valid = r.loaded.image_valid
     for zone, rec in r.table.items():
         if rec.valid != image_valid[zone]:
-            report.errors.append(f"checkpoint {r.loaded.generation} saves {rec.valid} valid blocks for zone "
+            report.error(f"checkpoint {r.loaded.generation} saves {rec.valid} valid blocks for zone "
                                  f"{zone}, its extents reference {image_valid[zone]}")
 
 
@@ -87,14 +123,14 @@ def _check_body(r, device, report: FsckReport) -> None:
             for chunk in chunks:
                 zone = chunk.lba // g.zone_size
                 if r.role(zone) is Role.FREE:
-                    report.errors.append(f"{where}body chunk of group {chunk.group} at LBA {chunk.lba} lies in "
+                    report.error(f"{where}body chunk of group {chunk.group} at LBA {chunk.lba} lies in "
                                          f"zone {zone}, which the checkpoint records as free")
                 i = max(bisect.bisect_right(starts, chunk.lba) - 1, 0)
                 for lba, count, ino in extents[i:]:
                     if lba >= chunk.lba + chunk.blocks:
                         break
                     if lba + count > chunk.lba:
-                        report.errors.append(f"{where}body chunk of group {chunk.group} at LBA {chunk.lba} "
+                        report.error(f"{where}body chunk of group {chunk.group} at LBA {chunk.lba} "
                                              f"shares blocks with inode {ino}")
 
 
@@ -108,7 +144,7 @@ def _check_extents(ns: Namespace, r, device, report: FsckReport) -> None:
         _check_tree_extents(snap, f"snapshot {name!r}: ", r, g, ends, valid, report)
     for zone in range(g.zones):
         if valid[zone] != ns.valid[zone]:
-            report.errors.append(f"zone {zone} counts {ns.valid[zone]} valid blocks, extents reference "
+            report.error(f"zone {zone} counts {ns.valid[zone]} valid blocks, extents reference "
                                  f"{valid[zone]}")
     report.valid_blocks = sum(valid)
 
@@ -126,7 +162,7 @@ def _check_tree_extents(ns: Namespace, where: str, r, g, ends, valid: list[int],
             continue
         last = -(-node.size // bs)
         if node.extents.end() > last:
-            report.errors.append(f"{where}inode {node.ino} maps block {node.extents.end() - 1} past its size "
+            report.error(f"{where}inode {node.ino} maps block {node.extents.end() - 1} past its size "
                                  f"{node.size}")
         blocks = 0
         for first, lba, count in node.extents:
@@ -136,21 +172,21 @@ def _check_tree_extents(ns: Namespace, where: str, r, g, ends, valid: list[int],
                 lo = max(lba, zone * g.zone_size)
                 hi = min(lba + count, (zone + 1) * g.zone_size)
                 if zone in r.sb.checkpoint_zones:
-                    report.errors.append(f"{where}inode {node.ino} block {first} maps into checkpoint zone {zone}")
+                    report.error(f"{where}inode {node.ino} block {first} maps into checkpoint zone {zone}")
                 elif hi > ends[zone]:
-                    report.errors.append(f"{where}inode {node.ino} maps LBAs {lo}..{hi - 1} beyond the written "
+                    report.error(f"{where}inode {node.ino} maps LBAs {lo}..{hi - 1} beyond the written "
                                          f"end {ends[zone]} of zone {zone}")
                 mine[zone] += hi - lo
         if blocks != node.extents.blocks:
-            report.errors.append(f"{where}inode {node.ino} counts {node.extents.blocks} blocks, its extents "
+            report.error(f"{where}inode {node.ino} counts {node.extents.blocks} blocks, its extents "
                                  f"hold {blocks}")
     used.sort()
     for (a, n, ino), (b, _, other) in zip(used, used[1:]):
         if a + n > b:
-            report.errors.append(f"{where}inodes {ino} and {other} both map LBA {b}")
+            report.error(f"{where}inodes {ino} and {other} both map LBA {b}")
     for zone in range(g.zones):
         if mine[zone] > g.zone_capacity:
-            report.errors.append(f"{where}zone {zone} has {mine[zone]} valid blocks, more than its capacity")
+            report.error(f"{where}zone {zone} has {mine[zone]} valid blocks, more than its capacity")
         valid[zone] += mine[zone]
 
 
@@ -158,7 +194,7 @@ def _check_tree(ns: Namespace, report: FsckReport) -> None:
     inodes = ns.inodes
     root = inodes.get(ROOT_INO)
     if root is None or not root.is_dir:
-        report.errors.append("the root directory is missing")
+        report.error("the root directory is missing")
         return
     links = {ino: 0 for ino in inodes}
     subdirs = {ino: 0 for ino in inodes}
@@ -170,19 +206,19 @@ def _check_tree(ns: Namespace, report: FsckReport) -> None:
         for name, child in d.entries.items():
             raw = os.fsencode(name)
             if not raw or len(raw) > NAME_MAX or b"/" in raw or b"\0" in raw or name in (".", ".."):
-                report.errors.append(f"directory {d.ino} holds an invalid name {name!r}")
+                report.error(f"directory {d.ino} holds an invalid name {name!r}")
             node = inodes.get(child)
             if node is None:
-                report.errors.append(f"entry {name!r} in directory {d.ino} names missing inode {child}")
+                report.error(f"entry {name!r} in directory {d.ino} names missing inode {child}")
                 continue
             links[child] += 1
             if node.is_dir:
                 subdirs[d.ino] += 1
                 if child in seen:
-                    report.errors.append(f"directory {child} is reachable twice (via {name!r} in {d.ino})")
+                    report.error(f"directory {child} is reachable twice (via {name!r} in {d.ino})")
                     continue
                 if node.parent != d.ino:
-                    report.errors.append(f"directory {child} records parent {node.parent}, is in {d.ino}")
+                    report.error(f"directory {child} records parent {node.parent}, is in {d.ino}")
                 stack.append(node)
             seen.add(child)
     for ino, node in inodes.items():
@@ -190,13 +226,13 @@ def _check_tree(ns: Namespace, report: FsckReport) -> None:
             if node.nlink == 0:
                 report.notes.append(f"inode {ino} is an orphan (removed while open); mount frees it")
             else:
-                report.errors.append(f"inode {ino} is not reachable from the root")
+                report.error(f"inode {ino} is not reachable from the root")
             continue
         expected = 2 + subdirs[ino] if node.is_dir else links[ino]
         if node.nlink != expected:
-            report.errors.append(f"inode {ino} has link count {node.nlink}, expected {expected}")
+            report.error(f"inode {ino} has link count {node.nlink}, expected {expected}")
         if node.is_symlink and node.size != len(os.fsencode(node.target)):
-            report.errors.append(f"symbolic link {ino} has size {node.size} for a target of "
+            report.error(f"symbolic link {ino} has size {node.size} for a target of "
                                  f"{len(os.fsencode(node.target))} bytes")
         if stat.S_IFMT(node.mode) == 0:
-            report.errors.append(f"inode {ino} has no file type")
+            report.error(f"inode {ino} has no file type")

@@ -75,6 +75,7 @@ class Replayed:
     replayed: int
     dropped: int
     messages: list
+    damage: list = attrs.Factory(list)  # what fsck reports as errors: damaged copies, fallbacks, damaged units
 
     def role(self, zone: int) -> Role:
         rec = self.table.get(zone)
@@ -83,15 +84,17 @@ class Replayed:
 
 def replay(device) -> Replayed:
     """Load the latest checkpoint and apply the log after it, in memory only."""
-    sb = read_superblock(device)
+    damage: list[str] = []
+    sb = read_superblock(device, damage)
     loaded = load_latest(device, sb)
+    damage.extend(loaded.messages)
     g = device.geometry
     ns, snapshots = loaded.ns, loaded.snapshots
     table, counters, usage = loaded.root.zones, loaded.root.counters, loaded.root.usage
     log_zones = [z for z in range(g.zones) if z not in sb.checkpoint_zones]
     modified = {z: rec.modified for z, rec in table.items() if rec.modified}
     r = Replayed(sb, loaded, ns, snapshots, table, usage, log_zones, {}, modified, {}, counters.next_seq - 1,
-                 0, 0, list(loaded.messages))
+                 0, 0, list(loaded.messages), damage)
 
     units: list[_Unit] = []
     for zone in log_zones:
@@ -108,6 +111,8 @@ def replay(device) -> Replayed:
             frame = read_frame(device, lba, header)
             if frame is None:
                 r.messages.append(f"log unit at LBA {lba} (zone {zone}) fails its CRC32C; the log ends there")
+                if header.seq >= counters.next_seq:  # (an older one is garbage awaiting a reset)
+                    r.damage.append(r.messages[-1])
                 ok = False
                 break
             if header.seq < counters.next_seq:
