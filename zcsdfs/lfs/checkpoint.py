@@ -76,6 +76,7 @@ from typing import Iterable, Iterator
 import attrs
 
 from zcsdfs.lfs import records
+from zcsdfs.lfs.checksums import BlockSums
 from zcsdfs.lfs.errors import Corrupted, NoSpace, NotZcsdfs, UnsupportedFormat
 from zcsdfs.lfs.format import (BODY_MAGIC, CHECKPOINT_MAGIC, CRC_OFFSET, HEADER, UNIT_MAGIC, build_frame,
                                frame_crc_ok, frame_records, parse_header)
@@ -263,12 +264,12 @@ def _load_trees(device, sb: Superblock, root: Root, where: str) -> tuple[Namespa
 
 def _build_trees(device, sb: Superblock, root: Root, where: str) -> tuple[Namespace, dict]:
     g = device.geometry
-    ns = Namespace(g.zones, g.zone_size)
+    ns = Namespace(g.zones, g.zone_size, sums=BlockSums(g.zones, g.zone_size, g.block_size))
     _load_tree(device, sb, ns, root.live, where)
     ns.next_ino = max(ns.next_ino, root.counters.next_ino)
     snapshots = {}
     for name, (created_ns, chunks) in root.snapshots.items():
-        snap = Namespace(g.zones, g.zone_size, ns.valid)
+        snap = Namespace(g.zones, g.zone_size, ns.valid, ns.sums)
         _load_tree(device, sb, snap, chunks, f"snapshot {name!r} of {where}")
         snapshots[name] = (created_ns, snap)
     return ns, snapshots
@@ -376,7 +377,8 @@ class Checkpointer:
             free = z in freed or writer.role[z] is Role.FREE
             recs.append(records.ZoneRecord(z, Role.FREE if free else writer.role[z], writer.stream_of.get(z, 0),
                                            0 if free else writer.written(z), ns.valid[z],
-                                           0 if free else writer.modified.get(z, 0)))
+                                           0 if free else writer.modified.get(z, 0),
+                                           int(not free and z in writer.damaged)))
         parts = [records.encode(r) for r in recs]
         for (name, created, _), section in zip(trees, sections):
             if name is not None:

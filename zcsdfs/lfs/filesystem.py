@@ -50,6 +50,7 @@ from attrs import evolve as attrs_evolve
 
 from zcsdfs.lfs import records
 from zcsdfs.lfs.attributes import Stat, StatFs
+from zcsdfs.lfs.checksums import damaged
 from zcsdfs.lfs.directory import NAME_MAX, as_name, as_new_name
 from zcsdfs.lfs.errors import (
     ArgumentTooBig,
@@ -138,6 +139,7 @@ class FileSystem(TreeReader):
         self.block_size = device.block_size
         self._lock = threading.RLock()
         r, self.writer, self.checkpointer, self.recovery = recover(device)
+        self.sums = self.writer.sums  # every data block's checksum, by LBA (checksums.py)
         self.sb, self.ns, self._usage_base = r.sb, r.ns, r.usage
         self.snapshots: dict[str, Snapshot] = {name: Snapshot(self, name, created, ns)
                                                for name, (created, ns) in r.snapshots.items()}
@@ -222,36 +224,54 @@ class FileSystem(TreeReader):
         try:
             self.checkpoint()
             w = self.writer
+            failed: set[int] = set()
             for _ in w.log_zones:
                 if len(w.free_zones()) > w.reserve:
                     break
-                if not self._collect_one():
+                if self._collect_one(None, failed) is None:
                     break
         finally:
             self._reclaiming = False
 
-    def _collect_one(self, policy: str | None = None) -> bool:
-        victim = choose_victim(self, policy or self.gc_policy)
+    def _collect_one(self, policy: str | None, failed: set[int]) -> bool | None:
+        """Clean one victim: True if it was freed, False if not (it joins ``failed``, so this pass
+        never picks it again), None if there is no victim left."""
+        victim = choose_victim(self, policy or self.gc_policy, failed)
         if victim is None:
-            return False
+            return None
         self.gc_blocks_moved += collect(self, victim)
         self.checkpoint()
-        return self.writer.role[victim] is Role.FREE
+        if self.writer.role[victim] is Role.FREE:
+            return True
+        failed.add(victim)
+        return False
+
+    @property
+    def damaged_zones(self) -> list[int]:
+        """Zones GC found live blocks failing their checksums in: they stay until those blocks are
+        no longer referenced (``fsck`` names the files)."""
+        with self._lock:
+            return sorted(self.writer.damaged)
 
     @_settled
     def gc(self, zones: int = 1, policy: str | None = None) -> int:
         """Background garbage collection of up to ``zones`` victims; returns the zones freed.
 
         ``policy`` ("greedy" or "cost-benefit") defaults to the mount's ``gc_policy``.
+        A victim that cannot be freed (a damaged zone) is passed over for the next.
         """
         with self._lock:
             if policy is not None:
                 check_policy(policy)
             freed = 0
-            for _ in range(zones):
-                if not self._collect_one(policy):
+            failed: set[int] = set()
+            for _ in range(zones + len(self.writer.log_zones)):  # each zone fails at most once
+                if freed == zones:
                     break
-                freed += 1
+                done = self._collect_one(policy, failed)
+                if done is None:
+                    break
+                freed += done
             return freed
 
     # -- snapshots and frozen views -----------------------------------------------------------
@@ -701,7 +721,12 @@ class FileSystem(TreeReader):
                 first, last = offset // bs, (end - 1) // bs
                 run = node.extents.extent_at(first)
                 if run is not None and run[1] > last - first:
-                    return self.device.read_bytes(run[0], offset - first * bs, end - offset)
+                    n = last - first + 1  # whole blocks, to check them against their checksums
+                    data = self.device.read_bytes(run[0], 0, n * bs)
+                    if not self.sums.ok(run[0], data):
+                        raise damaged(self.sums, ino, first, run[0], data, bs)
+                    skip = offset - first * bs
+                    return data if skip == 0 and end - offset == n * bs else data[skip:end - first * bs]
         return super().read(ino, offset, size)
 
     def getattr(self, ino: int) -> Stat:
@@ -748,6 +773,8 @@ class FileSystem(TreeReader):
         if lba is None:
             return
         self.device.read_into(lba, out)
+        if not self.sums.ok(lba, out):
+            raise damaged(self.sums, node.ino, block, lba, out, self.block_size)
         valid = node.size - block * self.block_size
         if valid < self.block_size:
             out[max(valid, 0):] = bytes(self.block_size - max(valid, 0))

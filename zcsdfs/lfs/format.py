@@ -2,9 +2,12 @@
 
 A *frame* is what one append writes: a header block that begins with the
 fixed header below and continues with metadata records (spilling into more
-blocks if needed), then ``data_blocks`` blocks of file data. One CRC32C
-covers the whole frame (with the CRC field zeroed), so a frame torn by a
-crash, or corrupted later, is recognised and never half-applied.
+blocks if needed), then ``data_blocks`` blocks of file data. The frame's
+CRC32C covers the whole frame: it is taken over the header blocks (with the
+CRC field zeroed) seeded with the chained checksum of the data blocks
+(``checksums.py``: the CRC32C of the data, continued block by block), so a
+frame torn by a crash, or corrupted later, is recognised and never
+half-applied, and the per-block data checksums come out of the same pass.
 
 Header (little-endian, 56 bytes)::
 
@@ -26,6 +29,8 @@ import struct
 
 import attrs
 import crc32c
+
+from zcsdfs.lfs.checksums import chain
 
 VERSION = 2  # as the superblock's (superblock.VERSION): frames of format 1 are not ours
 UNIT_MAGIC = b"ZLOG"
@@ -60,16 +65,17 @@ def header_blocks_for(records_len: int, block_size: int) -> int:
 def build_frame(magic: bytes, uuid: bytes, seq: int, records: bytes, data, block_size: int,
                 stream: int = 0) -> bytearray:
     """The bytes of one frame: header, records, padding, then ``data`` (whole blocks)."""
-    head, data = build_head(magic, uuid, seq, records, data, block_size, stream)
+    head, data, _ = build_head(magic, uuid, seq, records, data, block_size, stream)
     return head + data
 
 
 def build_head(magic: bytes, uuid: bytes, seq: int, records: bytes, data, block_size: int,
-               stream: int = 0) -> tuple[bytearray, memoryview]:
-    """A frame's header blocks (its CRC32C covering ``data`` too) and ``data`` as a byte view.
+               stream: int = 0) -> tuple[bytearray, memoryview, list[int]]:
+    """A frame's header blocks (their CRC32C covering ``data`` too), ``data`` as a byte view, and
+    the chained checksums of its blocks.
 
-    Written back to back they are the frame; keeping them apart spares
-    copying a large payload into a new buffer first.
+    Written back to back the first two are the frame; keeping them apart
+    spares copying a large payload into a new buffer first.
     """
     data = memoryview(data if data is not None else b"").cast("B")
     if data.nbytes % block_size:
@@ -79,9 +85,9 @@ def build_head(magic: bytes, uuid: bytes, seq: int, records: bytes, data, block_
     HEADER.pack_into(head, 0, magic, VERSION, stream, uuid, seq, 0, hblocks, data.nbytes // block_size,
                      len(records), 0)
     head[HEADER.size:HEADER.size + len(records)] = records
-    crc = crc32c.crc32c(data, crc32c.crc32c(head)) if data.nbytes else crc32c.crc32c(head)
-    struct.pack_into("<I", head, CRC_OFFSET, crc)
-    return head, data
+    sums = chain(data, block_size) if data.nbytes else []
+    struct.pack_into("<I", head, CRC_OFFSET, crc32c.crc32c(head, sums[-1] if sums else 0))
+    return head, data, sums
 
 
 def parse_header(block) -> FrameHeader | None:
@@ -93,11 +99,22 @@ def parse_header(block) -> FrameHeader | None:
 
 
 def frame_crc_ok(frame: bytearray, header: FrameHeader) -> bool:
-    """Whether the frame's CRC32C matches (checked with the CRC field zeroed, then restored)."""
+    """Whether a frame without data (a checkpoint root or body chunk) passes its CRC32C."""
+    return check_frame(frame, header, 1) is not None
+
+
+def check_frame(frame: bytearray, header: FrameHeader, block_size: int) -> list[int] | None:
+    """The chained checksums of the frame's data blocks if the frame passes its CRC32C, else None.
+
+    Checked with the CRC field zeroed, then restored.
+    """
+    view = memoryview(frame)
+    split = header.header_blocks * block_size if header.data_blocks else len(frame)
+    sums = chain(view[split:], block_size) if header.data_blocks else []
     struct.pack_into("<I", frame, CRC_OFFSET, 0)
-    ok = crc32c.crc32c(frame) == header.crc
+    ok = crc32c.crc32c(view[:split], sums[-1] if sums else 0) == header.crc
     struct.pack_into("<I", frame, CRC_OFFSET, header.crc)
-    return ok
+    return sums if ok else None
 
 
 def frame_records(frame, header: FrameHeader) -> memoryview:

@@ -97,9 +97,84 @@ def fsck(device, scrub: bool = True) -> FsckReport:
         _check_tree(snap, snap_report)
         for e in snap_report.errors:
             report.error(f"snapshot {name!r}: {e}")
+    for zone, rec in sorted(r.table.items()):
+        if rec.damaged and r.role(zone) is not Role.FREE:
+            report.error(f"zone {zone} is damaged: GC found live blocks there failing their checksums")
+    if scrub:
+        _scrub(r, device, report)
     report.inodes = len(ns.inodes)
     report.snapshots = len(r.snapshots)
     return report
+
+
+SCRUB_BLOCKS = 256  # blocks read and checked at a time
+
+
+def _paths(ns: Namespace) -> dict[int, str]:
+    """A path for every inode reachable from the root (the first name found for a hard link)."""
+    paths = {ROOT_INO: "/"}
+    stack = [ROOT_INO]
+    while stack:
+        d = ns.inodes.get(stack.pop())
+        if d is None or not d.is_dir:
+            continue
+        base = paths[d.ino].rstrip("/")
+        for name, child in d.entries.items():
+            if child not in paths:
+                paths[child] = f"{base}/{name}"
+                stack.append(child)
+    return paths
+
+
+def _scrub(r, device, report: FsckReport) -> None:
+    """Read every block a tree maps and check it against its checksum; name each damaged file and offset.
+
+    A block several trees share (a snapshot's) is read once, and reported for each file mapping it.
+    """
+    g = device.geometry
+    bs = g.block_size
+    sums = r.ns.sums
+    verdict: dict[int, bool] = {}  # lba -> good, for blocks a snapshot may share (only with snapshots)
+    shared = bool(r.snapshots)
+    trees = [("", r.ns)] + [(f"snapshot {name!r}: ", snap) for name, (_, snap) in r.snapshots.items()]
+    buf = memoryview(bytearray(SCRUB_BLOCKS * bs))
+    for where, ns in trees:
+        paths = None
+        for node in ns.inodes.values():
+            if not node.is_reg:
+                continue
+            for first, lba, count in node.extents:
+                if lba // g.zone_size in r.sb.checkpoint_zones:
+                    continue  # reported by the extent checks
+                for at in range(0, count, SCRUB_BLOCKS):
+                    n = min(SCRUB_BLOCKS, count - at)
+                    start = lba + at
+                    if shared and all(start + i in verdict for i in range(n)):
+                        bad = [i for i in range(n) if not verdict[start + i]]
+                    else:
+                        bad = _check_run(device, sums, start, buf[:n * bs])
+                        report.scrubbed_blocks += n
+                        if shared:
+                            verdict.update((start + i, i not in bad) for i in range(n))
+                    if not bad:
+                        continue
+                    if paths is None:
+                        paths = _paths(ns)
+                    path = paths.get(node.ino, f"<inode {node.ino}, unreachable>")
+                    for i in bad:
+                        offset = (first + at + i) * bs
+                        report.damaged.append((where + path, offset))
+                        report.error(f"{where}{path} (inode {node.ino}): data block at offset {offset} "
+                                     f"(LBA {start + i}) fails its CRC32C checksum")
+
+
+def _check_run(device, sums, lba: int, view: memoryview) -> list[int]:
+    """Indexes of the blocks read from ``lba`` into ``view`` that fail their checksums."""
+    try:
+        device.read_into(lba, view)
+    except OSError:
+        return list(range(view.nbytes // device.block_size))  # unreadable: the extent checks say why
+    return [] if sums.ok(lba, view) else sums.bad(lba, view)
 
 
 def _check_checkpoint_counts(r, report: FsckReport) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 
+from zcsdfs.lfs.checksums import BlockSums
 from zcsdfs.lfs.errors import NoSpace
 from zcsdfs.lfs.format import UNIT_MAGIC, build_head, header_blocks_for
 
@@ -59,8 +60,11 @@ def stream_heads(max_active: int) -> dict[Stream, Stream]:
 class LogWriter:
     """Appends units; knows each log zone's role and each head's write pointer."""
 
-    def __init__(self, device, uuid: bytes, log_zones: list[int], next_seq: int, reserve: int = RESERVE_ZONES):
+    def __init__(self, device, uuid: bytes, log_zones: list[int], next_seq: int, reserve: int = RESERVE_ZONES,
+                 sums: BlockSums | None = None):
         g = device.geometry
+        self.sums = sums if sums is not None else BlockSums(g.zones, g.zone_size, g.block_size)
+        self.damaged: set[int] = set()  # sealed zones GC could not clean: live blocks there fail their checksums
         self.device = device
         self.uuid = uuid
         self.block_size = g.block_size
@@ -103,6 +107,8 @@ class LogWriter:
         self.device.reset(zone)
         self.role[zone] = Role.FREE
         self.modified.pop(zone, None)
+        self.sums.drop(zone)
+        self.damaged.discard(zone)
 
     def written(self, zone: int) -> int:
         """Blocks of ``zone`` in use, as a checkpoint records it."""
@@ -141,11 +147,13 @@ class LogWriter:
         """Write one unit (after ``room``); return the LBA of its first data block."""
         head = self.route[stream]
         zone = self.heads[head]
-        head, payload = build_head(UNIT_MAGIC, self.uuid, self.next_seq, records, data, self.block_size, stream)
+        head, payload, sums = build_head(UNIT_MAGIC, self.uuid, self.next_seq, records, data, self.block_size,
+                                         stream)
         nblocks = (len(head) + payload.nbytes) // self.block_size
         lba = self.device.append(zone, head)  # header and payload land back to back: one frame
         if payload.nbytes:
             self.device.append(zone, payload)
+            self.sums.store(lba + len(head) // self.block_size, sums)
         self.modified[zone] = self.next_seq
         self.next_seq += 1
         self.wp[zone] = lba + nblocks
@@ -186,5 +194,6 @@ class LogWriter:
         start = self.device.zone(zone).start
         if self.device.zone(zone).write_pointer != start:
             self.device.reset(zone)
+            self.sums.drop(zone)
         self.adopt_head(zone, head, start)
         return zone

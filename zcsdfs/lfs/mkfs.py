@@ -48,9 +48,9 @@ def mkfs(device, *, uuid: bytes | None = None) -> Superblock:
     device.append(second, sb.encode())  # the second copy: one damaged block never loses the superblock
     device.finish(second)
     device.append(first, sb.encode())
-    ns = Namespace(g.zones, g.zone_size)
-    ns.apply(records.Inode(ROOT_INO, stat.S_IFDIR | 0o755, 0, 0, 2, g.block_size, now, now, now))
     writer = LogWriter(device, sb.uuid, [z for z in range(g.zones) if z not in CHECKPOINT_ZONES], 1)
+    ns = Namespace(g.zones, g.zone_size, sums=writer.sums)
+    ns.apply(records.Inode(ROOT_INO, stat.S_IFDIR | 0o755, 0, 0, 2, g.block_size, now, now, now))
     Checkpointer(device, sb, first, 0).write(writer, ns)
     return sb
 

@@ -34,7 +34,7 @@ from zcsdfs.lfs.errors import Corrupted
 from zcsdfs.lfs.format import LOG_MAGICS, UNIT_MAGIC, frame_records
 from zcsdfs.lfs.log import LogWriter, Role, Stream
 from zcsdfs.lfs.namespace import Namespace
-from zcsdfs.lfs.scan import Walk, read_frame, written_end
+from zcsdfs.lfs.scan import Walk, read_unit, written_end
 
 log = logging.getLogger("zcsdfs.lfs")
 
@@ -108,8 +108,8 @@ def replay(device) -> Replayed:
         for lba, header in walk:
             if header.magic != UNIT_MAGIC:
                 continue  # a checkpoint body chunk
-            frame = read_frame(device, lba, header)
-            if frame is None:
+            found = read_unit(device, lba, header)
+            if found is None:
                 r.messages.append(f"log unit at LBA {lba} (zone {zone}) fails its CRC32C; the log ends there")
                 if header.seq >= counters.next_seq:  # (an older one is garbage awaiting a reset)
                     r.damage.append(r.messages[-1])
@@ -117,6 +117,9 @@ def replay(device) -> Replayed:
                 break
             if header.seq < counters.next_seq:
                 continue  # older than the checkpoint: garbage in a zone not yet reset
+            frame, sums = found
+            if sums:
+                ns.sums.store(lba + header.header_blocks, sums)
             recs = list(records.decode(frame_records(frame, header), f"log unit {header.seq} at LBA {lba}"))
             units.append(_Unit(header.seq, zone, lba, lba + header.header_blocks, recs))
             r.streams[zone] = Stream(header.stream)
@@ -153,7 +156,7 @@ def recover(device):
     if r.dropped:
         log.info("%d log unit(s) after a sequence gap were never durable; dropped", r.dropped)
     ns = r.ns
-    writer = LogWriter(device, r.sb.uuid, r.log_zones, r.newest + 1)
+    writer = LogWriter(device, r.sb.uuid, r.log_zones, r.newest + 1, sums=ns.sums)
     for zone in r.log_zones:
         z = device.zone(zone)
         if r.role(zone) is Role.SEALED:
@@ -167,6 +170,7 @@ def recover(device):
         elif z.write_pointer != z.start:
             writer.release(zone)
     writer.modified.update((z, seq) for z, seq in r.modified.items() if writer.role[z] is not Role.FREE)
+    writer.damaged.update(z for z, rec in r.table.items() if rec.damaged and writer.role[z] is Role.SEALED)
 
     orphans = [node.ino for node in ns.inodes.values() if node.nlink == 0]
     for ino in orphans:
