@@ -149,6 +149,7 @@ class FileSystem(TreeReader):
         self.user_blocks_written = 0
         self.gc_blocks_moved = 0
         self._reclaiming = False
+        self._grouping = False  # a write's CONTINUED units are going out: no checkpoint until the last
         self._pending: list[bytes] = []
         self._pending_len = 0
         self._held: dict[int, int] = {}
@@ -217,8 +218,12 @@ class FileSystem(TreeReader):
                 w.release(z)
 
     def _reclaim(self) -> None:
-        """Called when data would dip into the reserve: checkpoint, then collect garbage."""
-        if self._reclaiming:
+        """Called when data would dip into the reserve: checkpoint, then collect garbage.
+
+        Never in the middle of a multi-unit write (``_write_blocks``): a
+        checkpoint would save it half done.
+        """
+        if self._reclaiming or self._grouping:
             return
         self._reclaiming = True
         try:
@@ -794,33 +799,75 @@ class FileSystem(TreeReader):
     def _write_blocks(self, node: Inode, first: int, buf, end: int, stream: Stream) -> int:
         """Log whole blocks from file block ``first``; the file grows to ``end`` bytes as they land.
 
-        Each unit carries the inode's new size and times, so every unit on its
-        own leaves the file consistent. Returns the blocks written; raises
-        ENOSPC only if none could be.
+        One unit if they fit, else several, all but the last flagged
+        CONTINUED so that roll-forward applies them together or not at all:
+        the write is atomic across a crash. No checkpoint or GC runs in
+        between (it would save the write half done), so when the write needs
+        more zones than are free, GC runs first. If space runs out part way,
+        a metadata unit closes the group and the write is short. Returns the
+        blocks written; raises ENOSPC only if none could be.
         """
         bs = self.block_size
         total = len(buf) // bs
         view = memoryview(buf)
         sample = records.encode(records.Data(node.ino, first, 1)) + records.encode(node.record())
+        w = self.writer
+        if total > 1:
+            self._make_room(stream, total)
         done = 0
-        while done < total:
-            try:
-                count = self.writer.room(stream, self._pending_len + len(sample), total - done)
-            except NoSpace:
-                if done:
-                    return done
-                raise
-            now = _now()
-            block = first + done
-            size = max(node.size, min(end, (block + count) * bs))
-            data_rec = records.Data(node.ino, block, count)
-            inode_rec = node.record(size=size, mtime_ns=now, ctime_ns=now)
-            recs = self._take_pending() + records.encode(data_rec) + records.encode(inode_rec)
-            lba = self.writer.append(stream, recs, view[done * bs:(done + count) * bs])
-            self.ns.apply(data_rec, lba)
-            self.ns.apply(inode_rec)
-            done += count
+        try:
+            while done < total:
+                self._grouping = done > 0  # before the first unit, reclaiming is still safe
+                try:
+                    count = w.room(stream, self._pending_len + len(sample), total - done)
+                except NoSpace:
+                    if done:
+                        self._close_group(node)
+                        return done
+                    raise
+                now = _now()
+                block = first + done
+                size = max(node.size, min(end, (block + count) * bs))
+                data_rec = records.Data(node.ino, block, count)
+                inode_rec = node.record(size=size, mtime_ns=now, ctime_ns=now)
+                recs = self._take_pending() + records.encode(data_rec) + records.encode(inode_rec)
+                lba = w.append(stream, recs, view[done * bs:(done + count) * bs], continued=done + count < total)
+                self.ns.apply(data_rec, lba)
+                self.ns.apply(inode_rec)
+                done += count
+        finally:
+            self._grouping = False
         return done
+
+    def _available(self, stream: Stream) -> int:
+        """Blocks ``stream`` can append before data would dip into the reserve."""
+        w = self.writer
+        head = w.heads.get(w.route[stream])
+        left = w.room_left(head) if head is not None else 0
+        return left + max(0, len(w.free_zones()) - w.reserve) * self.device.geometry.zone_capacity
+
+    def _make_room(self, stream: Stream, blocks: int) -> None:
+        """Before a write of several units: checkpoint and collect garbage until ``blocks`` of data
+        (and a header block per unit) fit, or nothing more can be freed."""
+        cap = self.device.geometry.zone_capacity
+        need = blocks + 2 * (-(-blocks // MAX_UNIT_DATA_BLOCKS) + -(-blocks // cap) + 1)
+        if self._reclaiming or self._available(stream) >= need:
+            return
+        self._reclaiming = True
+        try:
+            self.checkpoint()
+            failed: set[int] = set()
+            for _ in range(2 * len(self.writer.log_zones)):  # bounded: each pass frees a zone or fails one
+                if self._available(stream) >= need or self._collect_one(None, failed) is None:
+                    break
+        finally:
+            self._reclaiming = False
+
+    def _close_group(self, node: Inode) -> None:
+        """End a CONTINUED group cut short by ENOSPC with a metadata unit, so the blocks logged stay."""
+        encoded = records.encode(node.record())
+        self.writer.room(Stream.META, len(encoded), 0)
+        self.writer.append(Stream.META, encoded)
 
     @_settled
     def truncate(self, ino: int, size: int) -> None:

@@ -11,8 +11,14 @@ half-applied, and the per-block data checksums come out of the same pass.
 
 Header (little-endian, 56 bytes)::
 
-    magic 4s | version u16 | stream u16 | uuid 16s | seq u64 | reserved u64
+    magic 4s | version u16 | stream u16 | uuid 16s | seq u64 | flags u64
     header_blocks u32 | data_blocks u32 | records_len u32 | crc32c u32
+
+``flags`` bit 0 (``CONTINUED``, log units only): the operation this unit
+belongs to goes on in the unit with the next sequence number. A write too
+large for one unit is logged as several, all but the last CONTINUED, and
+roll-forward applies such a group only once its last unit is there
+(``recovery.py``), so a crash never leaves a write half-applied.
 
 Three kinds of frame share the header, told apart by the magic: log units
 (``ZLOG``), checkpoint roots (``ZCKP``, in the checkpoint zones) and
@@ -39,6 +45,7 @@ BODY_MAGIC = b"ZCKB"
 LOG_MAGICS = (UNIT_MAGIC, BODY_MAGIC)  # what log zones hold
 HEADER = struct.Struct("<4sHH16sQQIIII")
 CRC_OFFSET = HEADER.size - 4
+CONTINUED = 1  # flags: the operation goes on in the next unit
 
 
 @attrs.frozen
@@ -51,6 +58,7 @@ class FrameHeader:
     data_blocks: int
     records_len: int
     crc: int
+    flags: int = 0
 
     @property
     def blocks(self) -> int:
@@ -70,7 +78,7 @@ def build_frame(magic: bytes, uuid: bytes, seq: int, records: bytes, data, block
 
 
 def build_head(magic: bytes, uuid: bytes, seq: int, records: bytes, data, block_size: int,
-               stream: int = 0) -> tuple[bytearray, memoryview, list[int]]:
+               stream: int = 0, flags: int = 0) -> tuple[bytearray, memoryview, list[int]]:
     """A frame's header blocks (their CRC32C covering ``data`` too), ``data`` as a byte view, and
     the chained checksums of its blocks.
 
@@ -82,7 +90,7 @@ def build_head(magic: bytes, uuid: bytes, seq: int, records: bytes, data, block_
         raise ValueError(f"frame data of {data.nbytes} bytes is not whole blocks")
     hblocks = header_blocks_for(len(records), block_size)
     head = bytearray(hblocks * block_size)
-    HEADER.pack_into(head, 0, magic, VERSION, stream, uuid, seq, 0, hblocks, data.nbytes // block_size,
+    HEADER.pack_into(head, 0, magic, VERSION, stream, uuid, seq, flags, hblocks, data.nbytes // block_size,
                      len(records), 0)
     head[HEADER.size:HEADER.size + len(records)] = records
     sums = chain(data, block_size) if data.nbytes else []
@@ -92,10 +100,10 @@ def build_head(magic: bytes, uuid: bytes, seq: int, records: bytes, data, block_
 
 def parse_header(block) -> FrameHeader | None:
     """The header at the start of ``block``, or None if it is not a frame header at all."""
-    magic, version, stream, uuid, seq, _, hblocks, dblocks, rlen, crc = HEADER.unpack_from(block, 0)
+    magic, version, stream, uuid, seq, flags, hblocks, dblocks, rlen, crc = HEADER.unpack_from(block, 0)
     if magic not in (UNIT_MAGIC, CHECKPOINT_MAGIC, BODY_MAGIC) or version != VERSION or hblocks == 0:
         return None
-    return FrameHeader(magic, stream, uuid, seq, hblocks, dblocks, rlen, crc)
+    return FrameHeader(magic, stream, uuid, seq, hblocks, dblocks, rlen, crc, flags)
 
 
 def frame_crc_ok(frame: bytearray, header: FrameHeader) -> bool:

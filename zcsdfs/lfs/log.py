@@ -24,7 +24,7 @@ import enum
 
 from zcsdfs.lfs.checksums import BlockSums
 from zcsdfs.lfs.errors import NoSpace
-from zcsdfs.lfs.format import UNIT_MAGIC, build_head, header_blocks_for
+from zcsdfs.lfs.format import CONTINUED, UNIT_MAGIC, build_head, header_blocks_for
 
 MAX_UNIT_DATA_BLOCKS = 1024
 RESERVE_ZONES = 1  # free zones data may not take: room for metadata and GC on a full device
@@ -143,12 +143,15 @@ class LogWriter:
                               f"does not fit in a zone")
         return min(self._left(zone) - hblocks, want)
 
-    def append(self, stream: Stream, records: bytes, data=None) -> int:
-        """Write one unit (after ``room``); return the LBA of its first data block."""
+    def append(self, stream: Stream, records: bytes, data=None, continued: bool = False) -> int:
+        """Write one unit (after ``room``); return the LBA of its first data block.
+
+        ``continued``: the operation goes on in the next unit (``format.CONTINUED``).
+        """
         head = self.route[stream]
         zone = self.heads[head]
         head, payload, sums = build_head(UNIT_MAGIC, self.uuid, self.next_seq, records, data, self.block_size,
-                                         stream)
+                                         stream, CONTINUED if continued else 0)
         nblocks = (len(head) + payload.nbytes) // self.block_size
         lba = self.device.append(zone, head)  # header and payload land back to back: one frame
         if payload.nbytes:
@@ -176,6 +179,10 @@ class LogWriter:
         if self._left(zone) == 0:
             self.seal(zone)
         return lba
+
+    def room_left(self, zone: int) -> int:
+        """Blocks left in head ``zone``."""
+        return self._left(zone)
 
     def _left(self, zone: int) -> int:
         z = self.device.zone(zone)

@@ -9,7 +9,9 @@ nothing else. Body chunk frames met on the way (of this checkpoint, or of
 a later one that never became durable) are stepped over.
 
 Units are replayed in sequence-number order, starting at the checkpoint's
-``next_seq`` and stopping at the first gap. A crash keeps an arbitrary
+``next_seq`` and stopping at the first gap. The units of one operation (a
+write larger than one unit; all but the last flagged CONTINUED) are applied
+together when the last one is reached, and dropped if the log ends first. A crash keeps an arbitrary
 prefix of each zone's unflushed writes, so a unit can survive while an
 earlier one in another zone did not; stopping at the gap makes the result
 exactly the state after some prefix of the logged units, never a mixture.
@@ -31,7 +33,7 @@ import attrs
 from zcsdfs.lfs import records
 from zcsdfs.lfs.checkpoint import Checkpointer, load_latest, read_superblock
 from zcsdfs.lfs.errors import Corrupted
-from zcsdfs.lfs.format import LOG_MAGICS, UNIT_MAGIC, frame_records
+from zcsdfs.lfs.format import CONTINUED, LOG_MAGICS, UNIT_MAGIC, frame_records
 from zcsdfs.lfs.log import LogWriter, Role, Stream
 from zcsdfs.lfs.namespace import Namespace
 from zcsdfs.lfs.scan import Walk, read_unit, written_end
@@ -55,6 +57,7 @@ class _Unit:
     lba: int
     data_lba: int
     recs: list
+    continued: bool  # its operation goes on in the next unit (format.CONTINUED)
 
 
 @attrs.define
@@ -76,6 +79,7 @@ class Replayed:
     dropped: int
     messages: list
     damage: list = attrs.Factory(list)  # what fsck reports as errors: damaged copies, fallbacks, damaged units
+    torn_group: int = 0  # units of a multi-unit write whose last unit never reached the device: dropped
 
     def role(self, zone: int) -> Role:
         rec = self.table.get(zone)
@@ -121,7 +125,8 @@ def replay(device) -> Replayed:
             if sums:
                 ns.sums.store(lba + header.header_blocks, sums)
             recs = list(records.decode(frame_records(frame, header), f"log unit {header.seq} at LBA {lba}"))
-            units.append(_Unit(header.seq, zone, lba, lba + header.header_blocks, recs))
+            units.append(_Unit(header.seq, zone, lba, lba + header.header_blocks, recs,
+                               bool(header.flags & CONTINUED)))
             r.streams[zone] = Stream(header.stream)
             r.newest = max(r.newest, header.seq)
         r.clean[zone] = ok and walk.reason is None
@@ -130,17 +135,24 @@ def replay(device) -> Replayed:
 
     units.sort(key=lambda u: u.seq)
     expected = counters.next_seq
+    group: list[_Unit] = []  # the units of an operation whose last unit has not come yet
     for unit in units:
         if unit.seq != expected:
             break
-        try:
-            ns.apply_unit(unit.recs, unit.data_lba)
-        except (KeyError, AttributeError, TypeError, ValueError) as e:
-            raise Corrupted(f"log unit {unit.seq} at LBA {unit.lba} does not apply to the namespace: "
-                            f"{type(e).__name__}: {e}") from None
-        r.modified[unit.zone] = unit.seq
         expected += 1
-        r.replayed += 1
+        group.append(unit)
+        if unit.continued:
+            continue
+        for u in group:
+            try:
+                ns.apply_unit(u.recs, u.data_lba)
+            except (KeyError, AttributeError, TypeError, ValueError) as e:
+                raise Corrupted(f"log unit {u.seq} at LBA {u.lba} does not apply to the namespace: "
+                                f"{type(e).__name__}: {e}") from None
+            r.modified[u.zone] = u.seq
+            r.replayed += 1
+        group = []
+    r.torn_group = len(group)
     r.dropped = len(units) - r.replayed
     return r
 
@@ -153,10 +165,13 @@ def recover(device):
     r = replay(device)
     for m in r.messages:
         log.warning(m)
-    if r.dropped:
-        log.info("%d log unit(s) after a sequence gap were never durable; dropped", r.dropped)
+    if r.torn_group:
+        log.info("a write of several log units was cut short by a crash; its %d unit(s) dropped", r.torn_group)
+    if r.dropped > r.torn_group:
+        log.info("%d log unit(s) after a sequence gap were never durable; dropped", r.dropped - r.torn_group)
     ns = r.ns
-    writer = LogWriter(device, r.sb.uuid, r.log_zones, r.newest + 1, sums=ns.sums)
+    # after a torn group, skip a number: the group's units must never be followed by one that would close it
+    writer = LogWriter(device, r.sb.uuid, r.log_zones, r.newest + 1 + bool(r.torn_group), sums=ns.sums)
     for zone in r.log_zones:
         z = device.zone(zone)
         if r.role(zone) is Role.SEALED:
