@@ -163,7 +163,8 @@ def test_gc_leaves_a_damaged_block_marks_the_zone_and_goes_on(caplog):
     assert again.damaged_zones == [] and again.writer.role[zone].name == "FREE"
 
 
-def test_gc_cleans_a_zone_whose_unit_header_is_damaged(caplog):
+@pytest.mark.parametrize("at", [200, 0], ids=["records", "magic"])
+def test_gc_cleans_a_zone_whose_unit_header_is_damaged(caplog, at):
     """A unit failing its CRC used to stall GC for good: the zone was picked again and again."""
     device, a, zone = _sealed_zone_with_garbage()
     fs = mount(device)
@@ -172,12 +173,16 @@ def test_gc_cleans_a_zone_whose_unit_header_is_damaged(caplog):
     assert header.magic == UNIT_MAGIC
     fs.unmount()
     damaged = clone(device)
-    damaged._backend.zone_buffer(zone)[200] ^= 0xFF  # the records of the zone's first unit
+    damaged._backend.zone_buffer(zone)[at] ^= 0xFF  # the records, or the magic, of the zone's first unit
+    report = fsck(damaged)
+    assert report.exit_code == 4 and report.damaged == []  # damage, though no data is lost
+    assert any(f"zone {zone}" in e for e in report.errors)
     fs = mount(damaged)
     with caplog.at_level("WARNING", logger="zcsdfs.lfs"):
         assert fs.gc(zones=30) >= 1
     assert fs.writer.role[zone].name == "FREE"
-    assert any(f"zone {zone}" in r.getMessage() and "fails its CRC32C" in r.getMessage() for r in caplog.records)
+    assert any(f"zone {zone}" in r.getMessage() and "found by the extent maps" in r.getMessage()
+               for r in caplog.records)
     assert fs.read(a, 0, 20 * BS) == pattern(3, 10) + pattern(1, 20)[10 * BS:]
     fs.unmount()
     assert fsck(damaged).clean

@@ -79,7 +79,7 @@ from zcsdfs.lfs import records
 from zcsdfs.lfs.checksums import BlockSums
 from zcsdfs.lfs.errors import Corrupted, NoSpace, NotZcsdfs, UnsupportedFormat
 from zcsdfs.lfs.format import (BODY_MAGIC, CHECKPOINT_MAGIC, CRC_OFFSET, HEADER, UNIT_MAGIC, build_frame,
-                               frame_crc_ok, frame_records, parse_header)
+                               check_frame, frame_records, parse_header)
 from zcsdfs.lfs.log import Role, Stream
 from zcsdfs.lfs.namespace import GROUP, GROUP_BITS, Namespace
 from zcsdfs.lfs.scan import Walk, read_frame, written_end
@@ -230,8 +230,12 @@ def _check_current(device, sb: Superblock, root: Root, generation: int, where: s
         if Role(rec.state) is Role.FREE or not rec.written:
             continue
         start = device.zone(zone).start
-        header = parse_header(device.read(start, 1)) if written_end(device, zone) > start else None
-        if header is None or header.uuid != sb.uuid:
+        if written_end(device, zone) == start:
+            raise Corrupted(f"{where} is stale: zone {zone}, which it keeps, was reset after it")
+        header = parse_header(device.read(start, 1))
+        if header is None:
+            continue  # a damaged first block, not a reset (a reset zone starts afresh with a header): GC and fsck see it
+        if header.uuid != sb.uuid:
             older = False
         elif header.magic == UNIT_MAGIC:
             older = header.seq < root.counters.next_seq
@@ -308,7 +312,7 @@ def read_chunk(device, sb: Superblock, chunk: records.Chunk, where: str):
     if header is None or header.magic != BODY_MAGIC or header.uuid != sb.uuid or header.blocks != chunk.blocks \
             or header.crc != chunk.crc:
         raise Corrupted(f"{here} is missing: another frame is there")
-    if not frame_crc_ok(frame, header):
+    if check_frame(frame, header, g.block_size) is None:
         raise Corrupted(f"{here} fails its CRC32C")
     return frame, header
 

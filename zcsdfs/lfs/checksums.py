@@ -30,7 +30,7 @@ import crc32c
 
 from zcsdfs.lfs.errors import DataCorrupted
 
-_crc = crc32c.crc32c
+crc = _crc = crc32c.crc32c
 log = logging.getLogger("zcsdfs.lfs")
 
 
@@ -58,6 +58,11 @@ class BlockSums:
         if table is None:
             table = self._zones[zone] = array("I", bytes(4 * self._zone_size))
         return table
+
+    def locate(self, lba: int) -> tuple[array | None, int]:
+        """The table holding ``lba``'s value (None if its zone has none) and its index there."""
+        zone, at = divmod(lba, self._zone_size)
+        return self._zones[zone], at
 
     def drop(self, zone: int) -> None:
         """Forget a zone's values (it was reset)."""

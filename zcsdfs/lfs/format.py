@@ -106,11 +106,6 @@ def parse_header(block) -> FrameHeader | None:
     return FrameHeader(magic, stream, uuid, seq, hblocks, dblocks, rlen, crc, flags)
 
 
-def frame_crc_ok(frame: bytearray, header: FrameHeader) -> bool:
-    """Whether a frame without data (a checkpoint root or body chunk) passes its CRC32C."""
-    return check_frame(frame, header, 1) is not None
-
-
 def check_frame(frame: bytearray, header: FrameHeader, block_size: int) -> list[int] | None:
     """The chained checksums of the frame's data blocks if the frame passes its CRC32C, else None.
 

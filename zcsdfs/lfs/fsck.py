@@ -9,7 +9,18 @@ every inode reachable, and link counts right. Snapshots are checked the
 same way; their references count towards the valid blocks of each zone.
 The checkpoint's body chunks (which loading already checked against their
 CRCs) must lie in zones the checkpoint keeps and share no block with a
-file.
+file. Then the scrub: every block a file or snapshot maps is read and
+checked against its data checksum, and each one failing is reported with
+the file's path and offset.
+
+What counts as an error (exit status 4, as fsck(8)'s "errors left
+uncorrected"): anything above, a damaged superblock copy, a fallback to an
+older checkpoint (the newer one's state is lost), a log unit after the
+checkpoint failing its CRC (durable operations after it are lost), and a
+zone GC marked damaged. What a crash leaves by design is a note: units
+that were never made durable (after a sequence gap, or a multi-unit write
+without its last unit) and orphans, which mount frees. A device that holds
+no zcsdfs volume, or one of another format, is an operational error (8).
 """
 
 from __future__ import annotations
@@ -25,7 +36,8 @@ from zcsdfs.lfs.errors import FsError, NotZcsdfs, UnsupportedFormat
 from zcsdfs.lfs.log import Role
 from zcsdfs.lfs.namespace import ROOT_INO, Namespace
 from zcsdfs.lfs.recovery import replay
-from zcsdfs.lfs.scan import written_end
+from zcsdfs.lfs.format import LOG_MAGICS, UNIT_MAGIC
+from zcsdfs.lfs.scan import Walk, read_unit, written_end
 
 
 CLEAN, CORRECTED, UNCORRECTED, OPERATIONAL = 0, 1, 4, 8  # fsck(8)'s exit codes
@@ -102,6 +114,7 @@ def fsck(device, scrub: bool = True) -> FsckReport:
             report.error(f"zone {zone} is damaged: GC found live blocks there failing their checksums")
     if scrub:
         _scrub(r, device, report)
+        _scrub_log(r, device, report)
     report.inodes = len(ns.inodes)
     report.snapshots = len(r.snapshots)
     return report
@@ -166,6 +179,31 @@ def _scrub(r, device, report: FsckReport) -> None:
                         report.damaged.append((where + path, offset))
                         report.error(f"{where}{path} (inode {node.ino}): data block at offset {offset} "
                                      f"(LBA {start + i}) fails its CRC32C checksum")
+
+
+def _scrub_log(r, device, report: FsckReport) -> None:
+    """Walk every sealed and head log zone and check each unit's CRC32C: a damaged header loses no
+    data while the checkpoint maps its blocks, but it is damage all the same."""
+    for zone in r.log_zones:
+        if r.role(zone) is Role.FREE:
+            continue  # garbage awaiting a reset, or log after the checkpoint (replay checked it)
+        start, end = device.zone(zone).start, written_end(device, zone)
+        walk = Walk(device, r.sb.uuid, LOG_MAGICS, start, end)
+        failed = None
+        for lba, header in walk:
+            if failed is not None:
+                report.error(f"zone {zone}: log unit at LBA {failed} fails its CRC32C")
+                failed = None
+            if header.magic == UNIT_MAGIC and read_unit(device, lba, header) is None:
+                failed = lba
+        if failed is not None:  # the zone's last frame: a crash may have torn it before mount sealed the zone
+            report.notes.append(f"zone {zone}: its last log unit, at LBA {failed}, fails its CRC32C "
+                                f"(torn by a crash, or damaged)")
+        if walk.stop < end and walk.reason is not None and "torn" in walk.reason:
+            report.notes.append(f"zone {zone}: {walk.reason} at LBA {walk.stop}")
+        elif walk.stop < end and (walk.reason != "no frame header" or any(device.read(walk.stop, 1))):
+            report.error(f"zone {zone}: the walk of its frames stops at LBA {walk.stop} ({walk.reason}) "
+                         f"before its written end {end}")
 
 
 def _check_run(device, sums, lba: int, view: memoryview) -> list[int]:
