@@ -234,7 +234,7 @@ def _check_current(device, sb: Superblock, root: Root, generation: int, where: s
             raise Corrupted(f"{where} is stale: zone {zone}, which it keeps, was reset after it")
         header = parse_header(device.read(start, 1))
         if header is None:
-            continue  # a damaged first block, not a reset (a reset zone starts afresh with a header): GC and fsck see it
+            continue  # a damaged first block, not a reset (a reset zone restarts with a header): fsck reports it
         if header.uuid != sb.uuid:
             older = False
         elif header.magic == UNIT_MAGIC:

@@ -38,10 +38,11 @@ def chain(data, block_size: int) -> list[int]:
     """The chained checksums of ``data`` (whole blocks): one value per block."""
     view = memoryview(data).cast("B")
     out = []
+    append = out.append
     value = 0
     for at in range(0, view.nbytes, block_size):
         value = _crc(view[at:at + block_size], value)
-        out.append(value)
+        append(value)
     return out
 
 
@@ -52,17 +53,13 @@ class BlockSums:
         self._zone_size = zone_size
         self._block_size = block_size
         self._zones: list[array | None] = [None] * zones
+        self.tables = self._zones  # (read-only use: the file system's small-read path indexes it directly)
 
     def _zone(self, zone: int) -> array:
         table = self._zones[zone]
         if table is None:
             table = self._zones[zone] = array("I", bytes(4 * self._zone_size))
         return table
-
-    def locate(self, lba: int) -> tuple[array | None, int]:
-        """The table holding ``lba``'s value (None if its zone has none) and its index there."""
-        zone, at = divmod(lba, self._zone_size)
-        return self._zones[zone], at
 
     def drop(self, zone: int) -> None:
         """Forget a zone's values (it was reset)."""
@@ -77,7 +74,8 @@ class BlockSums:
         table[at:at + len(values)] = array("I", values)
 
     def load(self, lba: int, seed: int, raw: bytes) -> None:
-        """Set the values of a checkpoint ``Map`` record: ``seed`` at ``lba - 1``, ``raw`` (little-endian) from ``lba``."""
+        """Set the values of a checkpoint ``Map`` record: ``seed`` at ``lba - 1``, ``raw`` (little-endian)
+        from ``lba`` on."""
         zs = self._zone_size
         table = self._zone(lba // zs)
         at = lba % zs

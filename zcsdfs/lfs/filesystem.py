@@ -141,6 +141,8 @@ class FileSystem(TreeReader):
         self._lock = threading.RLock()
         r, self.writer, self.checkpointer, self.recovery = recover(device)
         self.sums = self.writer.sums  # every data block's checksum, by LBA (checksums.py)
+        self._sum_tables = self.sums.tables  # per zone, for the small-read path
+        self._zone_size = device.geometry.zone_size
         self.sb, self.ns, self._usage_base = r.sb, r.ns, r.usage
         self.snapshots: dict[str, Snapshot] = {name: Snapshot(self, name, created, ns)
                                                for name, (created, ns) in r.snapshots.items()}
@@ -730,7 +732,8 @@ class FileSystem(TreeReader):
                     n = last - first + 1  # whole blocks, to check them against their checksums
                     lba = run[0]
                     data = self.device.read_bytes(lba, 0, n * bs)
-                    table, at = self.sums.locate(lba)  # BlockSums.ok, inlined: every small read comes here
+                    zone, at = divmod(lba, self._zone_size)  # BlockSums.ok, inlined: every small read comes here
+                    table = self._sum_tables[zone]
                     if table is None or _crc(data, table[at - 1]) != table[at + n - 1]:
                         raise damaged(self.sums, ino, first, lba, data, bs)
                     skip = offset - first * bs

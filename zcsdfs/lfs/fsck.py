@@ -185,9 +185,12 @@ def _scrub_log(r, device, report: FsckReport) -> None:
     """Walk every sealed and head log zone and check each unit's CRC32C: a damaged header loses no
     data while the checkpoint maps its blocks, but it is damage all the same."""
     for zone in r.log_zones:
-        if r.role(zone) is Role.FREE:
+        role = r.role(zone)
+        if role is Role.FREE:
             continue  # garbage awaiting a reset, or log after the checkpoint (replay checked it)
-        start, end = device.zone(zone).start, written_end(device, zone)
+        start = device.zone(zone).start
+        # a head zone up to where the checkpoint saw it: replay checked the log after that
+        end = start + r.table[zone].written if role is Role.HEAD else written_end(device, zone)
         walk = Walk(device, r.sb.uuid, LOG_MAGICS, start, end)
         failed = None
         for lba, header in walk:

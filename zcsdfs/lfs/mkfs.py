@@ -19,9 +19,9 @@ import time
 from zcsdfs.lfs import records
 from zcsdfs.lfs.checkpoint import Checkpointer
 from zcsdfs.lfs.errors import Invalid
+from zcsdfs.lfs.format import LOG_MAGICS
 from zcsdfs.lfs.log import LogWriter
 from zcsdfs.lfs.namespace import ROOT_INO, Namespace
-from zcsdfs.lfs.format import LOG_MAGICS
 from zcsdfs.lfs.scan import written_end
 from zcsdfs.lfs.superblock import CHECKPOINT_ZONES, MAGIC, Superblock
 

@@ -9,12 +9,13 @@ nothing else. Body chunk frames met on the way (of this checkpoint, or of
 a later one that never became durable) are stepped over.
 
 Units are replayed in sequence-number order, starting at the checkpoint's
-``next_seq`` and stopping at the first gap. The units of one operation (a
-write larger than one unit; all but the last flagged CONTINUED) are applied
-together when the last one is reached, and dropped if the log ends first. A crash keeps an arbitrary
+``next_seq`` and stopping at the first gap. A crash keeps an arbitrary
 prefix of each zone's unflushed writes, so a unit can survive while an
 earlier one in another zone did not; stopping at the gap makes the result
 exactly the state after some prefix of the logged units, never a mixture.
+The units of one operation (a write larger than one unit; all but the
+last flagged CONTINUED) are applied together when the last one is reached,
+and dropped if the log ends first, so that prefix never ends inside one.
 Units past the gap were never made durable (every fsync and sync flushes
 the whole device), so dropping them loses nothing that was promised.
 
