@@ -36,7 +36,7 @@ from zcsdfs.lfs.errors import FsError, NotZcsdfs, UnsupportedFormat
 from zcsdfs.lfs.log import Role
 from zcsdfs.lfs.namespace import ROOT_INO, Namespace
 from zcsdfs.lfs.recovery import replay
-from zcsdfs.lfs.format import LOG_MAGICS, UNIT_MAGIC
+from zcsdfs.lfs.format import LOG_MAGICS
 from zcsdfs.lfs.scan import Walk, read_unit, written_end
 
 
@@ -182,26 +182,21 @@ def _scrub(r, device, report: FsckReport) -> None:
 
 
 def _scrub_log(r, device, report: FsckReport) -> None:
-    """Walk every sealed and head log zone and check each unit's CRC32C: a damaged header loses no
-    data while the checkpoint maps its blocks, but it is damage all the same."""
+    """Walk every sealed and head log zone and check each frame's CRC32C: a damaged unit header, or
+    an old body chunk, loses no data while the checkpoint maps the blocks, but it is damage all the
+    same. So every written block of a kept log zone is checked by something."""
     for zone in r.log_zones:
         role = r.role(zone)
         if role is Role.FREE:
             continue  # garbage awaiting a reset, or log after the checkpoint (replay checked it)
         start = device.zone(zone).start
-        # a head zone up to where the checkpoint saw it: replay checked the log after that
-        end = start + r.table[zone].written if role is Role.HEAD else written_end(device, zone)
+        # up to where the checkpoint saw whole frames: a head zone's log after that is replay's to check,
+        # and a zone sealed after a crash ends where the torn frame starts
+        end = min(start + r.table[zone].written, written_end(device, zone))
         walk = Walk(device, r.sb.uuid, LOG_MAGICS, start, end)
-        failed = None
         for lba, header in walk:
-            if failed is not None:
-                report.error(f"zone {zone}: log unit at LBA {failed} fails its CRC32C")
-                failed = None
-            if header.magic == UNIT_MAGIC and read_unit(device, lba, header) is None:
-                failed = lba
-        if failed is not None:  # the zone's last frame: a crash may have torn it before mount sealed the zone
-            report.notes.append(f"zone {zone}: its last log unit, at LBA {failed}, fails its CRC32C "
-                                f"(torn by a crash, or damaged)")
+            if read_unit(device, lba, header) is None:  # a unit, or a checkpoint body chunk
+                report.error(f"zone {zone}: frame at LBA {lba} fails its CRC32C")
         if walk.stop < end and walk.reason is not None and "torn" in walk.reason:
             report.notes.append(f"zone {zone}: {walk.reason} at LBA {walk.stop}")
         elif walk.stop < end and (walk.reason != "no frame header" or any(device.read(walk.stop, 1))):

@@ -65,6 +65,7 @@ class LogWriter:
         g = device.geometry
         self.sums = sums if sums is not None else BlockSums(g.zones, g.zone_size, g.block_size)
         self.damaged: set[int] = set()  # sealed zones GC could not clean: live blocks there fail their checksums
+        self.frames_end: dict[int, int] = {}  # sealed zone -> LBA where its whole frames end, if a crash tore one
         self.device = device
         self.uuid = uuid
         self.block_size = g.block_size
@@ -109,13 +110,17 @@ class LogWriter:
         self.modified.pop(zone, None)
         self.sums.drop(zone)
         self.damaged.discard(zone)
+        self.frames_end.pop(zone, None)
 
     def written(self, zone: int) -> int:
         """Blocks of ``zone`` in use, as a checkpoint records it."""
         role = self.role[zone]
         if role is Role.HEAD:
             return self.wp[zone] - self.device.zone(zone).start
-        return self.device.geometry.zone_capacity if role is Role.SEALED else 0
+        if role is Role.SEALED:
+            end = self.frames_end.get(zone)
+            return self.device.geometry.zone_capacity if end is None else end - self.device.zone(zone).start
+        return 0
 
     # -- appending ----------------------------------------------------------------------
 

@@ -81,6 +81,7 @@ class Replayed:
     messages: list
     damage: list = attrs.Factory(list)  # what fsck reports as errors: damaged copies, fallbacks, damaged units
     torn_group: int = 0  # units of a multi-unit write whose last unit never reached the device: dropped
+    stops: dict = attrs.Factory(dict)  # zone -> where its walk ended (the start of a torn or damaged frame)
 
     def role(self, zone: int) -> Role:
         rec = self.table.get(zone)
@@ -131,6 +132,7 @@ def replay(device) -> Replayed:
             r.streams[zone] = Stream(header.stream)
             r.newest = max(r.newest, header.seq)
         r.clean[zone] = ok and walk.reason is None
+        r.stops[zone] = walk.stop
         if role is Role.HEAD:
             r.streams.setdefault(zone, Stream(table[zone].stream))
 
@@ -177,9 +179,13 @@ def recover(device):
         z = device.zone(zone)
         if r.role(zone) is Role.SEALED:
             writer.role[zone] = Role.SEALED
+            if r.table[zone].written < z.capacity:  # sealed after a crash: its frames end early
+                writer.frames_end[zone] = z.start + r.table[zone].written
         elif zone in r.streams and z.write_pointer != z.start:
             head = writer.route[r.streams[zone]]
             if not z.state.is_active or not r.clean[zone] or head in writer.heads:
+                if not r.clean[zone]:
+                    writer.frames_end[zone] = r.stops[zone]
                 writer.seal(zone)
             else:
                 writer.adopt_head(zone, head, written_end(device, zone))
