@@ -65,7 +65,7 @@ def test_mkfs_default_device(tmp_path, monkeypatch, capsys):
     assert run(capsys, "fsck")[0] == 0
 
 
-def test_fsck_reports_problems_with_exit_status_1(formatted, capsys):
+def test_fsck_reports_problems_with_exit_status_4(formatted, capsys):
     write_files(formatted, 1, 4)
     with ZonedDevice.open(formatted) as device:
         fs = mount(device)
@@ -74,14 +74,61 @@ def test_fsck_reports_problems_with_exit_status_1(formatted, capsys):
         fs.ns.valid[lba // device.geometry.zone_size] += 3  # a wrong count saved by the next checkpoint
         fs.checkpoint()
     status, out, _ = run(capsys, "fsck", formatted)
-    assert status == 1
-    assert "error:" in out and "valid blocks" in out and "problem(s)" in out
+    assert status == 4  # fsck(8): errors left uncorrected
+    assert "error:" in out and "valid blocks" in out and "problem(s) left uncorrected" in out
+    assert out.count("saves 7 valid blocks") == 1  # each problem printed once
 
 
-def test_fsck_of_an_unformatted_image_is_a_problem(image, capsys):
+def test_fsck_of_an_unformatted_image_is_an_operational_error(image, capsys):
     status, out, _ = run(capsys, "fsck", image)
-    assert status == 1
+    assert status == 8
     assert "error:" in out and "not a zcsdfs file system" in out
+
+
+def test_fsck_of_a_missing_image_is_an_operational_error(tmp_path, capsys):
+    status, _, err = run(capsys, "fsck", tmp_path / "nothing.zns")
+    assert status == 8 and err.startswith("zcsdfs: ") and err.count("\n") == 1
+
+
+def test_fsck_after_the_log_zones_are_reset_is_an_error(formatted, capsys):
+    """Every file gone, and fsck used to say "clean, 0 files" with exit status 0."""
+    write_files(formatted, 3, 4)
+    with ZonedDevice.open(formatted) as device:
+        for zone in range(2, device.geometry.zones):
+            if device.zone(zone).write_pointer != device.zone(zone).start:
+                device.reset(zone)
+    status, out, _ = run(capsys, "fsck", formatted)
+    assert status == 4
+    assert "clean" not in out and "error:" in out and "note:" not in out
+
+
+def _damage_superblocks(path, wipe_magic: bool) -> None:
+    """Flip a byte in every superblock copy of the image (or wipe their magic too)."""
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"ZCSB")
+    found = 0
+    while at >= 0:
+        raw[at + 30] ^= 0xFF  # inside the uuid: the copy fails its CRC
+        if wipe_magic:
+            raw[at:at + 4] = bytes(4)
+        found += 1
+        at = raw.find(b"ZCSB", at + 4)
+    assert found == 2  # one copy in each checkpoint zone
+    path.write_bytes(raw)
+
+
+@pytest.mark.parametrize("wipe_magic", [False, True], ids=["crc", "magic"])
+def test_mkfs_refuses_a_damaged_volume_without_force(formatted, capsys, wipe_magic):
+    write_files(formatted, 1, 2)
+    _damage_superblocks(formatted, wipe_magic)
+    with ZonedDevice.open(formatted) as device:
+        with pytest.raises(OSError):
+            mount(device)
+    status, _, err = run(capsys, "mkfs", formatted)
+    assert status == 1 and "looks like a zcsdfs volume" in err and "--force" in err
+    assert formatted.read_bytes().count(b"ZCSB") == (0 if wipe_magic else 2)  # untouched
+    assert run(capsys, "mkfs", "--force", formatted)[0] == 0
+    assert run(capsys, "fsck", formatted)[0] == 0
 
 
 def test_df_shows_usage_and_write_amplification(formatted, capsys):

@@ -1,8 +1,9 @@
 """CLI: ``zcsdfs mkfs``, ``fsck``, ``df``, ``gc`` and ``snapshot list|create|delete|rollback``.
 
 Each takes an image file, or the embedded default device when none is given.
-``fsck`` and ``df`` only read; ``mkfs`` refuses to overwrite a file system
-unless told to with ``--force``.
+``fsck`` and ``df`` only read; ``fsck`` exits as fsck(8) does (0 clean, 4
+errors left uncorrected, 8 operational error). ``mkfs`` refuses anything
+that looks like a zcsdfs volume, damaged or not, unless told ``--force``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from zcsdfs.cli import subcommand
+from zcsdfs.cli import describe, err_console, subcommand
 from zcsdfs.lfs import fsck, mkfs
-from zcsdfs.lfs.checkpoint import read_superblock
-from zcsdfs.lfs.errors import Corrupted, Exists, Invalid, NotZcsdfs
+from zcsdfs.lfs.errors import Exists, Invalid
+from zcsdfs.lfs.fsck import OPERATIONAL
+from zcsdfs.lfs.mkfs import looks_formatted
 from zcsdfs.lfs.gc import POLICIES
 from zcsdfs.lfs.usage import disk_usage
 from zcsdfs.stack import build_stack
@@ -36,7 +38,8 @@ def register(sub) -> None:
     p = subcommand(sub, "mkfs", "make a zcsdfs file system on a device image", cmd_mkfs)
     p.add_argument("image", nargs="?", help="image file (default: the embedded default device)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file system")
-    p = subcommand(sub, "fsck", "check a file system without changing it; exit status 1 on problems", cmd_fsck)
+    p = subcommand(sub, "fsck", "check a file system and verify every data block, without changing it; exit status as "
+                   "fsck(8): 0 clean, 4 errors left uncorrected, 8 operational error", cmd_fsck)
     p.add_argument("image", nargs="?", help="image file (default: the embedded default device)")
     p = subcommand(sub, "df", "show space usage, free zones, valid blocks and write amplification", cmd_df,
                    description="Show how the file system uses its space, read from the device without "
@@ -79,19 +82,13 @@ def register(sub) -> None:
                             f"1 to {NAME_MAX} bytes, no '/' or control characters")
 
 
-def holds_file_system(device: ZonedDevice) -> bool:
-    try:
-        read_superblock(device)
-    except (NotZcsdfs, Corrupted):
-        return False
-    return True
-
-
 def cmd_mkfs(args) -> int:
     path = args.image or ensure_default_device()
     with ZonedDevice.open(path) as device:
-        if holds_file_system(device) and not args.force:
-            raise Exists(f"{path} already holds a zcsdfs file system (use --force to overwrite it)", path)
+        found = looks_formatted(device)
+        if found and not args.force:
+            raise Exists(f"{path} looks like a zcsdfs volume ({found}), damaged or not; "
+                         f"use --force to overwrite it", path)
         sb = mkfs(device)
         usable = disk_usage(device).usable_blocks * device.block_size
     console.print(f"made zcsdfs {sb.uuid.hex()} on {path}: {usable / (1 << 20):.1f} MiB usable")
@@ -99,20 +96,30 @@ def cmd_mkfs(args) -> int:
 
 
 def cmd_fsck(args) -> int:
+    """Exit status as fsck(8)'s: 0 clean, 4 errors left uncorrected, 8 operational error."""
     path = args.image or default_device_path()
-    with build_stack(path, readonly=True, upto="device") as stack:
+    try:
+        stack = build_stack(path, readonly=True, upto="device")
+    except OSError as e:
+        err_console.print(f"zcsdfs: {describe(e)}", markup=False)
+        return OPERATIONAL
+    with stack:
         report = fsck(stack.device)
+    if report.operational is not None:
+        console.print(f"[red]error:[/] {report.operational}", soft_wrap=True)
+        console.print(f"{path}: not checked")
+        return report.exit_code
     for note in report.notes:
         console.print(f"[dim]note: {note}[/]", soft_wrap=True)
     for error in report.errors:
         console.print(f"[red]error:[/] {error}", soft_wrap=True)
     summary = (f"{report.inodes} inodes ({report.files} files, {report.directories} directories), "
-               f"{report.valid_blocks} valid blocks")
+               f"{report.valid_blocks} valid blocks, {report.scrubbed_blocks} data blocks verified")
     if report.clean:
         console.print(f"{path}: clean, {summary}")
-        return 0
-    console.print(f"{path}: {len(report.errors)} problem(s), {summary}")
-    return 1
+    else:
+        console.print(f"{path}: {len(report.errors)} problem(s) left uncorrected, {summary}")
+    return report.exit_code
 
 
 def cmd_df(args) -> int:

@@ -76,9 +76,10 @@ from typing import Iterable, Iterator
 import attrs
 
 from zcsdfs.lfs import records
-from zcsdfs.lfs.errors import Corrupted, NoSpace, NotZcsdfs
+from zcsdfs.lfs.checksums import BlockSums
+from zcsdfs.lfs.errors import Corrupted, NoSpace, NotZcsdfs, UnsupportedFormat
 from zcsdfs.lfs.format import (BODY_MAGIC, CHECKPOINT_MAGIC, CRC_OFFSET, HEADER, UNIT_MAGIC, build_frame,
-                               frame_crc_ok, frame_records, parse_header)
+                               check_frame, frame_records, parse_header)
 from zcsdfs.lfs.log import Role, Stream
 from zcsdfs.lfs.namespace import GROUP, GROUP_BITS, Namespace
 from zcsdfs.lfs.scan import Walk, read_frame, written_end
@@ -145,24 +146,42 @@ def split_root(recs: Iterable, where: str) -> Root:
     return out
 
 
-def read_superblock(device) -> Superblock:
-    """The superblock from whichever checkpoint zone holds a valid copy."""
-    errors = []
+def read_superblock(device, damage: list | None = None) -> Superblock:
+    """The superblock from whichever checkpoint zone holds a valid copy.
+
+    Each damaged copy is logged and, if ``damage`` is given, described there.
+    """
+    errors, empty = [], []
+    found = None
     for zone in CHECKPOINT_ZONES:
         start = device.zone(zone).start
-        if written_end(device, zone) == start:
-            errors.append(NotZcsdfs(f"checkpoint zone {zone} is empty"))
+        if written_end(device, zone) == start:  # reset for a switch and not yet rewritten: no damage
+            empty.append(NotZcsdfs(f"checkpoint zone {zone} is empty"))
             continue
         try:
             sb = Superblock.decode(device.read(start, 1), f"zone {zone}, LBA {start}")
-        except (NotZcsdfs, Corrupted) as e:
+        except UnsupportedFormat:
+            raise
+        except OSError as e:  # not ours, damaged, or unreadable
             errors.append(e)
             continue
-        sb.check_geometry(device.geometry)
-        return sb
+        if found is None:
+            sb.check_geometry(device.geometry)
+            found = sb
+        elif sb != found:
+            errors.append(Corrupted(f"the superblock copy in zone {zone} differs from the one in zone "
+                                    f"{CHECKPOINT_ZONES[0]}"))
+    if found is not None:
+        for e in errors:  # a written checkpoint zone always starts with a good copy
+            message = f"superblock copy damaged: {e.strerror}; mounted from the other copy"
+            log.warning(message)
+            if damage is not None:
+                damage.append(message)
+        return found
+    errors += empty
     if any(isinstance(e, Corrupted) for e in errors):
-        raise Corrupted("no valid superblock: " + "; ".join(str(e) for e in errors))
-    raise NotZcsdfs("not a zcsdfs file system: " + "; ".join(str(e) for e in errors))
+        raise Corrupted("no valid superblock: " + "; ".join(str(e.strerror) for e in errors))
+    raise NotZcsdfs("not a zcsdfs file system: " + "; ".join(str(e.strerror) for e in errors))
 
 
 def load_latest(device, sb: Superblock) -> Loaded:
@@ -211,8 +230,12 @@ def _check_current(device, sb: Superblock, root: Root, generation: int, where: s
         if Role(rec.state) is Role.FREE or not rec.written:
             continue
         start = device.zone(zone).start
-        header = parse_header(device.read(start, 1)) if written_end(device, zone) > start else None
-        if header is None or header.uuid != sb.uuid:
+        if written_end(device, zone) == start:
+            raise Corrupted(f"{where} is stale: zone {zone}, which it keeps, was reset after it")
+        header = parse_header(device.read(start, 1))
+        if header is None:
+            continue  # a damaged first block, not a reset (a reset zone restarts with a header): fsck reports it
+        if header.uuid != sb.uuid:
             older = False
         elif header.magic == UNIT_MAGIC:
             older = header.seq < root.counters.next_seq
@@ -245,12 +268,12 @@ def _load_trees(device, sb: Superblock, root: Root, where: str) -> tuple[Namespa
 
 def _build_trees(device, sb: Superblock, root: Root, where: str) -> tuple[Namespace, dict]:
     g = device.geometry
-    ns = Namespace(g.zones, g.zone_size)
+    ns = Namespace(g.zones, g.zone_size, sums=BlockSums(g.zones, g.zone_size, g.block_size))
     _load_tree(device, sb, ns, root.live, where)
     ns.next_ino = max(ns.next_ino, root.counters.next_ino)
     snapshots = {}
     for name, (created_ns, chunks) in root.snapshots.items():
-        snap = Namespace(g.zones, g.zone_size, ns.valid)
+        snap = Namespace(g.zones, g.zone_size, ns.valid, ns.sums)
         _load_tree(device, sb, snap, chunks, f"snapshot {name!r} of {where}")
         snapshots[name] = (created_ns, snap)
     return ns, snapshots
@@ -289,7 +312,7 @@ def read_chunk(device, sb: Superblock, chunk: records.Chunk, where: str):
     if header is None or header.magic != BODY_MAGIC or header.uuid != sb.uuid or header.blocks != chunk.blocks \
             or header.crc != chunk.crc:
         raise Corrupted(f"{here} is missing: another frame is there")
-    if not frame_crc_ok(frame, header):
+    if check_frame(frame, header, g.block_size) is None:
         raise Corrupted(f"{here} fails its CRC32C")
     return frame, header
 
@@ -358,7 +381,8 @@ class Checkpointer:
             free = z in freed or writer.role[z] is Role.FREE
             recs.append(records.ZoneRecord(z, Role.FREE if free else writer.role[z], writer.stream_of.get(z, 0),
                                            0 if free else writer.written(z), ns.valid[z],
-                                           0 if free else writer.modified.get(z, 0)))
+                                           0 if free else writer.modified.get(z, 0),
+                                           int(not free and z in writer.damaged)))
         parts = [records.encode(r) for r in recs]
         for (name, created, _), section in zip(trees, sections):
             if name is not None:

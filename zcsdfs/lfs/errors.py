@@ -135,6 +135,18 @@ class ReadOnly(FsError):
     errno_value = errno.EROFS
 
 
+class UnsupportedFormat(FsError):
+    """A zcsdfs volume of another on-disk format version: mount(2) answers EINVAL."""
+
+    errno_value = errno.EINVAL
+
+
+class DataCorrupted(FsError):
+    """A data block that fails its checksum: the read fails with EIO, as on btrfs or ZFS."""
+
+    errno_value = errno.EIO
+
+
 class Unmounted(FsError):
     """An operation on a file system after ``unmount``."""
 

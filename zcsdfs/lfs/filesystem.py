@@ -51,6 +51,8 @@ from attrs import evolve as attrs_evolve
 from zcsdfs.events import EventBus
 from zcsdfs.lfs import records
 from zcsdfs.lfs.attributes import Stat, StatFs
+from zcsdfs.lfs.checksums import crc as _crc
+from zcsdfs.lfs.checksums import damaged
 from zcsdfs.lfs.device import Device
 from zcsdfs.lfs.directory import NAME_MAX, as_name, as_new_name
 from zcsdfs.lfs.errors import (
@@ -146,6 +148,9 @@ class FileSystem(TreeReader):
         self.block_size = device.block_size
         self._lock = threading.RLock()
         r, self.writer, self.checkpointer, self.recovery = recover(device, self.readonly)
+        self.sums = self.writer.sums  # every data block's checksum, by LBA (checksums.py)
+        self._sum_tables = self.sums.tables  # per zone, for the small-read path
+        self._zone_size = device.geometry.zone_size
         self.sb, self.ns, self._usage_base = r.sb, r.ns, r.usage
         self.snapshots: dict[str, Snapshot] = {name: Snapshot(self, name, created, ns)
                                                for name, (created, ns) in r.snapshots.items()}
@@ -156,6 +161,7 @@ class FileSystem(TreeReader):
         self.gc_blocks_moved = 0
         self.tally = Tally(getattr(device, "events", None) or EventBus())  # counts and the stack's bus
         self._reclaiming = False
+        self._grouping = False  # a write's CONTINUED units are going out: no checkpoint until the last
         self._pending: list[bytes] = []
         self._pending_len = 0
         self._held: dict[int, int] = {}
@@ -233,46 +239,68 @@ class FileSystem(TreeReader):
             note_checkpoint(self, freed, started)
 
     def _reclaim(self) -> None:
-        """Called when data would dip into the reserve: checkpoint, then collect garbage."""
-        if self._reclaiming:
+        """Called when data would dip into the reserve: checkpoint, then collect garbage.
+
+        Never in the middle of a multi-unit write (``_write_blocks``): a
+        checkpoint would save it half done.
+        """
+        if self._reclaiming or self._grouping:
             return
         self._reclaiming = True
         try:
             self.checkpoint()
             w = self.writer
+            failed: set[int] = set()
             for _ in w.log_zones:
                 if len(w.free_zones()) > w.reserve:
                     break
-                if not self._collect_one():
+                if self._collect_one(None, failed) is None:
                     break
         finally:
             self._reclaiming = False
 
-    def _collect_one(self, policy: str | None = None) -> bool:
-        victim = choose_victim(self, policy or self.gc_policy)
+    def _collect_one(self, policy: str | None, failed: set[int]) -> bool | None:
+        """Clean one victim: True if it was freed, False if not (it joins ``failed``, so this pass
+        never picks it again), None if there is no victim left."""
+        victim = choose_victim(self, policy or self.gc_policy, failed)
         if victim is None:
-            return False
+            return None
         started, valid = time.perf_counter(), self.ns.valid[victim]
         moved = collect(self, victim)
         self.gc_blocks_moved += moved
         self.checkpoint()
         note_gc(self, victim, policy or self.gc_policy, valid, moved, started)
-        return self.writer.role[victim] is Role.FREE
+        if self.writer.role[victim] is Role.FREE:
+            return True
+        failed.add(victim)
+        return False
+
+    @property
+    def damaged_zones(self) -> list[int]:
+        """Zones GC found live blocks failing their checksums in: they stay until those blocks are
+        no longer referenced (``fsck`` names the files)."""
+        with self._lock:
+            return sorted(self.writer.damaged)
 
     @_settled
     def gc(self, zones: int = 1, policy: str | None = None) -> int:
         """Background garbage collection of up to ``zones`` victims; returns the zones freed.
 
         ``policy`` ("greedy" or "cost-benefit") defaults to the mount's ``gc_policy``.
+        A victim that cannot be freed (a damaged zone) is passed over for the next.
         """
         with self._lock:
             if policy is not None:
                 check_policy(policy)
             freed = 0
-            for _ in range(zones):
-                if not self._collect_one(policy):
+            failed: set[int] = set()
+            for _ in range(zones + len(self.writer.log_zones)):  # each zone fails at most once
+                if freed == zones:
                     break
-                freed += 1
+                done = self._collect_one(policy, failed)
+                if done is None:
+                    break
+                freed += done
             return freed
 
     # -- snapshots and frozen views -----------------------------------------------------------
@@ -751,7 +779,15 @@ class FileSystem(TreeReader):
                 first, last = offset // bs, (end - 1) // bs
                 run = node.extents.extent_at(first)
                 if run is not None and run[1] > last - first:
-                    return self.device.read_bytes(run[0], offset - first * bs, end - offset)
+                    n = last - first + 1  # whole blocks, to check them against their checksums
+                    lba = run[0]
+                    data = self.device.read_bytes(lba, 0, n * bs)
+                    zone, at = divmod(lba, self._zone_size)  # BlockSums.ok, inlined: every small read comes here
+                    table = self._sum_tables[zone]
+                    if table is None or _crc(data, table[at - 1]) != table[at + n - 1]:
+                        raise damaged(self.sums, ino, first, lba, data, bs)
+                    skip = offset - first * bs
+                    return data if skip == 0 and end - offset == n * bs else data[skip:end - first * bs]
         return super().read(ino, offset, size)
 
     def getattr(self, ino: int) -> Stat:
@@ -798,6 +834,8 @@ class FileSystem(TreeReader):
         if lba is None:
             return
         self.device.read_into(lba, out)
+        if not self.sums.ok(lba, out):
+            raise damaged(self.sums, node.ino, block, lba, out, self.block_size)
         valid = node.size - block * self.block_size
         if valid < self.block_size:
             out[max(valid, 0):] = bytes(self.block_size - max(valid, 0))
@@ -817,33 +855,75 @@ class FileSystem(TreeReader):
     def _write_blocks(self, node: Inode, first: int, buf, end: int, stream: Stream) -> int:
         """Log whole blocks from file block ``first``; the file grows to ``end`` bytes as they land.
 
-        Each unit carries the inode's new size and times, so every unit on its
-        own leaves the file consistent. Returns the blocks written; raises
-        ENOSPC only if none could be.
+        One unit if they fit, else several, all but the last flagged
+        CONTINUED so that roll-forward applies them together or not at all:
+        the write is atomic across a crash. No checkpoint or GC runs in
+        between (it would save the write half done), so when the write needs
+        more zones than are free, GC runs first. If space runs out part way,
+        a metadata unit closes the group and the write is short. Returns the
+        blocks written; raises ENOSPC only if none could be.
         """
         bs = self.block_size
         total = len(buf) // bs
         view = memoryview(buf)
         sample = records.encode(records.Data(node.ino, first, 1)) + records.encode(node.record())
+        w = self.writer
+        if total > 1:
+            self._make_room(stream, total)
         done = 0
-        while done < total:
-            try:
-                count = self.writer.room(stream, self._pending_len + len(sample), total - done)
-            except NoSpace:
-                if done:
-                    return done
-                raise
-            now = _now()
-            block = first + done
-            size = max(node.size, min(end, (block + count) * bs))
-            data_rec = records.Data(node.ino, block, count)
-            inode_rec = node.record(size=size, mtime_ns=now, ctime_ns=now)
-            recs = self._take_pending() + records.encode(data_rec) + records.encode(inode_rec)
-            lba = self.writer.append(stream, recs, view[done * bs:(done + count) * bs])
-            self.ns.apply(data_rec, lba)
-            self.ns.apply(inode_rec)
-            done += count
+        try:
+            while done < total:
+                self._grouping = done > 0  # before the first unit, reclaiming is still safe
+                try:
+                    count = w.room(stream, self._pending_len + len(sample), total - done)
+                except NoSpace:
+                    if done:
+                        self._close_group(node)
+                        return done
+                    raise
+                now = _now()
+                block = first + done
+                size = max(node.size, min(end, (block + count) * bs))
+                data_rec = records.Data(node.ino, block, count)
+                inode_rec = node.record(size=size, mtime_ns=now, ctime_ns=now)
+                recs = self._take_pending() + records.encode(data_rec) + records.encode(inode_rec)
+                lba = w.append(stream, recs, view[done * bs:(done + count) * bs], continued=done + count < total)
+                self.ns.apply(data_rec, lba)
+                self.ns.apply(inode_rec)
+                done += count
+        finally:
+            self._grouping = False
         return done
+
+    def _available(self, stream: Stream) -> int:
+        """Blocks ``stream`` can append before data would dip into the reserve."""
+        w = self.writer
+        head = w.heads.get(w.route[stream])
+        left = w.room_left(head) if head is not None else 0
+        return left + max(0, len(w.free_zones()) - w.reserve) * self.device.geometry.zone_capacity
+
+    def _make_room(self, stream: Stream, blocks: int) -> None:
+        """Before a write of several units: checkpoint and collect garbage until ``blocks`` of data
+        (and a header block per unit) fit, or nothing more can be freed."""
+        cap = self.device.geometry.zone_capacity
+        need = blocks + 2 * (-(-blocks // MAX_UNIT_DATA_BLOCKS) + -(-blocks // cap) + 1)
+        if self._reclaiming or self._available(stream) >= need:
+            return
+        self._reclaiming = True
+        try:
+            self.checkpoint()
+            failed: set[int] = set()
+            for _ in range(2 * len(self.writer.log_zones)):  # bounded: each pass frees a zone or fails one
+                if self._available(stream) >= need or self._collect_one(None, failed) is None:
+                    break
+        finally:
+            self._reclaiming = False
+
+    def _close_group(self, node: Inode) -> None:
+        """End a CONTINUED group cut short by ENOSPC with a metadata unit, so the blocks logged stay."""
+        encoded = records.encode(node.record())
+        self.writer.room(Stream.META, len(encoded), 0)
+        self.writer.append(Stream.META, encoded)
 
     @_settled
     def truncate(self, ino: int, size: int) -> None:

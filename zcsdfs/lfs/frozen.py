@@ -48,7 +48,8 @@ class FrozenView:
         self._check()
         if offset < 0 or size < 0:
             raise Invalid(f"negative offset or size ({offset}, {size})")
-        return ReadPlan.of(self._extents, self.block_size, self.size, offset, size).copy(self._fs.device)
+        plan = ReadPlan.of(self._extents, self.block_size, self.size, offset, size)
+        return plan.copy(self._fs.device, self._fs.sums, self.ino)
 
     def release(self) -> None:
         """Unpin the blocks; GC may move or free them from now on."""

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import enum
 
+from zcsdfs.lfs.checksums import BlockSums
 from zcsdfs.lfs.errors import NoSpace
-from zcsdfs.lfs.format import UNIT_MAGIC, build_head, header_blocks_for
+from zcsdfs.lfs.format import CONTINUED, UNIT_MAGIC, build_head, header_blocks_for
 
 MAX_UNIT_DATA_BLOCKS = 1024
 RESERVE_ZONES = 1  # free zones data may not take: room for metadata and GC on a full device
@@ -87,8 +88,12 @@ def lifetime_heads(max_active: int, route: dict[Stream, Stream]) -> dict[Stream,
 class LogWriter:
     """Appends units; knows each log zone's role and each head's write pointer."""
 
-    def __init__(self, device, uuid: bytes, log_zones: list[int], next_seq: int, reserve: int = RESERVE_ZONES):
+    def __init__(self, device, uuid: bytes, log_zones: list[int], next_seq: int, reserve: int = RESERVE_ZONES,
+                 sums: BlockSums | None = None):
         g = device.geometry
+        self.sums = sums if sums is not None else BlockSums(g.zones, g.zone_size, g.block_size)
+        self.damaged: set[int] = set()  # sealed zones GC could not clean: live blocks there fail their checksums
+        self.frames_end: dict[int, int] = {}  # sealed zone -> LBA where its whole frames end, if a crash tore one
         self.device = device
         self.uuid = uuid
         self.block_size = g.block_size
@@ -132,13 +137,19 @@ class LogWriter:
         self.device.reset(zone)
         self.role[zone] = Role.FREE
         self.modified.pop(zone, None)
+        self.sums.drop(zone)
+        self.damaged.discard(zone)
+        self.frames_end.pop(zone, None)
 
     def written(self, zone: int) -> int:
         """Blocks of ``zone`` in use, as a checkpoint records it."""
         role = self.role[zone]
         if role is Role.HEAD:
             return self.wp[zone] - self.device.zone(zone).start
-        return self.device.geometry.zone_capacity if role is Role.SEALED else 0
+        if role is Role.SEALED:
+            end = self.frames_end.get(zone)
+            return self.device.geometry.zone_capacity if end is None else end - self.device.zone(zone).start
+        return 0
 
     # -- appending ----------------------------------------------------------------------
 
@@ -166,15 +177,20 @@ class LogWriter:
                               f"does not fit in a zone")
         return min(self._left(zone) - hblocks, want)
 
-    def append(self, stream: Stream, records: bytes, data=None) -> int:
-        """Write one unit (after ``room``); return the LBA of its first data block."""
+    def append(self, stream: Stream, records: bytes, data=None, continued: bool = False) -> int:
+        """Write one unit (after ``room``); return the LBA of its first data block.
+
+        ``continued``: the operation goes on in the next unit (``format.CONTINUED``).
+        """
         head = self.route[stream]
         zone = self.heads[head]
-        head, payload = build_head(UNIT_MAGIC, self.uuid, self.next_seq, records, data, self.block_size, stream)
+        head, payload, sums = build_head(UNIT_MAGIC, self.uuid, self.next_seq, records, data, self.block_size,
+                                         stream, CONTINUED if continued else 0)
         nblocks = (len(head) + payload.nbytes) // self.block_size
         lba = self.device.append(zone, head)  # header and payload land back to back: one frame
         if payload.nbytes:
             self.device.append(zone, payload)
+            self.sums.store(lba + len(head) // self.block_size, sums)
         self.modified[zone] = self.next_seq
         self.next_seq += 1
         self.wp[zone] = lba + nblocks
@@ -198,6 +214,10 @@ class LogWriter:
             self.seal(zone)
         return lba
 
+    def room_left(self, zone: int) -> int:
+        """Blocks left in head ``zone``."""
+        return self._left(zone)
+
     def _left(self, zone: int) -> int:
         z = self.device.zone(zone)
         return z.start + z.capacity - self.wp[zone]
@@ -215,5 +235,6 @@ class LogWriter:
         start = self.device.zone(zone).start
         if self.device.zone(zone).write_pointer != start:
             self.device.reset(zone)
+            self.sums.drop(zone)
         self.adopt_head(zone, head, start)
         return zone

@@ -1,4 +1,9 @@
-"""mkfs: reset every zone and write the superblock and a first checkpoint.
+"""mkfs: reset every zone and write the superblock copies and a first checkpoint.
+
+Both checkpoint zones get a superblock copy in their first block; the
+second zone is then finished (so it holds no active-zone resource) until
+the checkpointer switches to it. ``looks_formatted`` is what ``zcsdfs
+mkfs`` asks before it destroys anything.
 
 The first checkpoint holds the root directory (its body chunk in the first
 log zone, the metadata head) and every other log zone FREE, so the first
@@ -14,9 +19,11 @@ import time
 from zcsdfs.lfs import records
 from zcsdfs.lfs.checkpoint import Checkpointer
 from zcsdfs.lfs.errors import Invalid
+from zcsdfs.lfs.format import LOG_MAGICS
 from zcsdfs.lfs.log import LogWriter
 from zcsdfs.lfs.namespace import ROOT_INO, Namespace
-from zcsdfs.lfs.superblock import CHECKPOINT_ZONES, Superblock
+from zcsdfs.lfs.scan import written_end
+from zcsdfs.lfs.superblock import CHECKPOINT_ZONES, MAGIC, Superblock
 
 MIN_LOG_ZONES = 2
 
@@ -43,10 +50,35 @@ def mkfs(device, *, uuid: bytes | None = None, root_owner: tuple[int, int] | Non
     device.reset_all()
     now = time.time_ns()
     sb = Superblock(uuid or os.urandom(16), g.block_size, g.zones, g.zone_size, g.zone_capacity, now)
-    first = CHECKPOINT_ZONES[0]
+    first, second = CHECKPOINT_ZONES
+    device.append(second, sb.encode())  # the second copy: one damaged block never loses the superblock
+    device.finish(second)
     device.append(first, sb.encode())
-    ns = Namespace(g.zones, g.zone_size)
-    ns.apply(records.Inode(ROOT_INO, stat.S_IFDIR | 0o755, uid, gid, 2, g.block_size, now, now, now))
     writer = LogWriter(device, sb.uuid, [z for z in range(g.zones) if z not in CHECKPOINT_ZONES], 1)
+    ns = Namespace(g.zones, g.zone_size, sums=writer.sums)
+    ns.apply(records.Inode(ROOT_INO, stat.S_IFDIR | 0o755, uid, gid, 2, g.block_size, now, now, now))
     Checkpointer(device, sb, first, 0).write(writer, ns)
     return sb
+
+
+def looks_formatted(device) -> str | None:
+    """Why ``device`` looks like it holds a zcsdfs file system (damaged or not), or None.
+
+    Any superblock copy with our magic counts, whatever its CRC says, and so
+    does any zone starting with a frame of ours: a volume whose superblocks
+    are all damaged still holds files someone may want back.
+    """
+    g = device.geometry
+    for zone in range(g.zones):
+        start = device.zone(zone).start
+        if written_end(device, zone) == start:
+            continue
+        try:
+            magic = bytes(device.read(start, 1)[:4])
+        except OSError:  # an offline zone, a media error: what the others hold decides
+            continue
+        if zone in CHECKPOINT_ZONES and magic == MAGIC:
+            return f"zone {zone} starts with a zcsdfs superblock"
+        if magic in LOG_MAGICS:
+            return f"zone {zone} starts with a zcsdfs log frame"
+    return None

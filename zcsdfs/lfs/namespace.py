@@ -17,9 +17,11 @@ from __future__ import annotations
 from typing import Iterable, Iterator
 
 from zcsdfs.lfs import records
+from zcsdfs.lfs.checksums import BlockSums
 from zcsdfs.lfs.inode import Inode
 
 ROOT_INO = 1
+MAP_BLOCKS = 1024  # most blocks one Map record of an image covers (4 KiB of checksums)
 GROUP_BITS = 8
 GROUP = 1 << GROUP_BITS  # inode numbers per checkpoint body group
 
@@ -32,9 +34,10 @@ class Namespace:
     (a block both reference counts twice); a zone with none holds garbage.
     """
 
-    def __init__(self, zones: int, zone_size: int, valid: list[int] | None = None):
+    def __init__(self, zones: int, zone_size: int, valid: list[int] | None = None, sums: BlockSums | None = None):
         self.inodes: dict[int, Inode] = {}
         self.valid = [0] * zones if valid is None else valid
+        self.sums = sums  # the data checksums by LBA (shared by every tree), which images save and load
         self.next_ino = ROOT_INO + 1
         self._zone_size = zone_size
         self.dirty: set[int] = set()  # groups changed since the checkpoint that saved them
@@ -121,6 +124,7 @@ class Namespace:
             elif kind is records.Map:
                 inodes[rec.ino].extents.load(rec.first_block, rec.count, rec.lba)
                 self._account(rec.lba, rec.count, 1)
+                self.sums.load(rec.lba, rec.seed, rec.sums)
             elif kind is records.Xattr:
                 inodes[rec.ino].xattrs[rec.name] = rec.value
             else:
@@ -140,7 +144,7 @@ class Namespace:
 
     def snapshot(self) -> "Namespace":
         """A point-in-time copy sharing this namespace's valid counts (and adding its references)."""
-        copy = Namespace(len(self.valid), self._zone_size, self.valid)
+        copy = Namespace(len(self.valid), self._zone_size, self.valid, self.sums)
         copy.next_ino = self.next_ino
         for node in self.inodes.values():
             twin = copy.inodes[node.ino] = Inode(node.record())
@@ -179,6 +183,8 @@ class Namespace:
                     yield records.Dentry(node.ino, name, child)
             elif node.is_reg:
                 for first, lba, count in node.extents:
-                    yield records.Map(node.ino, first, count, lba)
+                    for at in range(0, count, MAP_BLOCKS):  # bounded records: an extent may span a whole zone
+                        n = min(MAP_BLOCKS, count - at)
+                        yield records.Map(node.ino, first + at, n, lba + at, *self.sums.export(lba + at, n))
             for name, value in node.xattrs.items():
                 yield records.Xattr(node.ino, name, value)

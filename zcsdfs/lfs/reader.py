@@ -23,6 +23,7 @@ import threading
 import attrs
 
 from zcsdfs.lfs.attributes import DirEntry, Stat
+from zcsdfs.lfs.checksums import damaged
 from zcsdfs.lfs.directory import as_name
 from zcsdfs.lfs.errors import (
     Invalid,
@@ -49,8 +50,10 @@ class TreeReader:
     """Read-only operations over ``self.ns`` (a namespace) and ``self.device``, under ``self._lock``.
 
     Subclasses provide ``_check_usable()``, which raises once the tree can no
-    longer be read (the file system unmounted, the snapshot deleted), and
-    ``viewed``, the file system's ``ZonePins``.
+    longer be read (the file system unmounted, the snapshot deleted),
+    ``viewed``, the file system's ``ZonePins``, and ``sums``, its data
+    checksums (``checksums.BlockSums``), which every block read is checked
+    against.
     """
 
     ROOT = ROOT_INO
@@ -135,10 +138,10 @@ class TreeReader:
                 raise Invalid(f"negative offset or size ({offset}, {size})")
             plan = ReadPlan.of(node.extents, self.block_size, node.size, offset, size)
             if plan.blocks <= UNLOCKED_READ_BLOCKS:
-                return plan.copy(self.device)
+                return plan.copy(self.device, self.sums, ino)
             self.viewed.change(plan.spans(), 1)
         try:
-            return plan.copy(self.device)
+            return plan.copy(self.device, self.sums, ino)
         finally:
             self.viewed.change(plan.spans(), -1)
 
@@ -218,8 +221,12 @@ class ReadPlan:
         """(lba, count) of every device range the plan reads."""
         return ((lba, count) for _, count, lba in self.runs)
 
-    def copy(self, device) -> bytes:
-        """Copy the range from ``device``; holes read as zeros."""
+    def copy(self, device, sums, ino: int) -> bytes:
+        """Copy the range from ``device``, checking every block against ``sums``; holes read as zeros.
+
+        A block failing its checksum fails the read with EIO (``DataCorrupted``), logged with the
+        inode ``ino`` and the file offset.
+        """
         if self.end <= self.offset:
             return b""
         bs = device.block_size
@@ -227,7 +234,10 @@ class ReadPlan:
         view = memoryview(buf)
         for block, count, lba in self.runs:
             at = (block - self.first) * bs
-            device.read_into(lba, view[at:at + count * bs])
+            run = view[at:at + count * bs]
+            device.read_into(lba, run)
+            if not sums.ok(lba, run):
+                raise damaged(sums, ino, block, lba, run, bs)
         return bytes(view[self.offset - self.first * bs:self.end - self.first * bs])
 
 

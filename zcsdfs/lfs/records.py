@@ -107,12 +107,20 @@ class Data:
 
 @attrs.frozen
 class Map:
-    """``count`` file blocks from ``first_block`` live at device LBAs from ``lba``."""
+    """``count`` file blocks from ``first_block`` live at device LBAs from ``lba``.
+
+    In a checkpoint image it carries the blocks' data checksums
+    (``checksums.py``): ``sums``, one little-endian ``uint32`` per block, and
+    ``seed``, the value of the block before ``lba`` that the first one
+    continues. Applied in memory (GC remapping snapshots) they are empty.
+    """
 
     ino: int
     first_block: int
     count: int
     lba: int
+    seed: int = 0
+    sums: bytes = b""
 
 
 @attrs.frozen
@@ -131,6 +139,7 @@ class ZoneRecord:
     written: int
     valid: int
     modified: int = 0
+    damaged: int = 0  # 1: GC found live blocks failing their checksums here (format 2, type ZONE_V3)
 
 
 @attrs.frozen
@@ -189,9 +198,10 @@ _U64 = struct.Struct("<Q")
 _XATTR = struct.Struct("<QBI")
 _TRUNCATE = struct.Struct("<QQ")
 _DATA = struct.Struct("<QQI")
-_MAP = struct.Struct("<QQIQ")
+_MAP = struct.Struct("<QQIQI")  # and count little-endian uint32 checksums
 _ZONE = struct.Struct("<IBBII")
 _ZONE_V2 = struct.Struct("<IBBIIQ")
+_ZONE_V3 = struct.Struct("<IBBIIQB")
 _COUNTERS = struct.Struct("<QQ")
 _USAGE = struct.Struct("<QQQ")
 _SNAPSHOT = struct.Struct("<qB")
@@ -201,6 +211,7 @@ INODE, DENTRY, UNDENTRY, FREE, XATTR, UNXATTR, TRUNCATE, DATA, MAP, ZONE, COUNTE
     range(1, 16)
 DEVICE_INODE, PUNCH = 16, 17
 CHUNK = 18
+ZONE_V3 = 19
 
 
 def _name(name: str) -> bytes:
@@ -241,10 +252,14 @@ def encode(record) -> bytes:
         case Data():
             return bytes((DATA,)) + _DATA.pack(record.ino, record.first_block, record.count)
         case Map():
-            return bytes((MAP,)) + _MAP.pack(record.ino, record.first_block, record.count, record.lba)
+            if len(record.sums) != 4 * record.count:
+                raise ValueError(f"a Map record of {record.count} blocks needs {4 * record.count} bytes of "
+                                 f"checksums, not {len(record.sums)}")
+            return bytes((MAP,)) + _MAP.pack(record.ino, record.first_block, record.count, record.lba,
+                                             record.seed) + record.sums
         case ZoneRecord():
-            return bytes((ZONE_V2,)) + _ZONE_V2.pack(record.zone, record.state, record.stream, record.written,
-                                                     record.valid, record.modified)
+            return bytes((ZONE_V3,)) + _ZONE_V3.pack(record.zone, record.state, record.stream, record.written,
+                                                     record.valid, record.modified, record.damaged)
         case Counters():
             return bytes((COUNTERS,)) + _COUNTERS.pack(record.next_seq, record.next_ino)
         case Kept():
@@ -308,14 +323,21 @@ def decode(buf, where: str):
                 yield Punch(*_DATA.unpack_from(buf, pos))
                 pos += _DATA.size
             elif kind == MAP:
-                yield Map(*_MAP.unpack_from(buf, pos))
+                ino, first, count, lba, seed = _MAP.unpack_from(buf, pos)
                 pos += _MAP.size
+                if pos + 4 * count > end:
+                    raise struct.error
+                yield Map(ino, first, count, lba, seed, bytes(buf[pos:pos + 4 * count]))
+                pos += 4 * count
             elif kind == ZONE:
                 yield ZoneRecord(*_ZONE.unpack_from(buf, pos))
                 pos += _ZONE.size
             elif kind == ZONE_V2:
                 yield ZoneRecord(*_ZONE_V2.unpack_from(buf, pos))
                 pos += _ZONE_V2.size
+            elif kind == ZONE_V3:
+                yield ZoneRecord(*_ZONE_V3.unpack_from(buf, pos))
+                pos += _ZONE_V3.size
             elif kind == COUNTERS:
                 yield Counters(*_COUNTERS.unpack_from(buf, pos))
                 pos += _COUNTERS.size

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from zcsdfs.lfs.format import FrameHeader, frame_crc_ok, parse_header
+from zcsdfs.lfs.format import FrameHeader, check_frame, parse_header
 
 
 def written_end(device, zone: int) -> int:
@@ -58,6 +58,13 @@ class Walk:
 
 def read_frame(device, lba: int, header: FrameHeader) -> bytearray | None:
     """The whole frame at ``lba``, or None if it fails its CRC32C."""
+    found = read_unit(device, lba, header)
+    return None if found is None else found[0]
+
+
+def read_unit(device, lba: int, header: FrameHeader) -> tuple[bytearray, list[int]] | None:
+    """The whole frame at ``lba`` and the chained checksums of its data blocks, or None if it fails its CRC32C."""
     frame = bytearray(header.blocks * device.block_size)
     device.read_into(lba, frame)
-    return frame if frame_crc_ok(frame, header) else None
+    sums = check_frame(frame, header, device.block_size)
+    return None if sums is None else (frame, sums)

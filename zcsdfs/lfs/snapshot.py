@@ -64,6 +64,11 @@ class Snapshot(TreeReader):
         return self._fs.viewed
 
     @property
+    def sums(self):
+        """The file system's data checksums: a snapshot's blocks are checked like live ones."""
+        return self._fs.sums
+
+    @property
     def info(self) -> SnapshotInfo:
         return SnapshotInfo(self.name, self.created_ns)
 

@@ -2,9 +2,15 @@
 
 It names the file system (magic, version, uuid) and the geometry it was
 made for, so mount can refuse a foreign device or one whose geometry
-changed. Both checkpoint zones start with the same superblock; a zone is
-reset only when the other holds the latest checkpoint, so at least one copy
-always survives.
+changed. There are two copies, one in the first block of each checkpoint
+zone (zones 0 and 1): mkfs writes both, and a checkpoint zone is reset only
+when the other holds the latest checkpoint, and is rewritten starting with
+its copy at once, so a damaged (or unreadable) copy leaves the other to
+mount from. Mount reports a damaged copy; ``fsck`` counts it as an error.
+
+The version is the on-disk format's: 2 added per-block data checksums
+(``checksums.py``). An image of another version is refused with a message
+saying so (``UnsupportedFormat``); nothing converts it.
 
 Layout (little-endian)::
 
@@ -20,10 +26,10 @@ import struct
 import attrs
 import crc32c
 
-from zcsdfs.lfs.errors import Corrupted, NotZcsdfs
+from zcsdfs.lfs.errors import Corrupted, NotZcsdfs, UnsupportedFormat
 
 MAGIC = b"ZCSB"
-VERSION = 1
+VERSION = 2  # the on-disk format: 2 stores a CRC32C of every data block
 LAYOUT = struct.Struct("<4sHH16sIIQQIIQ")
 CRC = struct.Struct("<I")
 CHECKPOINT_ZONES = (0, 1)
@@ -51,11 +57,12 @@ class Superblock:
         magic, version, _, uuid, bs, zones, zsize, zcap, cp0, cp1, created = LAYOUT.unpack_from(block, 0)
         if magic != MAGIC:
             raise NotZcsdfs(f"no zcsdfs superblock at {where}")
-        if version != VERSION:
-            raise Corrupted(f"superblock at {where} has version {version}, this code reads {VERSION}")
         (crc,) = CRC.unpack_from(block, LAYOUT.size)
         if crc != crc32c.crc32c(bytes(block[:LAYOUT.size])):
             raise Corrupted(f"superblock at {where} fails its CRC32C")
+        if version != VERSION:
+            raise UnsupportedFormat(f"the file system was made by a zcsdfs with on-disk format {version}; "
+                                    f"this one reads format {VERSION} only (format 2 added data checksums)")
         return cls(uuid, bs, zones, zsize, zcap, created, (cp0, cp1))
 
     def check_geometry(self, geometry) -> None:

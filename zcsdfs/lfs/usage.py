@@ -53,6 +53,7 @@ class DiskUsage:
     user_blocks: int
     device_blocks: int
     gc_blocks: int
+    damaged_zones: int = 0  # zones GC found live blocks failing their checksums in
 
     @property
     def total_blocks(self) -> int:
@@ -85,4 +86,5 @@ def disk_usage(device) -> DiskUsage:
         free_zones=free, head_zones=heads, sealed_zones=len(r.log_zones) - free - heads,
         usable_blocks=usable_blocks(g, len(r.log_zones), RESERVE_ZONES),
         valid_blocks=sum(r.ns.valid[z] for z in r.log_zones), inodes=len(r.ns.inodes),
-        user_blocks=r.usage.user_blocks, device_blocks=r.usage.device_blocks, gc_blocks=r.usage.gc_blocks)
+        user_blocks=r.usage.user_blocks, device_blocks=r.usage.device_blocks, gc_blocks=r.usage.gc_blocks,
+        damaged_zones=sum(1 for rec in r.table.values() if rec.damaged and r.role(rec.zone) is Role.SEALED))
