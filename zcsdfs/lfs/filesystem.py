@@ -148,18 +148,16 @@ class FileSystem(TreeReader):
         self.block_size = device.block_size
         self._lock = threading.RLock()
         r, self.writer, self.checkpointer, self.recovery = recover(device, self.readonly)
-        self.sums = self.writer.sums  # every data block's checksum, by LBA (checksums.py)
-        self._sum_tables = self.sums.tables  # per zone, for the small-read path
-        self._zone_size = device.geometry.zone_size
-        self.sb, self.ns, self._usage_base = r.sb, r.ns, r.usage
+        # every data block's checksum, by LBA (checksums.py): per zone, for the small-read path
+        self._sum_index = (self.writer.sums.tables, device.geometry.zone_size)
+        self.sb, self.ns = r.sb, r.ns
         self.snapshots: dict[str, Snapshot] = {name: Snapshot(self, name, created, ns)
                                                for name, (created, ns) in r.snapshots.items()}
         self.viewed = ZonePins(device.geometry.zones, device.geometry.zone_size)  # by frozen views and reads
         self.writer.on_low_space = self._reclaim
-        self.checkpoint_interval = device.geometry.zone_capacity
         self.user_blocks_written = 0
-        self.gc_blocks_moved = 0
         self.tally = Tally(getattr(device, "events", None) or EventBus())  # counts and the stack's bus
+        self.tally.usage_base = r.usage
         self._reclaiming = False
         self._grouping = False  # a write's CONTINUED units are going out: no checkpoint until the last
         self._pending: list[bytes] = []
@@ -267,13 +265,28 @@ class FileSystem(TreeReader):
             return None
         started, valid = time.perf_counter(), self.ns.valid[victim]
         moved = collect(self, victim)
-        self.gc_blocks_moved += moved
+        self.tally.gc_blocks_moved += moved
         self.checkpoint()
         note_gc(self, victim, policy or self.gc_policy, valid, moved, started)
         if self.writer.role[victim] is Role.FREE:
             return True
         failed.add(victim)
         return False
+
+    @property
+    def sums(self):
+        """Every data block's checksum, by LBA (``checksums.BlockSums``)."""
+        return self.writer.sums
+
+    @property
+    def checkpoint_interval(self) -> int:
+        """Blocks logged between checkpoints: one zone's worth, so roll-forward stays short."""
+        return self.device.geometry.zone_capacity
+
+    @property
+    def gc_blocks_moved(self) -> int:
+        """Blocks garbage collection has relocated since mount."""
+        return self.tally.gc_blocks_moved
 
     @property
     def damaged_zones(self) -> list[int]:
@@ -782,8 +795,9 @@ class FileSystem(TreeReader):
                     n = last - first + 1  # whole blocks, to check them against their checksums
                     lba = run[0]
                     data = self.device.read_bytes(lba, 0, n * bs)
-                    zone, at = divmod(lba, self._zone_size)  # BlockSums.ok, inlined: every small read comes here
-                    table = self._sum_tables[zone]
+                    tables, zone_size = self._sum_index
+                    zone, at = divmod(lba, zone_size)  # BlockSums.ok, inlined: every small read comes here
+                    table = tables[zone]
                     if table is None or _crc(data, table[at - 1]) != table[at + n - 1]:
                         raise damaged(self.sums, ino, first, lba, data, bs)
                     skip = offset - first * bs
@@ -1099,7 +1113,7 @@ class FileSystem(TreeReader):
 
     def usage(self) -> records.Usage:
         """Lifetime totals: those saved by the last checkpoint mounted from plus this mount's."""
-        base = self._usage_base
+        base = self.tally.usage_base
         return records.Usage(base.user_blocks + self.user_blocks_written,
                              base.device_blocks + self.writer.blocks_written + self.checkpointer.blocks_written,
                              base.gc_blocks + self.gc_blocks_moved)

@@ -99,6 +99,8 @@ class Tally:
         self.gc_runs = 0
         self.recent_gc: collections.deque[GcRun] = collections.deque(maxlen=RECENT_GC_RUNS)
         self.checkpoints = 0
+        self.gc_blocks_moved = 0
+        self.usage_base = None  # the usage recovered at mount (usage.py counts on from it)
 
 
 def note_gc(fs, victim: int, policy: str, valid: int, moved: int, started: float) -> None:
