@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     _fill_help(parser)
+    parser.epilog += ("\n\nexit status: 0 done; 1 an error, said in one line on stderr (zcsdfs: ...); "
+                      "2 a usage error;\n130 interrupted; fsck uses fsck(8)'s codes")
     return parser
 
 
