@@ -125,6 +125,7 @@ class DB:
         self._write = _WriteOptions(self._write)
         self._read = lib.rocksdb_readoptions_create()
         self.last_scan = None  # a scan.ScanStats after scan_prefix(..., offload=True)
+        self.range_deleted = False  # whether this handle wrote range deletions (scan.py)
         _open_dbs.add(self)
 
     # -- life ---------------------------------------------------------------------------------
@@ -243,6 +244,7 @@ class DB:
         err = ffi.new("char**")
         lib.rocksdb_write(self._handle(), self._write[sync, disable_wal], batch._handle(), err)
         self._check(err)
+        self.range_deleted |= batch.has_range_deletions
 
     # -- iteration ----------------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ the internal key's trailer (sequence number and type). The host then
 
 A file that a compaction deletes between listing and opening restarts the scan. Tables
 the kernel cannot read (compressed, another format) make the scan fail with the
-kernel's error in the ``zcsdfs.csd`` log; range deletions are not supported (they live
-in a block of their own).
+kernel's error in the ``zcsdfs.csd`` log. Range deletions are not supported (they live in
+a block of their own): the kernel refuses a table that has them, and a handle that wrote
+some refuses to offload.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ def _table_entries(db, files, prefix: bytes, advice: int, tally: list):
 
 
 def offloaded_scan(db, prefix: bytes) -> list[tuple[bytes, bytes]]:
+    if db.range_deleted:
+        raise OSError(errno.EOPNOTSUPP, "scan_prefix(offload=True) does not see range deletions, and this "
+                                        "DB has them: use offload=False")
     advice = None
     before = db.volume.csd_stats()
     for _ in range(RETRIES):

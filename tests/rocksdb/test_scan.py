@@ -87,3 +87,21 @@ def test_the_shipped_kernel_object_is_built_from_its_source(tmp_path):
     subprocess.run(["clang", "-O2", "-g0", "-mcpu=v3", "-ffreestanding", "-target", "bpf", "-I", str(include),
                     "-c", src.name, "-o", str(out)], cwd=src.parent, check=True)
     assert out.read_bytes() == Path(KERNEL_PATH).read_bytes()
+
+
+def test_range_deletions_are_refused_not_missed(vol):
+    with DB("/db", volume=vol) as db:
+        for i in range(100):
+            db[b"k%03d" % i] = b"v"
+        b = WriteBatch()
+        b.delete_range(b"k010", b"k020")
+        db.write(b)
+        with pytest.raises(OSError) as e:
+            list(db.scan_prefix(b"k01", offload=True))
+        assert e.value.errno == errno.EOPNOTSUPP
+        db.flush()
+    with DB("/db", volume=vol) as db:  # a new handle: the table's range-deletion block is seen
+        assert list(db.scan_prefix(b"k01")) == []
+        with pytest.raises(OSError) as e:
+            list(db.scan_prefix(b"k01", offload=True))
+        assert e.value.errno == errno.EIO
