@@ -68,8 +68,12 @@ def parse(output: bytes):
     view = memoryview(output)
     at = 0
     while at < len(view):
+        if at + _HEAD.size > len(view):
+            raise OSError(errno.EIO, f"sst_prefix output cut short at byte {at}")
         ulen, vlen, trailer = _HEAD.unpack_from(view, at)
         at += _HEAD.size
+        if at + ulen + vlen > len(view):
+            raise OSError(errno.EIO, f"sst_prefix output: an entry at byte {at - _HEAD.size} runs past its end")
         key = bytes(view[at:at + ulen])
         at += ulen
         yield key, trailer >> 8, trailer & 0xFF, bytes(view[at:at + vlen])

@@ -3,6 +3,7 @@
 import errno
 import random
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -106,4 +107,14 @@ def test_range_deletions_are_refused_not_missed(vol):
         assert list(db.scan_prefix(b"k01")) == []
         with pytest.raises(OSError) as e:
             list(db.scan_prefix(b"k01", offload=True))
+        assert e.value.errno == errno.EIO
+
+
+def test_malformed_kernel_output_is_an_error_not_a_crash():
+    from zcsdfs.rocksdb.scan import parse
+    good = struct.pack("<IIQ", 1, 2, 5 << 8 | 1) + b"k" + b"vv"
+    assert list(parse(good)) == [(b"k", 5, 1, b"vv")]
+    for bad in (good[:-1], good + b"\0" * 3, struct.pack("<IIQ", 1 << 30, 0, 0)):
+        with pytest.raises(OSError) as e:
+            list(parse(bad))
         assert e.value.errno == errno.EIO
