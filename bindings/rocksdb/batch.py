@@ -9,6 +9,7 @@ from .iterator import key_bytes
 class WriteBatch:
     def __init__(self):
         self._b = lib.rocksdb_writebatch_create()
+        self.has_range_deletions = False  # offloaded scans cannot see them (scan.py)
 
     def _handle(self):
         if self._b is None:
@@ -31,9 +32,11 @@ class WriteBatch:
         """Delete every key in ``[begin, end)``."""
         begin, end = key_bytes(begin), key_bytes(end)
         lib.rocksdb_writebatch_delete_range(self._handle(), begin, len(begin), end, len(end))
+        self.has_range_deletions = True
 
     def clear(self) -> None:
         lib.rocksdb_writebatch_clear(self._handle())
+        self.has_range_deletions = False
 
     def __len__(self) -> int:
         return lib.rocksdb_writebatch_count(self._handle())

@@ -97,6 +97,9 @@ class DB:
     ``db[k] = v``, ``db[k]``, ``del db[k]``, ``k in db``, ``get``, ``put``, ``delete``,
     ``write(batch)``, ``iter()``, ``items()/keys()/values()``, ``snapshot()``, ``flush()``,
     ``compact_range()``, ``property_value()``, ``close()``; a context manager.
+
+    Any number of threads may use one DB; ``close`` must not race with them (as with
+    RocksDB itself, a call on a DB being closed is a use after free).
     """
 
     def __init__(self, path, *, volume=None, options: Options | None = None):
@@ -106,7 +109,7 @@ class DB:
         self._env = _Env(self.volume, self.options)
         lib.zr_set_file_cache(self.options.file_cache_size)
         err = ffi.new("char**")
-        db = lib.rocksdb_open(self._env.built.opt, self.path.encode(), err)
+        db = lib.rocksdb_open(self._env.built.opt, os.fsencode(self.path), err)
         try:
             self._env.check(err)
         except BaseException:
@@ -125,6 +128,7 @@ class DB:
         self._write = _WriteOptions(self._write)
         self._read = lib.rocksdb_readoptions_create()
         self.last_scan = None  # a scan.ScanStats after scan_prefix(..., offload=True)
+        self.range_deleted = False  # whether this handle wrote range deletions (scan.py)
         _open_dbs.add(self)
 
     # -- life ---------------------------------------------------------------------------------
@@ -173,7 +177,7 @@ class DB:
         env = _Env(volume, options or Options())
         try:
             err = ffi.new("char**")
-            lib.rocksdb_destroy_db(env.built.opt, _db_path(volume, path).encode(), err)
+            lib.rocksdb_destroy_db(env.built.opt, os.fsencode(_db_path(volume, path)), err)
             env.check(err)
         finally:
             env.free()
@@ -243,6 +247,7 @@ class DB:
         err = ffi.new("char**")
         lib.rocksdb_write(self._handle(), self._write[sync, disable_wal], batch._handle(), err)
         self._check(err)
+        self.range_deleted |= batch.has_range_deletions
 
     # -- iteration ----------------------------------------------------------------------------
 

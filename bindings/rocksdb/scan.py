@@ -15,8 +15,9 @@ the internal key's trailer (sequence number and type). The host then
 
 A file that a compaction deletes between listing and opening restarts the scan. Tables
 the kernel cannot read (compressed, another format) make the scan fail with the
-kernel's error in the ``zcsdfs.csd`` log; range deletions are not supported (they live
-in a block of their own).
+kernel's error in the ``zcsdfs.csd`` log. Range deletions are not supported (they live in
+a block of their own): the kernel refuses a table that has them, and a handle that wrote
+some refuses to offload.
 """
 
 from __future__ import annotations
@@ -67,8 +68,12 @@ def parse(output: bytes):
     view = memoryview(output)
     at = 0
     while at < len(view):
+        if at + _HEAD.size > len(view):
+            raise OSError(errno.EIO, f"sst_prefix output cut short at byte {at}")
         ulen, vlen, trailer = _HEAD.unpack_from(view, at)
         at += _HEAD.size
+        if at + ulen + vlen > len(view):
+            raise OSError(errno.EIO, f"sst_prefix output: an entry at byte {at - _HEAD.size} runs past its end")
         key = bytes(view[at:at + ulen])
         at += ulen
         yield key, trailer >> 8, trailer & 0xFF, bytes(view[at:at + vlen])
@@ -103,6 +108,9 @@ def _table_entries(db, files, prefix: bytes, advice: int, tally: list):
 
 
 def offloaded_scan(db, prefix: bytes) -> list[tuple[bytes, bytes]]:
+    if db.range_deleted:
+        raise OSError(errno.EOPNOTSUPP, "scan_prefix(offload=True) does not see range deletions, and this "
+                                        "DB has them: use offload=False")
     advice = None
     before = db.volume.csd_stats()
     for _ in range(RETRIES):

@@ -12,7 +12,8 @@
  *   u32 user key length, u32 value length, u64 trailer (sequence << 8 | type),
  *   the user key, the value.
  * Status: -EINVAL a prefix too long; -EPROTO not such a table, or a malformed
- * block; -EOPNOTSUPP a compressed block or a hash data-block index;
+ * block; -EOPNOTSUPP a compressed block, a hash data-block index, or a table
+ * with range deletions (their block is not read: its tombstones would be missed);
  * -E2BIG a block or key larger than this kernel's buffers. */
 #include "zcsdfs.h"
 
@@ -32,7 +33,7 @@
 #define MAGIC 0x88e241b785f4cff7ULL
 
 static uint8_t block[BLOCK_MAX + 8]; /* + 8: a masked index plus a 4-byte read stays inside */
-static uint8_t win[WIN];
+static uint8_t win[WIN + 8]; /* + 8: a masked index plus a 4-byte read stays inside */
 static uint8_t key[KEY_MAX];
 static uint8_t sep[KEY_MAX];
 static uint8_t prefix[MAX_PREFIX];
@@ -163,6 +164,45 @@ static int scan_block(uint64_t offset, uint64_t size, const uint8_t *prefix, uin
     return 0;
 }
 
+/* Whether the metaindex block names a range-deletion block: 1, 0, or negative on error. */
+static int has_range_deletions(uint64_t offset, uint64_t size)
+{
+    static const char name[] = "rocksdb.range_del";
+    const uint32_t nlen = sizeof name - 1;
+    if (size < 4 || size + TRAILER > WIN)
+        return size + TRAILER > WIN ? -E2BIG : -EPROTO;
+    if (zcsd_read(offset, win, size + TRAILER) != (int64_t)(size + TRAILER))
+        return -EPROTO;
+    if (win[size & (WIN - 1)] != 0)
+        return -EOPNOTSUPP;
+    uint32_t bsize = size;
+    uint32_t restarts = le32(&win[(bsize - 4) & (WIN - 1)]);
+    if (restarts == 0 || restarts > (bsize - 4) / 4)
+        return -EPROTO;
+    uint32_t end = bsize - 4 - 4 * restarts, pos = 0, klen = 0;
+    while (pos < end) {
+        uint32_t shared, non_shared, vlen;
+        if (win_varint32(win, end, &pos, &shared) || win_varint32(win, end, &pos, &non_shared)
+            || win_varint32(win, end, &pos, &vlen))
+            return -EPROTO;
+        if (shared > klen || non_shared > end - pos || vlen > end - pos - non_shared
+            || shared + non_shared > KEY_MAX)
+            return -EPROTO;
+        for (uint32_t i = 0; i < non_shared && i < KEY_MAX; i++)
+            sep[(shared + i) & (KEY_MAX - 1)] = win[(pos + i) & (WIN - 1)];
+        klen = shared + non_shared;
+        pos += non_shared + vlen;
+        if (klen == nlen) {
+            uint32_t i = 0;
+            while (i < nlen && sep[i & (KEY_MAX - 1)] == (uint8_t)name[i])
+                i++;
+            if (i == nlen)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 SEC("csd/read_stream") int sst_prefix(const uint8_t *args, uint64_t len)
 {
     uint64_t size = zcsd_file_size();
@@ -186,6 +226,9 @@ SEC("csd/read_stream") int sst_prefix(const uint8_t *args, uint64_t len)
         return -EPROTO;
     if (index_size < 4 || index_off + index_size + TRAILER > size)
         return -EPROTO;
+    int meta = has_range_deletions(meta_off, meta_size);
+    if (meta)
+        return meta < 0 ? meta : -EOPNOTSUPP; /* range tombstones: not read here */
     uint8_t tail[TRAILER + 4];
     if (zcsd_read(index_off + index_size - 4, tail, sizeof tail) != sizeof tail)
         return -EPROTO;

@@ -3,6 +3,7 @@
 import errno
 import random
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import pytest
 from zcsdfs.rocksdb import DB, Options, WriteBatch
 from zcsdfs.rocksdb.scan import KERNEL_PATH
 
+# L0 compacts only when asked (compact_range), so the test decides which levels hold what
 OPTIONS = Options(write_buffer_size=128 << 10, target_file_size_base=128 << 10, max_bytes_for_level_base=512 << 10,
-                  level0_file_num_compaction_trigger=2)
+                  level0_file_num_compaction_trigger=20)
 
 
 def churn(db, rng, n, keys=5000):
@@ -36,7 +38,8 @@ def test_offloaded_scan_equals_the_iterator(vol, seed):
     with DB("/db", volume=vol, options=OPTIONS) as db:
         churn(db, rng, 20000)
         db.flush()
-        churn(db, rng, 3000)  # L0 files over deeper levels
+        db.compact_range(bottommost=False)  # into the deeper levels
+        churn(db, rng, 3000)  # L0 files over them
         db.flush()
         snap = db.snapshot()  # keeps overwritten versions in the tables
         churn(db, rng, 1500)  # and a memtable with overwrites and deletions
@@ -87,3 +90,31 @@ def test_the_shipped_kernel_object_is_built_from_its_source(tmp_path):
     subprocess.run(["clang", "-O2", "-g0", "-mcpu=v3", "-ffreestanding", "-target", "bpf", "-I", str(include),
                     "-c", src.name, "-o", str(out)], cwd=src.parent, check=True)
     assert out.read_bytes() == Path(KERNEL_PATH).read_bytes()
+
+
+def test_range_deletions_are_refused_not_missed(vol):
+    with DB("/db", volume=vol) as db:
+        for i in range(100):
+            db[b"k%03d" % i] = b"v"
+        b = WriteBatch()
+        b.delete_range(b"k010", b"k020")
+        db.write(b)
+        with pytest.raises(OSError) as e:
+            list(db.scan_prefix(b"k01", offload=True))
+        assert e.value.errno == errno.EOPNOTSUPP
+        db.flush()
+    with DB("/db", volume=vol) as db:  # a new handle: the table's range-deletion block is seen
+        assert list(db.scan_prefix(b"k01")) == []
+        with pytest.raises(OSError) as e:
+            list(db.scan_prefix(b"k01", offload=True))
+        assert e.value.errno == errno.EIO
+
+
+def test_malformed_kernel_output_is_an_error_not_a_crash():
+    from zcsdfs.rocksdb.scan import parse
+    good = struct.pack("<IIQ", 1, 2, 5 << 8 | 1) + b"k" + b"vv"
+    assert list(parse(good)) == [(b"k", 5, 1, b"vv")]
+    for bad in (good[:-1], good + b"\0" * 3, struct.pack("<IIQ", 1 << 30, 0, 0)):
+        with pytest.raises(OSError) as e:
+            list(parse(bad))
+        assert e.value.errno == errno.EIO
