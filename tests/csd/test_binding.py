@@ -362,15 +362,19 @@ HOSTILE = {
         call 2
         mov %r0, 0
         exit""", "EACCES"),
-    "loops forever": ("mov %r0, 0\nja -1\nexit", "ETIME"),
+    "loops for minutes": ("mov %r0, 0\nmov %r1, 0x7fffffff\nsub %r1, 1\njne %r1, 0, -2\nexit", "ETIME"),
     "floods its output": ("""
         stdw [%r10-8], 0
+        mov %r6, 0x7fffffff
     loop:
         mov %r1, %r10
         add %r1, -8
         mov %r2, 8
         call 33
-        ja loop""", "E2BIG"),
+        sub %r6, 1
+        jne %r6, 0, loop
+        mov %r0, 0
+        exit""", "E2BIG"),
     "reads outside its memory": ("ldxdw %r0, [%r1+4096]\nexit", "EFAULT"),
     "fails": ("mov %r0, -5\nexit", "EIO"),
 }

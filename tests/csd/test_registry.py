@@ -113,8 +113,15 @@ def test_engines_agree():
 # -- hostile kernels ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("which", ENGINES)
-def test_infinite_loop_exhausts_the_budget(which):
-    kernel = load("mov %r0, 0\nja -1\nexit", engine=which)
+def test_a_loop_with_no_way_out_is_refused_at_load(which):
+    with pytest.raises(ProgramRefused, match="insn 1: a loop with no way out") as info:
+        load("mov %r0, 0\nloop:\nadd %r0, 1\nja loop\nexit", engine=which)
+    assert info.value.errno == errno.EINVAL
+
+
+@pytest.mark.parametrize("which", ENGINES)
+def test_a_long_loop_exhausts_the_budget(which):
+    kernel = load("mov %r0, 0\nmov %r1, 0x7fffffff\nsub %r1, 1\njne %r1, 0, -2\nexit", engine=which)
     with pytest.raises(BudgetExceeded, match="budget of 5000 exhausted") as info:
         kernel.run(MemoryFile([DATA]), budget=5000)
     assert info.value.errno == errno.ETIME
