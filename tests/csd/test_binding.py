@@ -280,7 +280,7 @@ def test_write_event_runs_after_each_write(vol):
 
 def test_write_stream_transforms_what_is_stored(vol):
     fd = vol.open("/log", os.O_CREAT | os.O_RDWR, 0o644)
-    bind(vol, fd, load(FRAME_ASM, kind="write-stream"))
+    bind(vol, fd, load(asm=FRAME_ASM, kind="write-stream"))
     records = [b"first record", b"x" * 700, b"third"]
     for record in records:
         assert vol.write(fd, record) == len(record)  # the caller's count
@@ -295,7 +295,7 @@ def test_write_stream_transforms_what_is_stored(vol):
 
 def test_failing_write_stream_writes_nothing(vol, caplog):
     fd, raw = fragmented(vol)
-    bind(vol, fd, load("mov %r0, -22\nexit", kind="write-stream"))
+    bind(vol, fd, load(asm="mov %r0, -22\nexit", kind="write-stream"))
     with caplog.at_level(logging.WARNING, logger="zcsdfs.csd"), pytest.raises(OSError) as info:
         vol.pwrite(fd, b"never stored", 0)
     assert info.value.errno == errno.EIO
@@ -386,7 +386,7 @@ def test_hostile_kernels_fail_the_read_with_eio(vol, caplog, what, which):
     fd, raw = fragmented(vol)
     source, reason = HOSTILE[what]
     vol.vfs.csd.budget = 3_000_000
-    bind(vol, fd, load(source, engine=which, name=f"hostile-{reason}"))
+    bind(vol, fd, load(asm=source, engine=which, name=f"hostile-{reason}"))
     with caplog.at_level(logging.WARNING, logger="zcsdfs.csd"), pytest.raises(OSError) as info:
         vol.pread(fd, SIZE, 0)
     assert info.value.errno == errno.EIO

@@ -6,11 +6,15 @@ engine): the JIT must give the same r0 and raise the same error at the same pc.
 
 from __future__ import annotations
 
+import errno
+import types
+
 import pytest
 
 from zcsdfs.csd import conformance, isa, jit, jit_codegen, stdlib
 from zcsdfs.csd.asm import assemble
 from zcsdfs.csd.errors import (
+    DeadlineExceeded,
     BpfError,
     BudgetExceeded,
     HelperFault,
@@ -232,6 +236,37 @@ def test_budget_boundary_matches_the_interpreter(budget):
     program = assemble("mov %r0, 10\nloop:\nsub %r0, 1\njne %r0, 0, loop\nexit")
     result = same_as_interpreter(program, budget=budget)
     assert result == (0 if budget >= 22 else (BudgetExceeded, result[1]))
+
+
+@pytest.mark.parametrize("budget", [20, 21, 22, 23, 100])
+def test_budget_slices_are_exact(monkeypatch, budget):
+    """The counter holds a slice of the budget; refills keep the count exact
+    (a slice of 7 runs out inside blocks, between them and in callees)."""
+    from zcsdfs.csd import interpreter
+
+    monkeypatch.setattr(interpreter, "INTERP_SLICE", 7)
+    monkeypatch.setattr(jit, "JIT_SLICE", 7)
+    program = assemble("mov %r0, 0\nmov %r1, 5\nloop:\nadd %r0, 2\nsub %r1, 1\njne %r1, 0, loop\nexit")
+    result = same_as_interpreter(program, budget=budget)
+    assert result == (10 if budget >= 18 else (BudgetExceeded, result[1]))
+    for engine in (Interpreter(program, None, budget), Jit(program, None, budget)):
+        env = types.SimpleNamespace(instructions=0)
+        engine.run(env=env)
+        assert env.instructions == 18
+    calls = assemble("mov %r6, 0\nloop:\ncall local f\nadd %r6, 1\njne %r6, 50, loop\nmov %r0, %r6\nexit\n"
+                     "f:\nmov %r0, 1\nexit")
+    assert same_as_interpreter(calls, budget=50 * 5 + 3) == 50
+    assert same_as_interpreter(calls, budget=50 * 5 + 2)[0] is BudgetExceeded
+
+
+def test_deadline_in_both_engines():
+    program = assemble("mov %r0, 0\nlddw %r1, 0x7fffffffffff\nloop:\nsub %r1, 1\njne %r1, 0, loop\nexit")
+    for engine in (Interpreter(program, None, 1 << 60, timeout=0.05), Jit(program, None, 1 << 60, timeout=0.05)):
+        with pytest.raises(DeadlineExceeded, match="time limit of 0.05 s") as info:
+            engine.run()
+        assert info.value.pc == 3 and info.value.errno == errno.ETIME
+        with pytest.raises(DeadlineExceeded):
+            engine.run(budget=1 << 60, timeout=0.01)  # per run, too
 
 
 def test_budget_is_charged_across_calls():

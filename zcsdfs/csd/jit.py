@@ -2,7 +2,8 @@
 
 :class:`Jit` has the interpreter's face and gives exactly its results and
 errors, at native speed. Compiling goes through llvmlite's new pass manager
-and one MCJIT engine per process; running allocates a context struct, the
+and one MCJIT engine per program (compilations share no state, so they run
+concurrently); running allocates a context struct, the
 stack frames and the region table, calls the entry point through a cffi
 function pointer, and turns the status the code left in the context into
 the error (:class:`MemoryFault`, :class:`BudgetExceeded`,
@@ -23,15 +24,20 @@ import cffi
 import llvmlite.binding as llvm
 
 from zcsdfs.csd import isa, jit_native, memory  # noqa: F401 (jit_native registers the storage helpers' forms)
-from zcsdfs.csd.errors import BpfError, BudgetExceeded, HelperFault, LimitExceeded, MemoryFault, ProgramRefused
+from zcsdfs.csd.errors import (
+    BpfError, BudgetExceeded, DeadlineExceeded, HelperFault, LimitExceeded, MemoryFault, ProgramRefused,
+)
 from zcsdfs.csd.helpers import HelperSet, Ret
+from zcsdfs.csd.limits import JIT_SLICE, Meter
 from zcsdfs.csd.jit_codegen import (
     ACCESS_KINDS,
     CTX_FIELDS,
     FRAME_SIZE,
     MAX_FRAMES,
     NATIVES,
+    REFILL,
     STATUS_BUDGET,
+    STATUS_DEADLINE,
     STATUS_DEPTH,
     STATUS_HELPER,
     STATUS_OK,
@@ -58,19 +64,20 @@ class Compiled:
 
     entry: object  # cffi function pointer
     natives: tuple[str, ...]  # native helper names, in state-slot order
+    owner: object = attrs.field(default=None, eq=False, repr=False)  # the engine and context holding the code
 
 
 class _Compiler:
-    """One MCJIT engine per process; modules are added to it and never removed."""
+    """Compiles each program in its own LLVM context, target machine and MCJIT
+    engine, so compilations share nothing and run outside any lock (llvmlite
+    releases the GIL): a small kernel never waits for a large one. The lock
+    guards only the cache; engines are kept for the life of the process."""
 
     def __init__(self):
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
-        target = llvm.Target.from_triple(llvm.get_process_triple())
-        self.machine = target.create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-            opt=2, jit=True)
-        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self.machine)
+        self.target = llvm.Target.from_triple(llvm.get_process_triple())
+        self.cpu, self.features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
         self.lock = threading.Lock()
         self.cache: dict[tuple, Compiled] = {}
         self.serial = 0
@@ -84,20 +91,27 @@ class _Compiler:
             if compiled is not None:
                 return compiled, True
             self.serial += 1
-            emitter = ModuleEmitter(program, helpers, checked, f"bpf{self.serial}")
-            module = llvm.parse_assembly(emitter.emit())
-            module.verify()
-            tuning = llvm.create_pipeline_tuning_options(speed_level=2)
-            passes = llvm.create_pass_builder(self.machine, tuning)
-            passes.getModulePassManager().run(module, passes)
-            self.engine.add_module(module)
-            self.engine.finalize_object()
-            address = self.engine.get_function_address(f"{emitter.name}_run")
-            names = tuple(sorted(emitter.native_slots, key=emitter.native_slots.get))
-            compiled = Compiled(ffi.cast(ENTRY_TYPE, address), names)
-            self.cache[key] = compiled
+            serial = self.serial
+        compiled = self.compile(program, helpers, checked, f"bpf{serial}")
+        with self.lock:
+            kept = self.cache.setdefault(key, compiled)
             self.compilations += 1
-            return compiled, False
+        return kept, False
+
+    def compile(self, program: Program, helpers: HelperSet, checked: frozenset[int] | None, name: str) -> Compiled:
+        emitter = ModuleEmitter(program, helpers, checked, name)
+        context = llvm.create_context()
+        module = llvm.parse_assembly(emitter.emit(), context=context)
+        module.verify()
+        machine = self.target.create_target_machine(cpu=self.cpu, features=self.features, opt=2, jit=True)
+        tuning = llvm.create_pipeline_tuning_options(speed_level=2)
+        passes = llvm.create_pass_builder(machine, tuning)
+        passes.getModulePassManager().run(module, passes)
+        engine = llvm.create_mcjit_compiler(module, machine)  # owns the module and the machine
+        engine.finalize_object()
+        address = engine.get_function_address(f"{emitter.name}_run")
+        names = tuple(sorted(emitter.native_slots, key=emitter.native_slots.get))
+        return Compiled(ffi.cast(ENTRY_TYPE, address), names, (context, engine))  # the engine goes first
 
 
 _compiler: _Compiler | None = None
@@ -138,9 +152,10 @@ class JitRun(memory.HelperAccess):
     they stay valid (and safe) after the run.
     """
 
-    def __init__(self, jit: "Jit", mem, env, budget: int):
+    def __init__(self, jit: "Jit", mem, env, budget: int, timeout: float | None):
         self.helpers = jit.helpers
         self.budget = budget
+        self.meter = Meter(budget, timeout, JIT_SLICE)
         self.env = env
         self.error: BaseException | None = None
         self.stopped: int | None = None
@@ -151,7 +166,7 @@ class JitRun(memory.HelperAccess):
         self.stack = memoryview(ffi.buffer(stack))
         ctx.stack_base = self.address(stack)
         ctx.stack_top = ctx.stack_base + FRAME_SIZE * MAX_FRAMES
-        ctx.budget = budget
+        ctx.budget = self.meter.first
         self.input = None
         self.context_address = 0
         if mem is not None:
@@ -240,8 +255,24 @@ class JitRun(memory.HelperAccess):
 
     # -- running
 
+    def refill(self) -> int:
+        """The compiled code's counter ran out: the next slice of the budget, or stop the run."""
+        counter = self.meter.refill(self.ctx.budget - (1 << 64))
+        if counter is None:
+            self.ctx.status = STATUS_BUDGET
+            return 0
+        self.ctx.budget = counter
+        if self.meter.expired():
+            self.ctx.status = STATUS_DEADLINE
+        return 0
+
     def call_helper(self, number: int, args: tuple[int, ...]) -> int:
         """Run Python helper ``number`` for the compiled code (through ``_dispatch``)."""
+        if number == REFILL:
+            return self.refill()
+        if self.meter.expired():
+            self.ctx.status = STATUS_DEADLINE
+            return 0
         helper = self.helpers.get(number)
         try:
             self.sync_natives()
@@ -285,7 +316,7 @@ class JitRun(memory.HelperAccess):
             self.release()
         status = ctx.status
         if hasattr(self.env, "instructions"):
-            self.env.instructions += self.budget if status == STATUS_BUDGET else self.budget - ctx.budget
+            self.env.instructions += self.budget if status == STATUS_BUDGET else self.meter.used(ctx.budget)
         if status == STATUS_OK:
             return r0
         if status == STATUS_STOP:
@@ -297,6 +328,8 @@ class JitRun(memory.HelperAccess):
             raise error
         if status == STATUS_BUDGET:
             raise BudgetExceeded(f"instruction budget of {self.budget} exhausted", pc=ctx.pc)
+        if status == STATUS_DEADLINE:
+            raise DeadlineExceeded(f"time limit of {self.meter.timeout:g} s exceeded", pc=ctx.pc)
         if status == STATUS_DEPTH:
             raise LimitExceeded(f"call depth beyond {MAX_FRAMES} frames", pc=ctx.pc)
         kind = ACCESS_KINDS[ctx.fault_kind]
@@ -323,22 +356,25 @@ class Jit:
     that need a run-time bounds check; with no verdict every one is checked.
     """
 
-    def __init__(self, program: Program, helpers: HelperSet | None = None, budget: int = 1 << 30, verdict=None):
+    def __init__(self, program: Program, helpers: HelperSet | None = None, budget: int = 1 << 30, verdict=None,
+                 timeout: float | None = None):
         self.program = program
         self.helpers = helpers if helpers is not None else HelperSet()
         self.budget = budget
+        self.timeout = timeout
         checked = None if verdict is None else frozenset(verdict.checked)
         for pc, insn in enumerate(program.insns):
             if insn.opcode == isa.JMP | isa.CALL and insn.src == isa.CALL_HELPER and insn.imm not in self.helpers:
                 raise ProgramRefused(f"call to unknown helper {insn.imm}", pc=pc)
         self.code, self.cached = compiler().get(program, self.helpers, checked)
 
-    def run(self, mem=None, *, env=None, budget: int | None = None) -> int:
+    def run(self, mem=None, *, env=None, budget: int | None = None, timeout: float | None = None) -> int:
         """Run once with input memory ``mem`` (r1/r2) and ``env`` for helpers; returns r0.
 
-        ``budget`` overrides the JIT's for this run; an ``env`` with an
+        ``budget`` and ``timeout`` (seconds) override the JIT's for this run; an ``env`` with an
         ``instructions`` attribute gets the instructions charged added to it
         (per basic block, as the interpreter counts them).
         """
-        run = JitRun(self, mem, env, self.budget if budget is None else budget)
+        run = JitRun(self, mem, env, self.budget if budget is None else budget,
+                     self.timeout if timeout is None else timeout)
         return run.execute(self.code.entry)

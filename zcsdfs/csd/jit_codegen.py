@@ -17,9 +17,11 @@ the address in the struct and returns; ``jit.py`` raises the error.
   input memory, the current frame and the data sections (one compare
   each), then out of line against the callers' frames and the region table
   (data sections, helper-mapped memory).
-* Budget: each basic block charges its instruction count on entry and stops
-  the run when the budget goes negative: a subtract on the context's
-  counter and one branch per block, with the interpreter's block partition.
+* Budget: each basic block charges its instruction count on entry: a
+  subtract on the context's counter and one branch per block, with the
+  interpreter's block partition. When the counter would go negative, an
+  out-of-line call asks Python for the next slice of the budget (see
+  ``limits``), which also checks the deadline, and the run goes on or stops.
   (Kept in memory rather than as an SSA value threaded through every block,
   which made LLVM's InstCombine ten times slower on large programs; in a
   loop LLVM still keeps it in a register and only the store remains. The
@@ -74,7 +76,8 @@ FIELD = {name: index for index, name in enumerate(CTX_FIELDS)}
 ACCESS_KINDS = ("load", "store", "atomic")
 LOAD, STORE, ATOMIC = range(3)
 
-STATUS_OK, STATUS_MEMORY, STATUS_BUDGET, STATUS_DEPTH, STATUS_HELPER, STATUS_STOP = range(6)
+STATUS_OK, STATUS_MEMORY, STATUS_BUDGET, STATUS_DEPTH, STATUS_HELPER, STATUS_STOP, STATUS_DEADLINE = range(7)
+REFILL = 1 << 40  # the dispatch number that asks for the next slice of the budget (helpers are 32-bit)
 
 I1, I8, I16, I32, I64 = (ir.IntType(n) for n in (1, 8, 16, 32, 64))
 PTR = ir.PointerType()
@@ -481,10 +484,20 @@ class FunctionEmitter:
             pc = nxt
         # An unsigned subtract whose borrow is the fault: LLVM folds chains of
         # these much faster than of "sub; icmp sge 0" (5x on 4,000 instructions).
-        charged = self.b.usub_with_overflow(self.load_field("budget"), i64(cost))
-        self.store_field("budget", self.b.extract_value(charged, 0))
-        ok = self.b.not_(self.b.extract_value(charged, 1))
-        self.continue_if(ok, self.fault_block(STATUS_BUDGET, leader), f"run{leader}")
+        b = self.b
+        charged = b.usub_with_overflow(self.load_field("budget"), i64(cost))
+        self.store_field("budget", b.extract_value(charged, 0))
+        ok = b.not_(b.extract_value(charged, 1))
+        then = self.fn.append_basic_block(f"run{leader}")
+        refill = self.fn.append_basic_block(f"refill{leader}")
+        b.cbranch(self.likely(ok), then, refill)
+        b.position_at_end(refill)
+        self.store_field("pc", leader)
+        dispatch = b.inttoptr(self.load_field("dispatch"), DISPATCH_IR_TYPE.as_pointer())
+        b.call(dispatch, [self.ctx, i64(REFILL)] + [i64(0)] * 5)
+        stopped = b.icmp_unsigned("!=", self.load_field("status"), i64(0))
+        b.cbranch(stopped, self.leave, then)
+        b.position_at_end(then)
 
     def instruction(self, pc: int) -> None:
         insn = self.insns[pc]
