@@ -7,6 +7,7 @@ engine): the JIT must give the same r0 and raise the same error at the same pc.
 from __future__ import annotations
 
 import errno
+import re
 import types
 
 import pytest
@@ -531,3 +532,33 @@ def test_cache_keeps_native_and_python_forms_apart():
     python = Jit(program, python_only)
     assert (native.code.natives, python.code.natives) == (("zcsd_file_size",), ())
     assert (native.run(env=_file(bytes(9), [])), python.run()) == (9, 5)
+
+
+# -- messages -----------------------------------------------------------------------------
+
+HOST_ADDRESS = re.compile(r"0x[0-9a-f]{9,}")  # the JIT's regions live far above 2^32
+
+
+@pytest.mark.parametrize("source, mem, where", [
+    ("ldxdw %r0, [%r1+4096]\nexit", bytes(16), "at the context+0x1000 "),
+    ("mov %r2, %r10\nadd %r2, 8\nldxdw %r0, [%r2]\nexit", None, "at the stack+0x1008 "),
+    ("lddw %r2, 0x123456789\nldxdw %r0, [%r2]\nexit", None, "at an address outside every region "),
+    ("mov %r2, %r1\nsub %r2, 64\nstdw [%r2], 1\nmov %r0, 0\nexit", bytes(8), "at the context-0x40 "),
+])
+def test_fault_messages_name_no_host_address(source, mem, where):
+    program = assemble(source)
+    with pytest.raises(MemoryFault) as info:
+        Jit(program).run(mem)  # unverified: every access checked at run time
+    assert where in str(info.value)
+    assert not HOST_ADDRESS.search(str(info.value))
+
+
+def test_helper_fault_messages_name_no_host_address():
+    def bad_pointer(vm, r1, *_):
+        return r1 + 4096
+
+    helpers = HelperSet((Helper(1, "bad", (Arg.ANYTHING,), Ret.PTR_TO_MEM, bad_pointer, ret_size=8),))
+    program = assemble("mov %r1, %r10\ncall 1\nldxdw %r0, [%r0]\nexit")
+    with pytest.raises(HelperFault, match="returned the stack") as info:
+        Jit(program, helpers, verdict=verify(program, helpers)).run()
+    assert not HOST_ADDRESS.search(str(info.value))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import threading
+import uuid
 
 import pytest
 
@@ -243,3 +245,63 @@ def test_debug_helper_logs_to_the_csd_logger(which, caplog):
     with caplog.at_level(logging.DEBUG, logger="zcsdfs.csd"):
         kernel.run(MemoryFile([DATA]))
     assert [r.getMessage() for r in caplog.records] == ["kernel talker: hhi!"]
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+def test_a_string_is_a_path_and_assembly_needs_asm(tmp_path, monkeypatch):
+    path = kernels.object_path("crc32c")
+    assert load(str(path)) is load(path)
+    monkeypatch.chdir(path.parent)
+    assert load("crc32c.o") is load(path)  # a relative name, as the docs show
+    with pytest.raises(FileNotFoundError, match="load\\(asm=") as info:
+        load("missing.o")
+    assert info.value.errno == errno.ENOENT and info.value.filename == "missing.o"
+    with pytest.raises(FileNotFoundError):
+        load("mov %r0, 0\nexit")
+    assert load(asm="mov %r0, 0\nexit").run(MemoryFile([DATA])) == b""
+    with pytest.raises(TypeError):
+        load(path, asm="mov %r0, 0\nexit")
+    with pytest.raises(TypeError):
+        load()
+
+
+def _unique(text: str) -> str:
+    """Assembly no cache has seen (every load compiles)."""
+    return f"mov %r9, {uuid.uuid4().int & 0x7FFFFFFF}\n" + text
+
+
+@pytest.mark.parametrize("stage", ["verify", "compile"])
+def test_a_small_kernel_does_not_wait_behind_a_large_one(monkeypatch, stage):
+    """The large kernel's load is held inside verification (or JIT compilation)
+    until the small one has loaded; with a shared lock the small one would wait."""
+    from zcsdfs.csd import jit_codegen
+
+    owner, attribute = (registry.verifier, "verify") if stage == "verify" else (jit_codegen.ModuleEmitter, "emit")
+    original = getattr(owner, attribute)
+    inside, release = threading.Event(), threading.Event()
+
+    def held(first, *args, **kwargs):
+        program = first if stage == "verify" else first.program
+        if program.name == "large":
+            inside.set()
+            release.wait(60)
+        return original(first, *args, **kwargs)
+
+    monkeypatch.setattr(owner, attribute, held)
+    large = assemble(_unique("mov %r0, 0\n" * 2000 + "exit"))
+    large = type(large)(large.insns, name="large")
+    loaded = []
+    loader = threading.Thread(target=lambda: loaded.append(load(large, engine="jit")))
+    loader.start()
+    try:
+        assert inside.wait(60)
+        done = threading.Event()
+        small = threading.Thread(target=lambda: (load(asm=_unique("mov %r0, 7\nexit"), engine="jit"), done.set()))
+        small.start()
+        assert done.wait(30), "the small kernel waited for the large one"
+        small.join()
+    finally:
+        release.set()
+        loader.join(60)
+    assert loaded and loaded[0].name == "large"

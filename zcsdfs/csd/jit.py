@@ -247,7 +247,25 @@ class JitRun(memory.HelperAccess):
                 at = addr - region.start
                 return region.view[at:at + n] if writable else region.view[at:at + n].toreadonly()
         kind = "write" if writable else "read"
-        raise MemoryFault(f"{kind} of {n} bytes at {addr:#x} is outside every {kind}able region", pc=self.ctx.pc)
+        raise MemoryFault(f"{kind} of {n} bytes at {self.where(addr)} is outside every {kind}able region",
+                          pc=self.ctx.pc)
+
+    def where(self, addr: int) -> str:
+        """``addr`` for a message, relative to the nearest region the run knows
+        (a host address printed in an error would tell where memory is)."""
+        base = self.ctx.stack_base
+        named = [("the stack", base, FRAME_SIZE * MAX_FRAMES)]
+        if self.input is not None:
+            named.append(("the context", self.input.start, len(self.input.view)))
+        named += [(f"mapped region {i}", r.start, len(r.view)) for i, r in enumerate(self.regions)]
+        best = None
+        for name, start, size in named:
+            distance = 0 if start <= addr < start + max(size, 1) else min(abs(addr - start), abs(addr - start - size))
+            if best is None or distance < best[0]:
+                best = (distance, name, addr - start)
+        if best is None or best[0] >= 1 << 32:
+            return "an address outside every region"
+        return f"{best[1]}{best[2]:+#x}"
 
     def stop(self, r0: int) -> None:
         """End the run once the current helper returns, with ``r0`` as its result."""
@@ -280,7 +298,8 @@ class JitRun(memory.HelperAccess):
             if (helper.ret == Ret.PTR_TO_MEM_OR_NULL and value) or helper.ret == Ret.PTR_TO_MEM:
                 self._check_returned_memory(helper, value, helper.ret == Ret.PTR_TO_MEM)
             if helper.ret == Ret.PTR_TO_CTX and value != self.context_address:
-                raise HelperFault(f"helper {helper.name} returned {value:#x}, not the context", pc=self.ctx.pc)
+                raise HelperFault(f"helper {helper.name} returned {self.where(value)}, not the context",
+                                  pc=self.ctx.pc)
         except BaseException as exc:  # re-raised by execute() once the native code has returned
             self.error = exc
             self.ctx.status = STATUS_HELPER
@@ -297,7 +316,7 @@ class JitRun(memory.HelperAccess):
             self.view(addr, helper.ret_size, writable)
         except MemoryFault:
             kind = "writable" if writable else "readable"
-            raise HelperFault(f"helper {helper.name} returned {addr:#x}, not a pointer to "
+            raise HelperFault(f"helper {helper.name} returned {self.where(addr)}, not a pointer to "
                               f"{helper.ret_size} {kind} bytes", pc=self.ctx.pc) from None
 
     def sync_natives(self) -> None:
@@ -334,7 +353,7 @@ class JitRun(memory.HelperAccess):
             raise LimitExceeded(f"call depth beyond {MAX_FRAMES} frames", pc=ctx.pc)
         kind = ACCESS_KINDS[ctx.fault_kind]
         region = "readable" if kind == "load" else "writable"
-        raise MemoryFault(f"{kind} of {ctx.fault_size} bytes at {ctx.fault_addr:#x} "
+        raise MemoryFault(f"{kind} of {ctx.fault_size} bytes at {self.where(ctx.fault_addr)} "
                           f"is outside every {region} region", pc=ctx.pc)
 
 
