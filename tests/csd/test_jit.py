@@ -239,21 +239,27 @@ def test_budget_boundary_matches_the_interpreter(budget):
     assert result == (0 if budget >= 22 else (BudgetExceeded, result[1]))
 
 
-@pytest.mark.parametrize("budget", [20, 21, 22, 23, 100])
+@pytest.mark.parametrize("budget", [9, 16, 17, 18, 20, 100])
 def test_budget_slices_are_exact(monkeypatch, budget):
-    """The counter holds a slice of the budget; refills keep the count exact
-    (a slice of 7 runs out inside blocks, between them and in callees)."""
+    """The interpreter's counter holds a slice of the budget and the JIT reads
+    the clock every few instructions; the count stays exact (a slice of 7
+    runs out inside blocks, between them and in callees)."""
     from zcsdfs.csd import interpreter
 
     monkeypatch.setattr(interpreter, "INTERP_SLICE", 7)
-    monkeypatch.setattr(jit, "JIT_SLICE", 7)
+    monkeypatch.setattr(jit, "JIT_CHECK", 7)
     program = assemble("mov %r0, 0\nmov %r1, 5\nloop:\nadd %r0, 2\nsub %r1, 1\njne %r1, 0, loop\nexit")
     result = same_as_interpreter(program, budget=budget)
     assert result == (10 if budget >= 18 else (BudgetExceeded, result[1]))
     for engine in (Interpreter(program, None, budget), Jit(program, None, budget)):
         env = types.SimpleNamespace(instructions=0)
-        engine.run(env=env)
-        assert env.instructions == 18
+        if budget >= 18:
+            engine.run(env=env)
+            assert env.instructions == 18
+        else:
+            with pytest.raises(BudgetExceeded):
+                engine.run(env=env)
+            assert env.instructions == budget  # all of it, slices in reserve included
     calls = assemble("mov %r6, 0\nloop:\ncall local f\nadd %r6, 1\njne %r6, 50, loop\nmov %r0, %r6\nexit\n"
                      "f:\nmov %r0, 1\nexit")
     assert same_as_interpreter(calls, budget=50 * 5 + 3) == 50

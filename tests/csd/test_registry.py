@@ -11,7 +11,9 @@ import pytest
 
 from zcsdfs.csd import kernels, limits, load, registry
 from zcsdfs.csd.asm import assemble
-from zcsdfs.csd.errors import BudgetExceeded, DeadlineExceeded, ElfError, KernelFailed, LimitExceeded, MemoryFault, ProgramRefused
+from zcsdfs.csd.errors import (
+    BudgetExceeded, DeadlineExceeded, ElfError, KernelFailed, LimitExceeded, MemoryFault, ProgramRefused,
+)
 from zcsdfs.csd.fileview import MemoryFile
 
 ENGINES = ["interp", "jit"]
@@ -38,7 +40,8 @@ def test_same_content_gives_the_same_kernel(tmp_path):
     copy = tmp_path / "copy.o"
     copy.write_bytes(path.read_bytes())
     assert load(copy) is by_path
-    assert load(asm=FILE_SIZE_ASM) is load(asm=FILE_SIZE_ASM) is load(assemble(FILE_SIZE_ASM), name=load(asm=FILE_SIZE_ASM).name)
+    by_text = load(asm=FILE_SIZE_ASM)
+    assert by_text is load(asm=FILE_SIZE_ASM) is load(assemble(FILE_SIZE_ASM), name=by_text.name)
     assert load(asm=FILE_SIZE_ASM, kind="write-event") is not load(asm=FILE_SIZE_ASM)
 
 

@@ -128,7 +128,7 @@ class Interpreter:
             left = stop.budget
             return vm.result
         except BudgetExceeded as exc:
-            left = meter.first - budget  # all of it
+            left = -meter.reserve  # all of it: used() = budget
             raise BudgetExceeded(f"instruction budget of {budget} exhausted", pc=exc.pc) from None
         except DeadlineExceeded as exc:
             left = exc.counter

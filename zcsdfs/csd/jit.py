@@ -28,14 +28,14 @@ from zcsdfs.csd.errors import (
     BpfError, BudgetExceeded, DeadlineExceeded, HelperFault, LimitExceeded, MemoryFault, ProgramRefused,
 )
 from zcsdfs.csd.helpers import HelperSet, Ret
-from zcsdfs.csd.limits import JIT_SLICE, Meter
+from zcsdfs.csd.limits import JIT_CHECK, Meter
 from zcsdfs.csd.jit_codegen import (
     ACCESS_KINDS,
     CTX_FIELDS,
     FRAME_SIZE,
     MAX_FRAMES,
     NATIVES,
-    REFILL,
+    TICK,
     STATUS_BUDGET,
     STATUS_DEADLINE,
     STATUS_DEPTH,
@@ -155,7 +155,7 @@ class JitRun(memory.HelperAccess):
     def __init__(self, jit: "Jit", mem, env, budget: int, timeout: float | None):
         self.helpers = jit.helpers
         self.budget = budget
-        self.meter = Meter(budget, timeout, JIT_SLICE)
+        self.meter = Meter(budget, timeout)  # the counter holds the whole budget
         self.env = env
         self.error: BaseException | None = None
         self.stopped: int | None = None
@@ -166,7 +166,8 @@ class JitRun(memory.HelperAccess):
         self.stack = memoryview(ffi.buffer(stack))
         ctx.stack_base = self.address(stack)
         ctx.stack_top = ctx.stack_base + FRAME_SIZE * MAX_FRAMES
-        ctx.budget = self.meter.first
+        ctx.budget = budget
+        ctx.check_at = max(0, budget - JIT_CHECK)
         self.input = None
         self.context_address = 0
         if mem is not None:
@@ -273,21 +274,18 @@ class JitRun(memory.HelperAccess):
 
     # -- running
 
-    def refill(self) -> int:
-        """The compiled code's counter ran out: the next slice of the budget, or stop the run."""
-        counter = self.meter.refill(self.ctx.budget - (1 << 64))
-        if counter is None:
-            self.ctx.status = STATUS_BUDGET
-            return 0
-        self.ctx.budget = counter
+    def tick(self) -> int:
+        """The compiled code reached a loop head or a function entry with ``check_at`` passed."""
         if self.meter.expired():
             self.ctx.status = STATUS_DEADLINE
+        else:
+            self.ctx.check_at = max(0, self.ctx.budget - JIT_CHECK)
         return 0
 
     def call_helper(self, number: int, args: tuple[int, ...]) -> int:
         """Run Python helper ``number`` for the compiled code (through ``_dispatch``)."""
-        if number == REFILL:
-            return self.refill()
+        if number == TICK:
+            return self.tick()
         if self.meter.expired():
             self.ctx.status = STATUS_DEADLINE
             return 0
@@ -335,7 +333,7 @@ class JitRun(memory.HelperAccess):
             self.release()
         status = ctx.status
         if hasattr(self.env, "instructions"):
-            self.env.instructions += self.budget if status == STATUS_BUDGET else self.meter.used(ctx.budget)
+            self.env.instructions += self.budget if status == STATUS_BUDGET else self.budget - ctx.budget
         if status == STATUS_OK:
             return r0
         if status == STATUS_STOP:

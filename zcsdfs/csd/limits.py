@@ -1,14 +1,16 @@
 """Run-time limits of one run: an instruction budget and a wall-clock deadline.
 
 Both engines charge each basic block's instructions, on entry, against a
-counter; when it would go negative the run stops. The counter holds only a
-*slice* of the budget: when a slice runs out the engine asks the run's
-:class:`Meter` for the next one, and that is when the clock is read. The hot
-path stays one subtract and one branch per block, and the deadline is
-checked every few milliseconds (``INTERP_SLICE`` instructions are about 3-20
-ms of the interpreter, ``JIT_SLICE`` about 4 ms of compiled code), and by the
-JIT before each call of a Python helper. A budget that runs out stops the run
-at exactly the block it would without slices.
+counter, and stop the run at exactly the block that would take it below
+zero. The deadline is read where a run can spend long:
+
+- the interpreter's counter holds only a *slice* of the budget
+  (``INTERP_SLICE`` instructions, a few milliseconds); when it runs out the
+  run's :class:`Meter` gives the next slice and reads the clock;
+- compiled code holds the whole budget and, at loop heads and function
+  entries, calls into Python once every ``JIT_CHECK`` instructions (a few
+  milliseconds) to read the clock; the JIT also reads it before each call
+  of a Python helper, which is where compiled code is slow.
 
 The budget bounds work; the deadline bounds time when the work is slow (the
 interpreter, or a loop of helper calls). The registry scales both with the
@@ -27,7 +29,7 @@ INSTRUCTIONS_PER_BYTE = 64  # more per byte the kernel may read (the shipped ker
 BASE_TIMEOUT = 1.0  # seconds any run may take
 SECONDS_PER_BYTE = 20e-6  # more per byte: 64 instructions at the interpreter's ~3 M insn/s on real kernels
 INTERP_SLICE = 1 << 16
-JIT_SLICE = 1 << 22
+JIT_CHECK = 1 << 22
 
 
 @attrs.frozen
@@ -53,16 +55,16 @@ def for_bytes(n: int, *, max_insns: int | None = None, timeout: float | None = N
 class Meter:
     """One run's budget beyond the engine's counter (``reserve``) and its deadline."""
 
-    def __init__(self, budget: int, timeout: float | None, slice_: int):
+    def __init__(self, budget: int, timeout: float | None, slice_: int | None = None):
         if budget <= 0:
             raise ValueError(f"the instruction budget must be positive, not {budget}")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"the timeout must be a positive number of seconds, not {timeout!r}")
         self.budget = budget
         self.timeout = timeout
-        self.first = min(budget, slice_)  # the counter's value at the start
+        self.first = budget if slice_ is None else min(budget, slice_)  # the counter's value at the start
         self.reserve = budget - self.first
-        self.slice = slice_
+        self.slice = slice_ or budget
         self.deadline = None if timeout is None else time.monotonic() + timeout
 
     def refill(self, counter: int) -> int | None:
