@@ -3,8 +3,8 @@
 :class:`Jit` has the interpreter's face and gives exactly its results and
 errors, at native speed. Compiling goes through llvmlite's new pass manager
 and one MCJIT engine per program (compilations share no state, so they run
-concurrently); running allocates a context struct, the
-stack frames and the region table, calls the entry point through a cffi
+concurrently); running allocates a context struct, the stack frames and the
+region table, calls the entry point through a cffi
 function pointer, and turns the status the code left in the context into
 the error (:class:`MemoryFault`, :class:`BudgetExceeded`,
 :class:`LimitExceeded`, or whatever a helper raised). The same run object is
@@ -28,22 +28,22 @@ from zcsdfs.csd.errors import (
     BpfError, BudgetExceeded, DeadlineExceeded, HelperFault, LimitExceeded, MemoryFault, ProgramRefused,
 )
 from zcsdfs.csd.helpers import HelperSet, Ret
-from zcsdfs.csd.limits import JIT_CHECK, Meter
 from zcsdfs.csd.jit_codegen import (
     ACCESS_KINDS,
     CTX_FIELDS,
     FRAME_SIZE,
     MAX_FRAMES,
     NATIVES,
-    TICK,
     STATUS_BUDGET,
     STATUS_DEADLINE,
     STATUS_DEPTH,
     STATUS_HELPER,
     STATUS_OK,
     STATUS_STOP,
+    TICK,
     ModuleEmitter,
 )
+from zcsdfs.csd.limits import JIT_CHECK, Meter
 from zcsdfs.csd.program import Program
 
 MASK64 = (1 << 64) - 1
