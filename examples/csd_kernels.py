@@ -50,3 +50,17 @@ for key in (b"alice", b"bob"):
 keys = [b"alice", b"bob", b"carol"]
 args = struct.pack("<I", k) + b"".join(struct.pack("<H", len(key)) + key for key in keys)
 print("may contain:", dict(zip(keys, kernels.load("bloom").run(MemoryFile([bytes(bits)]), args=args))))
+
+# Any kernel by path (a string is a path, as is a pathlib.Path), or from assembly text
+# with asm=. Every run is bounded: a budget of instructions and a deadline.
+from zcsdfs import csd
+from zcsdfs.csd.errors import DeadlineExceeded
+
+assert csd.load(str(kernels.object_path("crc32c"))) is kernels.load("crc32c")  # one kernel per content
+size = csd.load(asm="call 35\nstxdw [%r10-8], %r0\nmov %r1, %r10\nadd %r1, -8\nmov %r2, 8\ncall 33\nmov %r0, 0\nexit")
+print("file size from assembly:", int.from_bytes(size.run(file), "little"))
+spin = csd.load(asm="mov %r0, 0\nmov %r1, 0x7fffffff\nsub %r1, 1\njne %r1, 0, -2\nexit")
+try:
+    spin.run(file, budget=1 << 40, timeout=0.1)  # limits of this call; by default about a second here
+except DeadlineExceeded as exc:
+    print("stopped:", exc.strerror)

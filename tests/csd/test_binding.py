@@ -280,7 +280,7 @@ def test_write_event_runs_after_each_write(vol):
 
 def test_write_stream_transforms_what_is_stored(vol):
     fd = vol.open("/log", os.O_CREAT | os.O_RDWR, 0o644)
-    bind(vol, fd, load(FRAME_ASM, kind="write-stream"))
+    bind(vol, fd, load(asm=FRAME_ASM, kind="write-stream"))
     records = [b"first record", b"x" * 700, b"third"]
     for record in records:
         assert vol.write(fd, record) == len(record)  # the caller's count
@@ -295,7 +295,7 @@ def test_write_stream_transforms_what_is_stored(vol):
 
 def test_failing_write_stream_writes_nothing(vol, caplog):
     fd, raw = fragmented(vol)
-    bind(vol, fd, load("mov %r0, -22\nexit", kind="write-stream"))
+    bind(vol, fd, load(asm="mov %r0, -22\nexit", kind="write-stream"))
     with caplog.at_level(logging.WARNING, logger="zcsdfs.csd"), pytest.raises(OSError) as info:
         vol.pwrite(fd, b"never stored", 0)
     assert info.value.errno == errno.EIO
@@ -362,15 +362,19 @@ HOSTILE = {
         call 2
         mov %r0, 0
         exit""", "EACCES"),
-    "loops forever": ("mov %r0, 0\nja -1\nexit", "ETIME"),
+    "loops for minutes": ("mov %r0, 0\nmov %r1, 0x7fffffff\nsub %r1, 1\njne %r1, 0, -2\nexit", "ETIME"),
     "floods its output": ("""
         stdw [%r10-8], 0
+        mov %r6, 0x7fffffff
     loop:
         mov %r1, %r10
         add %r1, -8
         mov %r2, 8
         call 33
-        ja loop""", "E2BIG"),
+        sub %r6, 1
+        jne %r6, 0, loop
+        mov %r0, 0
+        exit""", "E2BIG"),
     "reads outside its memory": ("ldxdw %r0, [%r1+4096]\nexit", "EFAULT"),
     "fails": ("mov %r0, -5\nexit", "EIO"),
 }
@@ -382,7 +386,7 @@ def test_hostile_kernels_fail_the_read_with_eio(vol, caplog, what, which):
     fd, raw = fragmented(vol)
     source, reason = HOSTILE[what]
     vol.vfs.csd.budget = 3_000_000
-    bind(vol, fd, load(source, engine=which, name=f"hostile-{reason}"))
+    bind(vol, fd, load(asm=source, engine=which, name=f"hostile-{reason}"))
     with caplog.at_level(logging.WARNING, logger="zcsdfs.csd"), pytest.raises(OSError) as info:
         vol.pread(fd, SIZE, 0)
     assert info.value.errno == errno.EIO

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,119 @@ def test_the_installed_command(source):
     done = subprocess.run([sys.executable, "-m", "zcsdfs.cli", "kernel", "run", str(source), "--mem", "0102"],
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "0x3\n")
+
+
+# -- limits, helpers, JSON and mistakes ----------------------------------------------------
+
+LONG_LOOP = "mov %r0, 0\nmov %r1, 0x7fffffff\nsub %r1, 1\njne %r1, 0, -2\nexit\n"  # minutes in the interpreter
+
+
+def run_command(*args) -> subprocess.CompletedProcess:
+    """The real command, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "zcsdfs.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def one_line_error(done: subprocess.CompletedProcess, status: int = 1) -> str:
+    assert done.returncode == status, done
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("zcsdfs") and done.stderr.count("\n") == 1, done.stderr
+    return done.stderr
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_run_stops_a_runaway_kernel_with_a_clear_error(tmp_path, engine):
+    source = tmp_path / "long.s"
+    source.write_text(LONG_LOOP)
+    err = one_line_error(run_command("kernel", "run", source, "--engine", engine))
+    assert "insn 2: time limit of 1 s exceeded" in err or "insn 2: instruction budget of" in err
+    err = one_line_error(run_command("kernel", "run", source, "--engine", engine, "--max-insns", "1000"))
+    assert "instruction budget of 1000 exhausted" in err
+    err = one_line_error(run_command("kernel", "run", source, "--engine", engine, "--max-insns", str(1 << 50),
+                                     "--timeout", "0.1"))
+    assert "time limit of 0.1 s exceeded" in err
+
+
+@pytest.mark.parametrize("option, value", [("--max-insns", "0"), ("--max-insns", "x"), ("--timeout", "-1"),
+                                           ("--timeout", "nan"), ("--timeout", "inf")])
+def test_run_refuses_bad_limits(capsys, source, option, value):
+    with pytest.raises(SystemExit) as info:
+        zcsdfs(capsys, "run", source, option, value)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and "Traceback" not in err
+
+
+def test_opencsd_helpers_verify_and_run_the_shipped_kernel(capsys, tmp_path):
+    kernel = KERNELS / "opencsd_count_above.o"
+    status, _, err = zcsdfs(capsys, "verify", kernel)
+    assert status == 1 and "unknown helper 8" in err
+    status, out, _ = zcsdfs(capsys, "verify", kernel, "--helpers", "opencsd")
+    assert status == 0 and "accepted" in out
+    values = tmp_path / "values.bin"
+    values.write_bytes(b"".join(n.to_bytes(4, "little") for n in (1, 0x80000000, 5, 0xFFFFFFFF, 0x90000000)))
+    for engine in ("interp", "jit"):
+        status, out, err = zcsdfs(capsys, "run", kernel, "--helpers", "opencsd", "--file", values, "--engine", engine)
+        assert (status, err) == (0, "")
+        assert out == "0x0\noutput " + (3).to_bytes(8, "little").hex() + "\n"
+
+
+def test_run_binds_a_storage_kernel_to_a_file(capsys, tmp_path):
+    values = tmp_path / "values.bin"
+    values.write_bytes(b"".join(n.to_bytes(4, "little") for n in (1, 2, 3, 400)))
+    status, out, err = zcsdfs(capsys, "run", KERNELS / "sum_u32.o", "--section", "csd/read_stream", "--file", values)
+    assert (status, err) == (0, "")
+    assert out.splitlines()[1] == "output " + (406).to_bytes(8, "little").hex()
+
+
+def test_verify_json(capsys, source, tmp_path):
+    status, out, _ = zcsdfs(capsys, "verify", source, "--json")
+    verdict = json.loads(out)
+    assert status == 0
+    assert verdict["accepted"] is True and verdict["slots"] == 4 and verdict["checked"] == [0, 1]
+    bad = tmp_path / "bad.s"
+    bad.write_text("mov %r0, 0\njgt %r10, %r1, +1\nmov %r0, 1\nexit\n")
+    status, out, _ = zcsdfs(capsys, "verify", bad, "--json")
+    refusal = json.loads(out)
+    assert status == 1
+    assert refusal["accepted"] is False and refusal["pc"] == 1 and "compares" in refusal["reason"]
+
+
+def test_conformance_json(capsys, tmp_path):
+    (tmp_path / "good.data").write_text("-- asm\nmov %r0, 1\nexit\n-- result\n0x1\n")
+    status, out, _ = zcsdfs(capsys, "conformance", tmp_path, "--json", "--engine", "both")
+    report = json.loads(out)
+    assert status == 0
+    assert (report["passed"], report["failed"], report["skipped"]) == (2, 0, 0)
+    assert {t["engine"] for t in report["tests"]} == {"interp", "jit"}
+
+
+def test_conformance_of_nothing_is_an_error(tmp_path):
+    err = one_line_error(run_command("kernel", "conformance", tmp_path))
+    assert "no conformance tests" in err and str(tmp_path) in err
+    (tmp_path / "notes.txt").write_text("not a test")
+    one_line_error(run_command("kernel", "conformance", tmp_path))
+
+
+def test_a_file_with_no_program_fails(capsys, tmp_path):
+    (tmp_path / "expects_an_error.data").write_text("-- error\nanything\n")
+    (tmp_path / "only_comments.data").write_text("-- asm\n# nothing here\n-- result\n0x0\n")
+    status, out, _ = zcsdfs(capsys, "conformance", tmp_path)
+    assert status == 1
+    assert out.splitlines()[-1] == "0 passed, 2 failed, 0 skipped"
+    assert all("holds no program" in line for line in out.splitlines()[:-1])
+
+
+def test_conformance_shows_progress_on_a_terminal(capsys, monkeypatch, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from zcsdfs.cli import csd as cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "Console", lambda **_: Console(file=screen, force_terminal=True, width=80))
+    for i in range(3):
+        (tmp_path / f"t{i}.data").write_text("-- asm\nmov %r0, 1\nexit\n-- result\n0x1\n")
+    assert zcsdfs(capsys, "conformance", tmp_path)[0] == 0
+    assert "conformance" in screen.getvalue() and "3/3" in screen.getvalue()

@@ -12,6 +12,7 @@ register that happens to be zero, a budget too small for the loop.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -223,3 +224,109 @@ def test_local_calls_agree(start, before, callee, after, mem):
     function = [Instruction(isa.ALU64 | isa.X | isa.MOV, INPUT, 1),
                 *[Instruction(isa.ALU64 | isa.K | isa.MOV, r, imm=r) for r in range(9)]] + callee + [EXIT]
     check(main + function, mem)
+
+
+# -- pointer comparisons: refused unless both engines must agree -------------------------
+#
+# The JIT's registers hold host addresses and the interpreter's hold virtual ones, so
+# a comparison that depends on where memory is gives different answers (and, under
+# the JIT, leaks the address bit by bit). The verifier must refuse every such
+# program; those it accepts must agree.
+
+LEAKS = {
+    # the issue's minimal program: the stack pointer against the input pointer
+    "jgt r10 r1": "mov %r3, 0\njgt %r10, %r1, +1\nmov %r3, 1\nmov %r0, %r3\nexit",
+    "pointer against a number": "mov %r0, 0\nlddw %r2, 0x7f0000000000\njgt %r10, %r2, +1\nmov %r0, 1\nexit",
+    "number against a pointer": "mov %r0, 0\nmov %r2, 1\njlt %r2, %r10, +1\nmov %r0, 1\nexit",
+    "jne with a non-zero constant": "mov %r0, 0\njne %r1, 4096, +1\nmov %r0, 1\nexit",
+    "jset on a pointer": "mov %r0, 0\njset %r10, 0x1000, +1\nmov %r0, 1\nexit",
+    "32-bit null check": "mov %r0, 0\njeq32 %r1, 0, +1\nmov %r0, 1\nexit",
+    "32-bit same region": "mov %r0, 0\nmov %r2, %r10\nadd %r2, -8\njgt32 %r10, %r2, +1\nmov %r0, 1\nexit",
+    "two regions": "mov %r0, 0\njeq %r10, %r1, +1\nmov %r0, 1\nexit",
+    "same region, offsets that may wrap": """
+        mov %r0, 0
+        ldxdw %r3, [%r1]
+        mov %r2, %r10
+        add %r2, %r3
+        jgt %r2, %r10, +1
+        mov %r0, 1
+        exit""",
+    "jset of two pointers": "mov %r0, 0\nmov %r2, %r10\njset %r2, %r10, +1\nmov %r0, 1\nexit",
+}
+
+SAFE = {
+    "null check of the context": "mov %r0, 0\njeq %r1, 0, +1\nmov %r0, 1\nexit",
+    "same frame, ordered": "mov %r0, 0\nmov %r2, %r10\nadd %r2, -8\njgt %r10, %r2, +1\nmov %r0, 1\nexit",
+    "same frame, signed": "mov %r0, 0\nmov %r2, %r10\nadd %r2, -8\njslt %r2, %r10, +1\nmov %r0, 1\nexit",
+    "same frame, equal": "mov %r0, 0\nmov %r2, %r10\njeq %r2, %r10, +1\nmov %r0, 1\nexit",
+    "input end pointer": """
+        mov %r0, 0
+        mov %r3, %r1
+        add %r3, 8
+        mov %r4, %r1
+    loop:
+        jge %r4, %r3, done
+        add %r0, 1
+        add %r4, 1
+        ja loop
+    done:
+        exit""",
+}
+
+
+def verified_outcomes(insns, mem: bytes, budget: int = 1 << 20):
+    """The outcome in each engine when the verifier accepts the program, else None."""
+    program = Program(insns)
+    try:
+        verdict = verify(program, HELPERS)
+    except ProgramRefused:
+        return None
+    return (outcome(Interpreter(program, HELPERS, budget, verdict), mem),
+            outcome(Jit(program, HELPERS, budget, verdict), mem))
+
+
+@pytest.mark.parametrize("name", sorted(LEAKS))
+def test_address_dependent_comparisons_are_refused(name):
+    from zcsdfs.csd.asm import assemble
+
+    program = assemble(LEAKS[name])
+    with pytest.raises(ProgramRefused, match="compare") as info:
+        verify(program, HELPERS)
+    assert info.value.pc is not None and program.insns[info.value.pc].cls in (isa.JMP, isa.JMP32)
+    assert verified_outcomes(program.insns, bytes(16)) is None
+
+
+@pytest.mark.parametrize("name", sorted(SAFE))
+def test_address_independent_comparisons_agree(name):
+    from zcsdfs.csd.asm import assemble
+
+    outcomes = verified_outcomes(assemble(SAFE[name]).insns, bytes(16))
+    assert outcomes is not None
+    interp, jit = outcomes
+    assert interp == jit
+
+
+POINTERS = [  # (setup, register): a register holding a pointer, made in a few ways
+    ([], 1), ([], 10),
+    ([Instruction(isa.ALU64 | isa.X | isa.MOV, 6, 10), Instruction(isa.ALU64 | isa.K | isa.ADD, 6, imm=-16)], 6),
+    ([Instruction(isa.ALU64 | isa.X | isa.MOV, 7, 1), Instruction(isa.ALU64 | isa.K | isa.ADD, 7, imm=3)], 7),
+]
+
+
+@SETTINGS
+@given(a=st.sampled_from(POINTERS), b=st.one_of(st.sampled_from(POINTERS), st.tuples(st.just([]), st.just(-1))),
+       op=st.sampled_from([isa.JEQ, isa.JGT, isa.JGE, isa.JSET, isa.JNE, isa.JSGT, isa.JSGE,
+                           isa.JLT, isa.JLE, isa.JSLT, isa.JSLE]),
+       cls=st.sampled_from([isa.JMP, isa.JMP32]), imm=st.sampled_from([0, 1, 4096, -1]), swap=st.booleans(),
+       mem=st.binary(min_size=0, max_size=16))
+def test_random_pointer_comparisons_are_refused_or_agree(a, b, op, cls, imm, swap, mem):
+    (setup_a, ra), (setup_b, rb) = a, b
+    if rb < 0:
+        jump = Instruction(cls | isa.K | op, ra, 0, 1, imm)
+    else:
+        jump = Instruction(cls | isa.X | op, *((rb, ra) if swap else (ra, rb)), 1)
+    insns = [*setup_a, *setup_b, Instruction(isa.ALU64 | isa.K | isa.MOV, 0, imm=0), jump,
+             Instruction(isa.ALU64 | isa.K | isa.MOV, 0, imm=1), EXIT]
+    outcomes = verified_outcomes(insns, mem)
+    if outcomes is not None:
+        assert outcomes[0] == outcomes[1]

@@ -6,11 +6,16 @@ engine): the JIT must give the same r0 and raise the same error at the same pc.
 
 from __future__ import annotations
 
+import errno
+import re
+import types
+
 import pytest
 
 from zcsdfs.csd import conformance, isa, jit, jit_codegen, stdlib
 from zcsdfs.csd.asm import assemble
 from zcsdfs.csd.errors import (
+    DeadlineExceeded,
     BpfError,
     BudgetExceeded,
     HelperFault,
@@ -158,7 +163,7 @@ def test_memory_fault(name):
 
 
 def test_fault_message_names_the_access():
-    with pytest.raises(MemoryFault, match=r"insn 1: store of 4 bytes at 0x[0-9a-f]+ is outside every writable"):
+    with pytest.raises(MemoryFault, match=r"insn 1: store of 4 bytes at the context\+0x10 is outside every writable"):
         Jit(assemble("mov %r0, 0\nstw [%r1+16], 7\nexit")).run(bytes(16))
 
 
@@ -232,6 +237,43 @@ def test_budget_boundary_matches_the_interpreter(budget):
     program = assemble("mov %r0, 10\nloop:\nsub %r0, 1\njne %r0, 0, loop\nexit")
     result = same_as_interpreter(program, budget=budget)
     assert result == (0 if budget >= 22 else (BudgetExceeded, result[1]))
+
+
+@pytest.mark.parametrize("budget", [9, 16, 17, 18, 20, 100])
+def test_budget_slices_are_exact(monkeypatch, budget):
+    """The interpreter's counter holds a slice of the budget and the JIT reads
+    the clock every few instructions; the count stays exact (a slice of 7
+    runs out inside blocks, between them and in callees)."""
+    from zcsdfs.csd import interpreter
+
+    monkeypatch.setattr(interpreter, "INTERP_SLICE", 7)
+    monkeypatch.setattr(jit, "JIT_CHECK", 7)
+    program = assemble("mov %r0, 0\nmov %r1, 5\nloop:\nadd %r0, 2\nsub %r1, 1\njne %r1, 0, loop\nexit")
+    result = same_as_interpreter(program, budget=budget)
+    assert result == (10 if budget >= 18 else (BudgetExceeded, result[1]))
+    for engine in (Interpreter(program, None, budget), Jit(program, None, budget)):
+        env = types.SimpleNamespace(instructions=0)
+        if budget >= 18:
+            engine.run(env=env)
+            assert env.instructions == 18
+        else:
+            with pytest.raises(BudgetExceeded):
+                engine.run(env=env)
+            assert env.instructions == budget  # all of it, slices in reserve included
+    calls = assemble("mov %r6, 0\nloop:\ncall local f\nadd %r6, 1\njne %r6, 50, loop\nmov %r0, %r6\nexit\n"
+                     "f:\nmov %r0, 1\nexit")
+    assert same_as_interpreter(calls, budget=50 * 5 + 3) == 50
+    assert same_as_interpreter(calls, budget=50 * 5 + 2)[0] is BudgetExceeded
+
+
+def test_deadline_in_both_engines():
+    program = assemble("mov %r0, 0\nlddw %r1, 0x7fffffffffff\nloop:\nsub %r1, 1\njne %r1, 0, loop\nexit")
+    for engine in (Interpreter(program, None, 1 << 60, timeout=0.05), Jit(program, None, 1 << 60, timeout=0.05)):
+        with pytest.raises(DeadlineExceeded, match="time limit of 0.05 s") as info:
+            engine.run()
+        assert info.value.pc == 3 and info.value.errno == errno.ETIME
+        with pytest.raises(DeadlineExceeded):
+            engine.run(budget=1 << 60, timeout=0.01)  # per run, too
 
 
 def test_budget_is_charged_across_calls():
@@ -496,3 +538,33 @@ def test_cache_keeps_native_and_python_forms_apart():
     python = Jit(program, python_only)
     assert (native.code.natives, python.code.natives) == (("zcsd_file_size",), ())
     assert (native.run(env=_file(bytes(9), [])), python.run()) == (9, 5)
+
+
+# -- messages -----------------------------------------------------------------------------
+
+HOST_ADDRESS = re.compile(r"0x[0-9a-f]{9,}")  # the JIT's regions live far above 2^32
+
+
+@pytest.mark.parametrize("source, mem, where", [
+    ("ldxdw %r0, [%r1+4096]\nexit", bytes(16), "at the context+0x1000 "),
+    ("mov %r2, %r10\nadd %r2, 8\nldxdw %r0, [%r2]\nexit", None, "at the stack+0x1008 "),
+    ("lddw %r2, 0x123456789\nldxdw %r0, [%r2]\nexit", None, "at an address outside every region "),
+    ("mov %r2, %r1\nsub %r2, 64\nstdw [%r2], 1\nmov %r0, 0\nexit", bytes(8), "at the context-0x40 "),
+])
+def test_fault_messages_name_no_host_address(source, mem, where):
+    program = assemble(source)
+    with pytest.raises(MemoryFault) as info:
+        Jit(program).run(mem)  # unverified: every access checked at run time
+    assert where in str(info.value)
+    assert not HOST_ADDRESS.search(str(info.value))
+
+
+def test_helper_fault_messages_name_no_host_address():
+    def bad_pointer(vm, r1, *_):
+        return r1 + 4096
+
+    helpers = HelperSet((Helper(1, "bad", (Arg.ANYTHING,), Ret.PTR_TO_MEM, bad_pointer, ret_size=8),))
+    program = assemble("mov %r1, %r10\ncall 1\nldxdw %r0, [%r0]\nexit")
+    with pytest.raises(HelperFault, match="returned the stack") as info:
+        Jit(program, helpers, verdict=verify(program, helpers)).run()
+    assert not HOST_ADDRESS.search(str(info.value))

@@ -10,6 +10,9 @@ from __future__ import annotations
 import errno
 import shutil
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import crc32c
 import numpy as np
@@ -363,3 +366,12 @@ def test_bloom_kernel(which):
     for bad in (b"", bloom_args([b"a"], 0), bloom_args([b"a"], 33), bloom_args([b"abc"], 2)[:-1]):
         with pytest.raises(KernelFailed):
             kernel.run(bound_file(bytes(16)), args=bad)
+
+
+def test_the_example_runs():
+    """examples/csd_kernels.py, as a user runs it."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "csd_kernels.py"
+    done = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "above 2^31 (OpenCSD ABI): 9999" in done.stdout
+    assert "stopped: insn 2: time limit of 0.1 s exceeded" in done.stdout

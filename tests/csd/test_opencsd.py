@@ -29,7 +29,7 @@ def read_lba_kernel(entry: int, offset: int = 0, limit: int = 8):
     """Reads ``limit`` bytes at ``offset`` of the block whose LBA is list entry ``entry``
     (or, for a negative ``entry``, LBA ``-entry``) and returns them."""
     fetch = (f"ldxdw %r6, [%r0+{52 + 8 * entry}]" if entry >= 0 else f"mov %r6, {-entry}")
-    return load(f"""
+    return load(asm=f"""
         call 8
         {fetch}
         call 6
@@ -94,7 +94,7 @@ def test_reads_reach_only_the_files_blocks(which):
 @pytest.mark.parametrize("which", ENGINES)
 def test_geometry_scratch_memory_and_writes(which):
     view = file()
-    sizes = load("""
+    sizes = load(asm="""
         call 4
         stxdw [%r10-32], %r0
         call 5
@@ -119,10 +119,10 @@ def test_geometry_scratch_memory_and_writes(which):
         exit""", engine=which)
     assert struct.unpack("<5Q", sizes.run(view)) == (1 << 20, BS, 900, 1000, 1 << 20)
     with pytest.raises(ProgramRefused, match="outside the 1048576-byte helper memory"):
-        load("mov %r1, %r10\nadd %r1, -8\nmov %r2, 8\ncall 7\nadd %r0, 1048569\nldxdw %r0, [%r0]\nexit",
+        load(asm="mov %r1, %r10\nadd %r1, -8\nmov %r2, 8\ncall 7\nadd %r0, 1048569\nldxdw %r0, [%r0]\nexit",
              engine=which)
     # The same access, at an offset known only at run time (the request's size).
-    past_the_end = load("""
+    past_the_end = load(asm="""
         call 8
         mov %r6, %r0
         mov %r1, %r10
@@ -138,13 +138,13 @@ def test_geometry_scratch_memory_and_writes(which):
         past_the_end.run(view, 0, (1 << 20) - 7)
     assert info.value.errno == errno.EFAULT
     with pytest.raises(AccessDenied, match="bpf_write") as info:
-        load("call 3\nexit", engine=which).run(view)
+        load(asm="call 3\nexit", engine=which).run(view)
     assert info.value.errno == errno.EACCES
 
 
 @pytest.mark.parametrize("which", ENGINES)
 def test_return_data_replaces_the_output(which):
-    kernel = load("""
+    kernel = load(asm="""
         stdw [%r10-8], 1
         stdw [%r10-16], 2
         mov %r1, %r10

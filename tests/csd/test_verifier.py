@@ -13,9 +13,6 @@ from zcsdfs.csd.helpers import Arg, Helper, HelperSet, Ret
 from zcsdfs.csd.program import Program, Section
 from zcsdfs.csd.verifier import verify
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "bpf_conformance"
-
-
 def _sections(path: Path) -> dict[str, str]:
     out: dict[str, list[str]] = {}
     current = None
@@ -43,16 +40,15 @@ def _unwind(vm, r1, *_):
 
 
 CONFORMANCE_HELPERS = HelperSet([Helper(5, "unwind", (Arg.SCALAR,), Ret.INTEGER, _unwind)])
-POSITIVE = sorted(CONFORMANCE.glob("*.data"))
-NEGATIVE = sorted((CONFORMANCE / "negative").glob("*.data"))
 
 
-def test_conformance_data_is_present():
-    assert len(POSITIVE) > 300 and len(NEGATIVE) > 50
+def test_conformance_data_is_present(conformance_dir):
+    assert len(list(conformance_dir.glob("*.data"))) > 300
+    assert len(list((conformance_dir / "negative").glob("*.data"))) > 50
 
 
-@pytest.mark.parametrize("path", POSITIVE, ids=lambda p: p.stem)
-def test_conformance_program_is_accepted(path):
+def test_conformance_program_is_accepted(data_file):
+    path = data_file
     program = _program(_sections(path))
     if path.stem == "callx":  # outside our groups
         with pytest.raises(UnsupportedInstruction, match="callx"):
@@ -62,8 +58,8 @@ def test_conformance_program_is_accepted(path):
     assert verdict.processed >= 1
 
 
-@pytest.mark.parametrize("path", NEGATIVE, ids=lambda p: p.stem)
-def test_negative_program_is_refused(path):
+def test_negative_program_is_refused(negative_file):
+    path = negative_file
     sections = _sections(path)
     if "error" not in sections and ("asm" in sections or "raw" in sections):
         # a wrong-result test: the program is valid, its stated result is not
@@ -635,3 +631,59 @@ def test_checked_accesses_fault_at_run_time():
     with pytest.raises(MemoryFault) as info:
         engine.run(bytearray([9, 0, 42]))
     assert info.value.pc == 2
+
+
+# ---------------------------------------------------------------------------
+# Trust boundary: what a hostile program can make the verifier do.
+
+
+def test_pointer_passed_as_a_helper_size_is_refused_not_a_crash():
+    # zcsd_read(0, buf, (uint64_t)buf): the size check used to read .umax of a pointer
+    refused("""
+        mov %r1, %r10
+        add %r1, -8
+        mov %r2, %r1
+        call 3
+        mov %r0, 0
+        exit""", 3, "size argument of helper (r2) must be a scalar", HELPERS)
+
+
+def test_programs_beyond_65536_slots_are_refused_before_any_analysis():
+    from zcsdfs.csd.verifier_structure import MAX_SLOTS
+
+    assert MAX_SLOTS == 65_536
+    mov = isa.Instruction(isa.ALU64 | isa.K | isa.MOV, 0, imm=0)
+    exit_ = isa.Instruction(isa.JMP | isa.EXIT)
+    with pytest.raises(ProgramRefused, match="65,537 slots exceeds the limit of 65,536") as info:
+        verify(Program([mov] * MAX_SLOTS + [exit_]))
+    assert info.value.errno == 22
+
+
+def test_verifier_work_is_bounded(monkeypatch):
+    from zcsdfs.csd import verifier_absint
+
+    lines = ["mov %r0, 0"]
+    for i in range(40):
+        lines += ["mov %r1, 0", f"l{i}:", "add %r0, 1", "add %r1, 1", f"jlt %r1, 1000, l{i}"]
+    program = asm.assemble("\n".join(lines + ["exit"]))
+    needed = verify(program).processed
+    monkeypatch.setattr(verifier_absint, "MAX_PROCESSED", needed - 1)
+    with pytest.raises(ProgramRefused, match="too complex to verify"):
+        verify(program)
+
+
+@pytest.mark.parametrize("text, pc", [
+    ("mov %r0, 0\nloop:\nadd %r0, 1\nja loop\nexit", 1),
+    ("mov %r0, 0\nja +1\nexit\nja -1", 3),
+    # a way out exists in the text, but not from the inner loop
+    ("mov %r0, 0\nouter:\nadd %r0, 1\njgt %r0, 9, out\ninner:\nadd %r1, 0\nja inner\nout:\nexit", 3),
+    # in a callee
+    ("mov %r0, 0\ncall local f\nexit\nf:\nmov %r0, 1\nja -1\nexit", 4),
+])
+def test_loops_with_no_way_out_are_refused(text, pc):
+    refused(text, pc, "a loop with no way out")
+
+
+def test_loops_with_a_way_out_are_accepted():
+    ok("mov %r0, 0\nloop:\nadd %r0, 1\njlt %r0, 10, loop\nexit")
+    ok("mov %r0, 0\nmov %r1, 5\ncall local f\nexit\nf:\nsub %r1, 1\njne %r1, 0, f\nmov %r0, 1\nexit")

@@ -11,11 +11,15 @@ instruction of a group we do not implement (callx, the legacy packet loads)
 is reported as skipped with that reason. Files under a ``negative``
 directory are programs a runtime must not accept: such a test passes when
 the program is refused, or when it runs but does not produce the stated
-result.
+result. Outside ``negative``, a file that holds no program fails, whatever
+it expects (it tests nothing), and a directory with no ``.data`` file is an
+error.
 """
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -81,6 +85,11 @@ class DataFile:
                 code += bytes.fromhex("".join(tokens))
         return bytes(code)
 
+    @property
+    def has_program(self) -> bool:
+        """False when neither ``asm`` (with an instruction) nor ``raw`` holds anything."""
+        return bool(_strip_comments(self.sections.get("asm", "")).strip() or self.raw)
+
     def program(self) -> Program:
         """The program from ``asm`` (line numbers as in the file), else from ``raw``."""
         if "asm" in self.sections:
@@ -144,6 +153,10 @@ class _Attempt:
 def run_test(data: DataFile, engine: str, name: str | None = None) -> Outcome:
     """Run one file on one engine ("interp" or "jit") and judge the result."""
     name = name or str(data.path)
+    if not data.has_program:
+        if data.negative:  # the suite's own "an empty program must be refused" tests
+            return Outcome(name, engine, PASSED, "no program: nothing a runtime could accept")
+        return Outcome(name, engine, FAILED, "the file holds no program (no asm or raw section with code)")
     attempt = _attempt(data, engine)
     if attempt.kind == "skipped":
         return Outcome(name, engine, SKIPPED, attempt.reason)
@@ -206,17 +219,31 @@ def engine_list(choice: str) -> tuple[str, ...]:
     return engines.ENGINES if choice == "both" else (choice,)
 
 
-def run_directory(directory: str | Path, engine: str = "interp") -> list[Outcome]:
-    """Every ``.data`` file under ``directory`` (recursively), on each chosen engine."""
+def test_files(directory: str | Path) -> list[Path]:
+    """Every ``.data`` file under ``directory``, recursively, in order; none is an error."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise NotADirectoryError(20, "not a directory", str(directory))
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(directory))
+    files = sorted(directory.rglob("*.data"))
+    if not files:
+        raise FileNotFoundError(errno.ENOENT, "no conformance tests (.data files) here", str(directory))
+    return files
+
+
+def run_directory(directory: str | Path, engine: str = "interp",
+                  progress: Callable[[Path], None] | None = None) -> list[Outcome]:
+    """Every ``.data`` file under ``directory`` (recursively), on each chosen
+    engine; ``progress(path)`` is called after each file."""
+    directory = Path(directory)
+    engines_ = engine_list(engine)
     outcomes = []
-    for path in sorted(directory.rglob("*.data")):
+    for path in test_files(directory):
         data = parse_data(path)
         name = str(path.relative_to(directory))
-        for each in engine_list(engine):
+        for each in engines_:
             outcomes.append(run_test(data, each, name))
+        if progress is not None:
+            progress(path)
     return outcomes
 
 

@@ -22,10 +22,12 @@ class Engine(Protocol):
 
     program: Program
 
-    def run(self, mem=None, *, env=None, budget: int | None = None) -> int:
+    def run(self, mem=None, *, env=None, budget: int | None = None, timeout: float | None = None) -> int:
         """Run once: r1 = address of ``mem`` (r2 its length); returns r0 (unsigned 64-bit).
 
-        ``budget`` overrides the engine's instruction budget for this run.
+        ``budget`` overrides the engine's instruction budget for this run,
+        ``timeout`` its deadline in seconds (``BudgetExceeded`` and
+        ``DeadlineExceeded`` stop the run, both ETIME).
         When ``env`` has an ``instructions`` attribute, the instructions the
         run executed are added to it.
         """
@@ -37,8 +39,12 @@ def load(
     *,
     engine: str = "interp",
     budget: int = DEFAULT_BUDGET,
+    timeout: float | None = None,
 ) -> Engine:
     """Verify ``program`` against ``helpers`` and build ``engine`` for it.
+
+    ``budget`` (instructions) and ``timeout`` (seconds; None: none) are the
+    run-time limits of each run unless ``run`` overrides them.
 
     Raises ``ProgramRefused`` (EINVAL) when the verifier refuses the program.
     """
@@ -51,7 +57,7 @@ def load(
     if engine == "jit":
         from zcsdfs.csd.jit import Jit
 
-        return Jit(program, helpers, budget, verdict)
+        return Jit(program, helpers, budget, verdict, timeout=timeout)
     from zcsdfs.csd.interpreter import Interpreter
 
-    return Interpreter(program, helpers, budget, verdict)
+    return Interpreter(program, helpers, budget, verdict, timeout=timeout)

@@ -4,9 +4,9 @@ Every failure a caller can cause is an ``OSError`` with the errno Linux would
 give: a program the loader or verifier refuses is EINVAL (as bpf(2) answers
 for a rejected program), a malformed ELF object is ENOEXEC, and a runtime
 fault stops the program with EFAULT (bad memory access), ETIME (instruction
-budget exhausted), E2BIG (output or call depth beyond its bound) or EACCES
-(a device block outside the bound file); a kernel that ends with a negative
-status fails with EIO.
+budget exhausted, or deadline passed), E2BIG (output or call depth beyond its
+bound) or EACCES (a device block outside the bound file); a kernel that ends
+with a negative status fails with EIO.
 """
 
 from __future__ import annotations
@@ -62,6 +62,12 @@ class MemoryFault(RuntimeFault):
 
 class BudgetExceeded(RuntimeFault):
     """The instruction budget ran out (the program may loop forever)."""
+
+    errno_value = errno.ETIME
+
+
+class DeadlineExceeded(RuntimeFault):
+    """The run went past its wall-clock deadline (slow work, or a loop of helper calls)."""
 
     errno_value = errno.ETIME
 

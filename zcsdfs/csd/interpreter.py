@@ -8,7 +8,9 @@ straight-line statements, one source line per instruction. Blocks are picked
 by a binary ``if pc < N`` tree inside a ``while True`` loop; a block that
 jumps back to itself (a tight loop) gets an inner ``while`` so it never goes
 through the dispatch. The instruction budget is charged once per block, on
-entry; since a block always runs to its end, the count is exact.
+entry; since a block always runs to its end, the count is exact. The counter
+holds a slice of the budget; when it runs out the run's ``limits.Meter``
+gives the next slice and checks the deadline.
 
 Registers hold unsigned 64-bit values as Python ints; every result is masked
 back into range and 32-bit operations zero-extend. Memory accesses index the
@@ -33,12 +35,14 @@ from zcsdfs.csd.engine import DEFAULT_BUDGET
 from zcsdfs.csd.errors import (
     BpfError,
     BudgetExceeded,
+    DeadlineExceeded,
     LimitExceeded,
     MemoryFault,
     ProgramRefused,
     UnsupportedInstruction,
 )
 from zcsdfs.csd.helpers import HelperSet
+from zcsdfs.csd.limits import INTERP_SLICE, Meter
 from zcsdfs.csd.memory import Memory
 from zcsdfs.csd.program import Program
 
@@ -88,13 +92,14 @@ class Interpreter:
     """
 
     def __init__(self, program: Program, helpers: HelperSet | None = None,
-                 budget: int = DEFAULT_BUDGET, verdict=None):
+                 budget: int = DEFAULT_BUDGET, verdict=None, timeout: float | None = None):
         self.program = program
         self.helpers = helpers if helpers is not None else HelperSet()
         self.budget = budget
+        self.timeout = timeout
         self.verdict = verdict
         self._translation = _translate(program)
-        namespace = dict(_RUNTIME, out_of_budget=self._out_of_budget)
+        namespace = dict(_RUNTIME)
         for number, pc in self._translation.helpers.items():
             helper = self.helpers.get(number)
             if helper is None:
@@ -103,26 +108,31 @@ class Interpreter:
         exec(self._translation.code, namespace)
         self._entry = namespace["f0"]
 
-    def run(self, mem=None, *, env=None, budget: int | None = None) -> int:
+    def run(self, mem=None, *, env=None, budget: int | None = None, timeout: float | None = None) -> int:
         """Run once with ``mem`` as the context; returns r0 as an unsigned 64-bit int.
 
-        ``budget`` overrides the interpreter's for this run. When ``env`` has an
-        ``instructions`` attribute, the instructions this run executed are
-        added to it (the whole budget when it ran out; a memory fault counts
-        nothing, its count being unknown here).
+        ``budget`` and ``timeout`` (seconds) override the interpreter's for
+        this run. When ``env`` has an ``instructions`` attribute, the
+        instructions this run executed are added to it (the whole budget when
+        it ran out; a memory fault counts nothing, its count being unknown here).
         """
         budget = self.budget if budget is None else budget
+        meter = Meter(budget, self.timeout if timeout is None else timeout, INTERP_SLICE)
         vm = Memory(mem, self.program.sections, env)
-        left = budget
+        vm.meter = meter
+        left = meter.first
         try:
             r0, left = self._entry(vm.context_address, vm.context_length, 0, 0, 0,
-                                   memory.frame_pointer(0), 0, budget, vm, vm.readable, vm.writable)
+                                   memory.frame_pointer(0), 0, meter.first, vm, vm.readable, vm.writable)
         except _Stopped as stop:
             left = stop.budget
             return vm.result
         except BudgetExceeded as exc:
-            left = 0
+            left = -meter.reserve  # all of it: used() = budget
             raise BudgetExceeded(f"instruction budget of {budget} exhausted", pc=exc.pc) from None
+        except DeadlineExceeded as exc:
+            left = exc.counter
+            raise DeadlineExceeded(f"time limit of {meter.timeout:g} s exceeded", pc=exc.pc) from None
         except _FAULT_ERRORS as exc:
             fault = self._memory_fault(exc)
             if fault is None:
@@ -137,11 +147,8 @@ class Interpreter:
             raise type(exc)(exc.reason, pc=self._translation.line_pcs[tb.tb_lineno]) from None
         finally:
             if hasattr(env, "instructions"):
-                env.instructions += budget - left
+                env.instructions += meter.used(left)
         return r0
-
-    def _out_of_budget(self, pc: int) -> BudgetExceeded:
-        return BudgetExceeded("instruction budget exhausted", pc=pc)
 
     def _memory_fault(self, exc: Exception) -> MemoryFault | None:
         """The fault for an access the program made, or None if ``exc`` came from elsewhere."""
@@ -197,6 +204,19 @@ def _smod(a: int, b: int, mask: int) -> int:
     return (r if a >= 0 else -r) & mask
 
 
+def _refill(vm, counter: int, pc: int) -> int:
+    """The block at ``pc`` took the counter below 0: the next slice of the budget, or stop."""
+    meter = vm.meter
+    refilled = meter.refill(counter)
+    if refilled is None:
+        raise BudgetExceeded("instruction budget exhausted", pc=pc)
+    if meter.expired():
+        stop = DeadlineExceeded("time limit exceeded", pc=pc)
+        stop.counter = refilled
+        raise stop
+    return refilled
+
+
 def _too_deep(pc: int):
     raise LimitExceeded(f"call depth beyond {memory.MAX_FRAMES} frames", pc=pc)
 
@@ -218,6 +238,7 @@ _RUNTIME = {
     "FP": tuple(memory.frame_pointer(depth) for depth in range(memory.MAX_FRAMES)),
     "Stopped": _Stopped,
     "too_deep": _too_deep,
+    "refill": _refill,
 }
 
 
@@ -394,7 +415,7 @@ class _Translator:
             self._emit(indent, "while True:")
             indent += 1
         self._emit(indent, f"budget -= {len(block.pcs)}", block.start)
-        self._emit(indent, f"if budget < 0: raise out_of_budget({block.start})", block.start)
+        self._emit(indent, f"if budget < 0: budget = refill(vm, budget, {block.start})", block.start)
         for pc in block.pcs[:-1]:
             for text in self._statements(pc):
                 self._emit(indent, text, pc)

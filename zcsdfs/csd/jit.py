@@ -2,8 +2,9 @@
 
 :class:`Jit` has the interpreter's face and gives exactly its results and
 errors, at native speed. Compiling goes through llvmlite's new pass manager
-and one MCJIT engine per process; running allocates a context struct, the
-stack frames and the region table, calls the entry point through a cffi
+and one MCJIT engine per program (compilations share no state, so they run
+concurrently); running allocates a context struct, the stack frames and the
+region table, calls the entry point through a cffi
 function pointer, and turns the status the code left in the context into
 the error (:class:`MemoryFault`, :class:`BudgetExceeded`,
 :class:`LimitExceeded`, or whatever a helper raised). The same run object is
@@ -23,7 +24,9 @@ import cffi
 import llvmlite.binding as llvm
 
 from zcsdfs.csd import isa, jit_native, memory  # noqa: F401 (jit_native registers the storage helpers' forms)
-from zcsdfs.csd.errors import BpfError, BudgetExceeded, HelperFault, LimitExceeded, MemoryFault, ProgramRefused
+from zcsdfs.csd.errors import (
+    BpfError, BudgetExceeded, DeadlineExceeded, HelperFault, LimitExceeded, MemoryFault, ProgramRefused,
+)
 from zcsdfs.csd.helpers import HelperSet, Ret
 from zcsdfs.csd.jit_codegen import (
     ACCESS_KINDS,
@@ -32,12 +35,15 @@ from zcsdfs.csd.jit_codegen import (
     MAX_FRAMES,
     NATIVES,
     STATUS_BUDGET,
+    STATUS_DEADLINE,
     STATUS_DEPTH,
     STATUS_HELPER,
     STATUS_OK,
     STATUS_STOP,
+    TICK,
     ModuleEmitter,
 )
+from zcsdfs.csd.limits import JIT_CHECK, Meter
 from zcsdfs.csd.program import Program
 
 MASK64 = (1 << 64) - 1
@@ -58,19 +64,20 @@ class Compiled:
 
     entry: object  # cffi function pointer
     natives: tuple[str, ...]  # native helper names, in state-slot order
+    owner: object = attrs.field(default=None, eq=False, repr=False)  # the engine and context holding the code
 
 
 class _Compiler:
-    """One MCJIT engine per process; modules are added to it and never removed."""
+    """Compiles each program in its own LLVM context, target machine and MCJIT
+    engine, so compilations share nothing and run outside any lock (llvmlite
+    releases the GIL): a small kernel never waits for a large one. The lock
+    guards only the cache; engines are kept for the life of the process."""
 
     def __init__(self):
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
-        target = llvm.Target.from_triple(llvm.get_process_triple())
-        self.machine = target.create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-            opt=2, jit=True)
-        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self.machine)
+        self.target = llvm.Target.from_triple(llvm.get_process_triple())
+        self.cpu, self.features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
         self.lock = threading.Lock()
         self.cache: dict[tuple, Compiled] = {}
         self.serial = 0
@@ -84,20 +91,27 @@ class _Compiler:
             if compiled is not None:
                 return compiled, True
             self.serial += 1
-            emitter = ModuleEmitter(program, helpers, checked, f"bpf{self.serial}")
-            module = llvm.parse_assembly(emitter.emit())
-            module.verify()
-            tuning = llvm.create_pipeline_tuning_options(speed_level=2)
-            passes = llvm.create_pass_builder(self.machine, tuning)
-            passes.getModulePassManager().run(module, passes)
-            self.engine.add_module(module)
-            self.engine.finalize_object()
-            address = self.engine.get_function_address(f"{emitter.name}_run")
-            names = tuple(sorted(emitter.native_slots, key=emitter.native_slots.get))
-            compiled = Compiled(ffi.cast(ENTRY_TYPE, address), names)
-            self.cache[key] = compiled
+            serial = self.serial
+        compiled = self.compile(program, helpers, checked, f"bpf{serial}")
+        with self.lock:
+            kept = self.cache.setdefault(key, compiled)
             self.compilations += 1
-            return compiled, False
+        return kept, False
+
+    def compile(self, program: Program, helpers: HelperSet, checked: frozenset[int] | None, name: str) -> Compiled:
+        emitter = ModuleEmitter(program, helpers, checked, name)
+        context = llvm.create_context()
+        module = llvm.parse_assembly(emitter.emit(), context=context)
+        module.verify()
+        machine = self.target.create_target_machine(cpu=self.cpu, features=self.features, opt=2, jit=True)
+        tuning = llvm.create_pipeline_tuning_options(speed_level=2)
+        passes = llvm.create_pass_builder(machine, tuning)
+        passes.getModulePassManager().run(module, passes)
+        engine = llvm.create_mcjit_compiler(module, machine)  # owns the module and the machine
+        engine.finalize_object()
+        address = engine.get_function_address(f"{emitter.name}_run")
+        names = tuple(sorted(emitter.native_slots, key=emitter.native_slots.get))
+        return Compiled(ffi.cast(ENTRY_TYPE, address), names, (context, engine))  # the engine goes first
 
 
 _compiler: _Compiler | None = None
@@ -138,9 +152,10 @@ class JitRun(memory.HelperAccess):
     they stay valid (and safe) after the run.
     """
 
-    def __init__(self, jit: "Jit", mem, env, budget: int):
+    def __init__(self, jit: "Jit", mem, env, budget: int, timeout: float | None):
         self.helpers = jit.helpers
         self.budget = budget
+        self.meter = Meter(budget, timeout)  # the counter holds the whole budget
         self.env = env
         self.error: BaseException | None = None
         self.stopped: int | None = None
@@ -152,6 +167,7 @@ class JitRun(memory.HelperAccess):
         ctx.stack_base = self.address(stack)
         ctx.stack_top = ctx.stack_base + FRAME_SIZE * MAX_FRAMES
         ctx.budget = budget
+        ctx.check_at = max(0, budget - JIT_CHECK)
         self.input = None
         self.context_address = 0
         if mem is not None:
@@ -232,7 +248,25 @@ class JitRun(memory.HelperAccess):
                 at = addr - region.start
                 return region.view[at:at + n] if writable else region.view[at:at + n].toreadonly()
         kind = "write" if writable else "read"
-        raise MemoryFault(f"{kind} of {n} bytes at {addr:#x} is outside every {kind}able region", pc=self.ctx.pc)
+        raise MemoryFault(f"{kind} of {n} bytes at {self.where(addr)} is outside every {kind}able region",
+                          pc=self.ctx.pc)
+
+    def where(self, addr: int) -> str:
+        """``addr`` for a message, relative to the nearest region the run knows
+        (a host address printed in an error would tell where memory is)."""
+        base = self.ctx.stack_base
+        named = [("the stack", base, FRAME_SIZE * MAX_FRAMES)]
+        if self.input is not None:
+            named.append(("the context", self.input.start, len(self.input.view)))
+        named += [(f"mapped region {i}", r.start, len(r.view)) for i, r in enumerate(self.regions)]
+        best = None
+        for name, start, size in named:
+            distance = 0 if start <= addr < start + max(size, 1) else min(abs(addr - start), abs(addr - start - size))
+            if best is None or distance < best[0]:
+                best = (distance, name, addr - start)
+        if best is None or best[0] >= 1 << 32:
+            return "an address outside every region"
+        return f"{best[1]}{best[2]:+#x}"
 
     def stop(self, r0: int) -> None:
         """End the run once the current helper returns, with ``r0`` as its result."""
@@ -240,8 +274,21 @@ class JitRun(memory.HelperAccess):
 
     # -- running
 
+    def tick(self) -> int:
+        """The compiled code reached a loop head or a function entry with ``check_at`` passed."""
+        if self.meter.expired():
+            self.ctx.status = STATUS_DEADLINE
+        else:
+            self.ctx.check_at = max(0, self.ctx.budget - JIT_CHECK)
+        return 0
+
     def call_helper(self, number: int, args: tuple[int, ...]) -> int:
         """Run Python helper ``number`` for the compiled code (through ``_dispatch``)."""
+        if number == TICK:
+            return self.tick()
+        if self.meter.expired():
+            self.ctx.status = STATUS_DEADLINE
+            return 0
         helper = self.helpers.get(number)
         try:
             self.sync_natives()
@@ -249,7 +296,8 @@ class JitRun(memory.HelperAccess):
             if (helper.ret == Ret.PTR_TO_MEM_OR_NULL and value) or helper.ret == Ret.PTR_TO_MEM:
                 self._check_returned_memory(helper, value, helper.ret == Ret.PTR_TO_MEM)
             if helper.ret == Ret.PTR_TO_CTX and value != self.context_address:
-                raise HelperFault(f"helper {helper.name} returned {value:#x}, not the context", pc=self.ctx.pc)
+                raise HelperFault(f"helper {helper.name} returned {self.where(value)}, not the context",
+                                  pc=self.ctx.pc)
         except BaseException as exc:  # re-raised by execute() once the native code has returned
             self.error = exc
             self.ctx.status = STATUS_HELPER
@@ -266,7 +314,7 @@ class JitRun(memory.HelperAccess):
             self.view(addr, helper.ret_size, writable)
         except MemoryFault:
             kind = "writable" if writable else "readable"
-            raise HelperFault(f"helper {helper.name} returned {addr:#x}, not a pointer to "
+            raise HelperFault(f"helper {helper.name} returned {self.where(addr)}, not a pointer to "
                               f"{helper.ret_size} {kind} bytes", pc=self.ctx.pc) from None
 
     def sync_natives(self) -> None:
@@ -297,11 +345,13 @@ class JitRun(memory.HelperAccess):
             raise error
         if status == STATUS_BUDGET:
             raise BudgetExceeded(f"instruction budget of {self.budget} exhausted", pc=ctx.pc)
+        if status == STATUS_DEADLINE:
+            raise DeadlineExceeded(f"time limit of {self.meter.timeout:g} s exceeded", pc=ctx.pc)
         if status == STATUS_DEPTH:
             raise LimitExceeded(f"call depth beyond {MAX_FRAMES} frames", pc=ctx.pc)
         kind = ACCESS_KINDS[ctx.fault_kind]
         region = "readable" if kind == "load" else "writable"
-        raise MemoryFault(f"{kind} of {ctx.fault_size} bytes at {ctx.fault_addr:#x} "
+        raise MemoryFault(f"{kind} of {ctx.fault_size} bytes at {self.where(ctx.fault_addr)} "
                           f"is outside every {region} region", pc=ctx.pc)
 
 
@@ -323,22 +373,25 @@ class Jit:
     that need a run-time bounds check; with no verdict every one is checked.
     """
 
-    def __init__(self, program: Program, helpers: HelperSet | None = None, budget: int = 1 << 30, verdict=None):
+    def __init__(self, program: Program, helpers: HelperSet | None = None, budget: int = 1 << 30, verdict=None,
+                 timeout: float | None = None):
         self.program = program
         self.helpers = helpers if helpers is not None else HelperSet()
         self.budget = budget
+        self.timeout = timeout
         checked = None if verdict is None else frozenset(verdict.checked)
         for pc, insn in enumerate(program.insns):
             if insn.opcode == isa.JMP | isa.CALL and insn.src == isa.CALL_HELPER and insn.imm not in self.helpers:
                 raise ProgramRefused(f"call to unknown helper {insn.imm}", pc=pc)
         self.code, self.cached = compiler().get(program, self.helpers, checked)
 
-    def run(self, mem=None, *, env=None, budget: int | None = None) -> int:
+    def run(self, mem=None, *, env=None, budget: int | None = None, timeout: float | None = None) -> int:
         """Run once with input memory ``mem`` (r1/r2) and ``env`` for helpers; returns r0.
 
-        ``budget`` overrides the JIT's for this run; an ``env`` with an
+        ``budget`` and ``timeout`` (seconds) override the JIT's for this run; an ``env`` with an
         ``instructions`` attribute gets the instructions charged added to it
         (per basic block, as the interpreter counts them).
         """
-        run = JitRun(self, mem, env, self.budget if budget is None else budget)
+        run = JitRun(self, mem, env, self.budget if budget is None else budget,
+                     self.timeout if timeout is None else timeout)
         return run.execute(self.code.entry)

@@ -20,6 +20,11 @@ the address in the struct and returns; ``jit.py`` raises the error.
 * Budget: each basic block charges its instruction count on entry and stops
   the run when the budget goes negative: a subtract on the context's
   counter and one branch per block, with the interpreter's block partition.
+  The deadline is checked where a run can spend long -- at loop heads and
+  function entries, once the counter has gone below ``check_at`` (every
+  ``limits.JIT_CHECK`` instructions): an out-of-line call into Python
+  reads the clock and sets the next ``check_at``. (A refill call on every
+  block, as the interpreter does, doubled LLVM's compile time.)
   (Kept in memory rather than as an SSA value threaded through every block,
   which made LLVM's InstCombine ten times slower on large programs; in a
   loop LLVM still keeps it in a register and only the store remains. The
@@ -53,6 +58,7 @@ CTX_FIELDS = (
     "status",       # STATUS_* once the run must stop
     "pc",           # instruction that faulted, or the helper call in progress
     "budget",       # instructions left
+    "check_at",     # check the deadline at the next loop head once budget is below this
     "fault_addr",
     "fault_size",
     "fault_kind",   # ACCESS_KINDS index of the faulting access
@@ -74,7 +80,8 @@ FIELD = {name: index for index, name in enumerate(CTX_FIELDS)}
 ACCESS_KINDS = ("load", "store", "atomic")
 LOAD, STORE, ATOMIC = range(3)
 
-STATUS_OK, STATUS_MEMORY, STATUS_BUDGET, STATUS_DEPTH, STATUS_HELPER, STATUS_STOP = range(6)
+STATUS_OK, STATUS_MEMORY, STATUS_BUDGET, STATUS_DEPTH, STATUS_HELPER, STATUS_STOP, STATUS_DEADLINE = range(7)
+TICK = 1 << 40  # the dispatch number that checks the deadline (helper numbers are 32-bit)
 
 I1, I8, I16, I32, I64 = (ir.IntType(n) for n in (1, 8, 16, 32, 64))
 PTR = ir.PointerType()
@@ -290,6 +297,7 @@ class FunctionEmitter:
         self.entry = entry
         self.pcs = _function_body(self.insns, entry)
         self.leaders = module.leaders.intersection(self.pcs) | {entry}
+        self.loop_heads = {t for pc in self.pcs for t in _successors(self.insns, pc) if t <= pc}
         self.ctx = fn.args[0]
         self.fp = fn.args[6]
 
@@ -306,6 +314,9 @@ class FunctionEmitter:
 
     def likely(self, cond: ir.Value) -> ir.Value:
         return self.b.call(self.m.expect, [cond, ir.Constant(I1, 1)])
+
+    def unlikely(self, cond: ir.Value) -> ir.Value:
+        return self.b.call(self.m.expect, [cond, ir.Constant(I1, 0)])
 
     # Registers live in allocas (LLVM turns them into SSA values); within an
     # eBPF block they are also cached here, loaded once and stored back once
@@ -482,9 +493,27 @@ class FunctionEmitter:
         # An unsigned subtract whose borrow is the fault: LLVM folds chains of
         # these much faster than of "sub; icmp sge 0" (5x on 4,000 instructions).
         charged = self.b.usub_with_overflow(self.load_field("budget"), i64(cost))
-        self.store_field("budget", self.b.extract_value(charged, 0))
+        left = self.b.extract_value(charged, 0)
+        self.store_field("budget", left)
         ok = self.b.not_(self.b.extract_value(charged, 1))
         self.continue_if(ok, self.fault_block(STATUS_BUDGET, leader), f"run{leader}")
+        if leader in self.loop_heads or leader == self.entry:
+            self.tick(leader, left)
+
+    def tick(self, leader: int, left: ir.Value) -> None:
+        """Check the deadline through Python when the budget has gone below ``check_at``."""
+        b = self.b
+        due = b.icmp_unsigned("<", left, self.load_field("check_at"))
+        then = self.fn.append_basic_block(f"ticked{leader}")
+        check = self.fn.append_basic_block(f"tick{leader}")
+        b.cbranch(self.unlikely(due), check, then)
+        b.position_at_end(check)
+        self.store_field("pc", leader)
+        dispatch = b.inttoptr(self.load_field("dispatch"), DISPATCH_IR_TYPE.as_pointer())
+        b.call(dispatch, [self.ctx, i64(TICK)] + [i64(0)] * 5)
+        stopped = b.icmp_unsigned("!=", self.load_field("status"), i64(0))
+        b.cbranch(stopped, self.leave, then)
+        b.position_at_end(then)
 
     def instruction(self, pc: int) -> None:
         insn = self.insns[pc]

@@ -66,6 +66,7 @@ class Memory(HelperAccess):
         self.env = env
         self.stopped = False
         self.result = 0
+        self.meter = None  # the run's limits.Meter, set by the interpreter
         context = context_buffer(context)
         self.context_length = 0 if context is None else len(context)
         self.context_address = 0 if context is None else region_base(CONTEXT_REGION)

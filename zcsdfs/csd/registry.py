@@ -1,4 +1,4 @@
-"""The kernel registry: ``load(source) -> Kernel``, verified and compiled once per content.
+"""The kernel registry: ``load(path) -> Kernel`` (or ``load(asm=text)``), verified and compiled once per content.
 
 A :class:`Kernel` is what the vfs binds to a file. ``kernel.run(view,
 offset, length)`` runs it over a frozen view of that file (see
@@ -31,10 +31,13 @@ status, read as a C ``int``: negative fails the run with
 (``MemoryFault``, ``BudgetExceeded``, ``LimitExceeded``, ``AccessDenied``),
 all ``OSError``; the vfs turns them into EIO and a log line.
 
-**Budget.** A run may execute ``BASE_BUDGET + INSTRUCTIONS_PER_BYTE * n``
-instructions, ``n`` being the bytes the kernel may read (the range, or the
-whole file under OpenCSD's ABI): work grows with the data, and a loop that
-never ends is still stopped in time proportional to it.
+**Limits.** A run may execute ``BASE_BUDGET + INSTRUCTIONS_PER_BYTE * n``
+instructions and take ``BASE_TIMEOUT + SECONDS_PER_BYTE * n`` seconds
+(:mod:`zcsdfs.csd.limits`), ``n`` being the bytes the kernel may read (the
+range, or the whole file under OpenCSD's ABI): work grows with the data,
+and a kernel that runs away over little data stops within about a second
+in either engine (``BudgetExceeded`` or ``DeadlineExceeded``, both ETIME).
+``budget=`` and ``timeout=`` of :meth:`Kernel.call` override them.
 
 **Engines.** ``"auto"`` (the default) is the JIT when llvmlite is
 installed, else the interpreter. Verification happens once, at load; each
@@ -54,7 +57,7 @@ from pathlib import Path
 import attrs
 
 from zcsdfs.csd import engine as engines
-from zcsdfs.csd import isa, opencsd, stdlib, verifier
+from zcsdfs.csd import isa, limits, opencsd, stdlib, verifier
 from zcsdfs.csd.asm import assemble
 from zcsdfs.csd.elf import load_elf, program_sections
 from zcsdfs.csd.errors import ElfError, KernelFailed
@@ -65,8 +68,6 @@ from zcsdfs.csd.program import Program
 KINDS = ("read-stream", "write-event", "write-stream")
 DEFAULT_KIND = "read-stream"
 ABIS = ("zcsdfs", "opencsd")
-BASE_BUDGET = 1 << 30
-INSTRUCTIONS_PER_BYTE = 64
 MIN_OUTPUT_LIMIT = 1 << 20
 
 
@@ -139,8 +140,12 @@ class Kernel:
         return self.call(view, offset, length, **options).output
 
     def call(self, view, offset: int = 0, length: int | None = None, *, args: bytes | None = None,
-             engine: str | None = None, budget: int | None = None, output_limit: int | None = None) -> Call:
+             engine: str | None = None, budget: int | None = None, timeout: float | None = None,
+             output_limit: int | None = None) -> Call:
         """Run once over bytes ``[offset, offset + length)`` of ``view`` (``length`` None: to the end).
+
+        ``budget`` (instructions) and ``timeout`` (seconds) replace the
+        limits the registry's rule gives (see the module docstring).
 
         ``view`` is a file view (:mod:`zcsdfs.csd.fileview`) or a sequence
         of extents, which becomes a :class:`MemoryFile`.
@@ -160,11 +165,12 @@ class Kernel:
         else:
             env, span = _window_env(view, start, end, limit, self.name), end - start
             mem = bytearray(self.args if args is None else args)
-        budget = BASE_BUDGET + INSTRUCTIONS_PER_BYTE * span if budget is None else budget
+        run_limits = limits.for_bytes(span, max_insns=budget, timeout=timeout)
         began = time.perf_counter()
         status = None
         try:
-            r0 = self._compiled.engine(engine or self.engine).run(mem, env=env, budget=budget)
+            r0 = self._compiled.engine(engine or self.engine).run(mem, env=env, budget=run_limits.max_insns,
+                                                                  timeout=run_limits.timeout)
             status = isa.to_s32(r0 & 0xFFFFFFFF)
             if status < 0:
                 raise KernelFailed(f"kernel {self.name} returned status {status}", status=status)
@@ -225,10 +231,10 @@ class _Compiled:
             if built is None:
                 if name == "jit":
                     from zcsdfs.csd.jit import Jit
-                    built = Jit(self.program, self.helpers, BASE_BUDGET, self.verdict)
+                    built = Jit(self.program, self.helpers, limits.BASE_BUDGET, self.verdict)
                 else:
                     from zcsdfs.csd.interpreter import Interpreter
-                    built = Interpreter(self.program, self.helpers, BASE_BUDGET, self.verdict)
+                    built = Interpreter(self.program, self.helpers, limits.BASE_BUDGET, self.verdict)
                 self._engines[name] = built
             return built
 
@@ -237,45 +243,59 @@ _cache: dict[tuple, Kernel] = {}
 _cache_lock = threading.Lock()
 
 
-def load(source, *, name: str | None = None, kind: str | None = None, engine: str = "auto") -> Kernel:
-    """The kernel in ``source``: ELF bytes, a path to an ELF file, assembly text (str) or a Program.
+def load(source=None, *, asm: str | None = None, name: str | None = None, kind: str | None = None,
+         engine: str = "auto") -> Kernel:
+    """The kernel in ``source`` -- a path (``str`` or path-like) to an ELF
+    object, ELF bytes or a :class:`Program` -- or in the assembly text ``asm``.
 
     ``name`` picks the entry function of an ELF object (and names the
     kernel; default: the function's name), ``kind`` the kind (default: from
     the section, else read-stream). Loading the same content again gives
     the same :class:`Kernel`. Refusals are ``ProgramRefused`` (EINVAL),
-    bad objects ``ElfError`` (ENOEXEC).
+    bad objects ``ElfError`` (ENOEXEC), a missing file ``FileNotFoundError``.
+
+    Verification and compilation happen outside the registry's lock, so a
+    small kernel never waits for a large one to compile.
     """
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown kernel kind {kind!r}; choose one of {', '.join(KINDS)}")
     engine = default_engine() if engine == "auto" else engine
     if engine not in engines.ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose auto or one of {', '.join(engines.ENGINES)}")
-    program, found_kind = _program(source, name, kind)
+    if (source is None) == (asm is None):
+        raise TypeError("load() takes a source (a path, ELF bytes or a Program) or asm= text, and not both")
+    if asm is not None:
+        program, found_kind = assemble(asm), kind or DEFAULT_KIND
+    else:
+        program, found_kind = _program(source, name, kind)
     label = name or program.name
     key = (program.digest, label, found_kind, engine)
     with _cache_lock:
         kernel = _cache.get(key)
-        if kernel is None:
-            kernel = Kernel(program, name=label, kind=found_kind, engine=engine)
-            kernel._compiled.engine(engine)  # compile now: a load that succeeds runs
-            _cache[key] = kernel
+    if kernel is not None:
         return kernel
+    kernel = Kernel(program, name=label, kind=found_kind, engine=engine)  # verifies
+    kernel._compiled.engine(engine)  # compile now: a load that succeeds runs
+    with _cache_lock:
+        return _cache.setdefault(key, kernel)
 
 
 def _program(source, name: str | None, kind: str | None) -> tuple[Program, str]:
     if isinstance(source, Program):
         return source, kind or DEFAULT_KIND
-    if isinstance(source, str):
-        return assemble(source), kind or DEFAULT_KIND
-    if isinstance(source, os.PathLike):
+    if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        if isinstance(source, str) and not os.path.exists(source):
+            raise FileNotFoundError(errno.ENOENT, "no such kernel file (assembly text goes through "
+                                    "load(asm=...))", source)
         try:
             return _elf(path.read_bytes(), name, kind)
         except ElfError as exc:
             exc.filename = str(path)
             raise
-    return _elf(bytes(source), name, kind)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _elf(bytes(source), name, kind)
+    raise TypeError(f"load() cannot use a {type(source).__name__}: pass a path, ELF bytes, a Program or asm=")
 
 
 def _section_kind(section: str) -> str | None:

@@ -2,17 +2,22 @@
 
 Three passes, each refusing with :class:`ProgramRefused` naming the pc:
 
-1. structure (``verifier_structure``): opcodes of our groups, unused fields
-   zero, registers, r10 read-only, lddw pairs and section references;
+1. structure (``verifier_structure``): at most 65,536 slots, opcodes of our
+   groups, unused fields zero, registers, r10 read-only, lddw pairs and
+   section references;
 2. control flow (``verifier_cfg``): jump and call targets, no fall-off,
-   no recursion, at most 8 frames; unreachable code is allowed and reported
-   in :attr:`Verdict.unreachable`;
+   no recursion, at most 8 frames, and a path to exit from every reachable
+   instruction (a loop with no way out is refused); unreachable code is
+   allowed and reported in :attr:`Verdict.unreachable`;
 3. abstract interpretation (``verifier_absint``): register types and ranges,
-   stack initialisation, pointer leaks, helper signatures, and the bounds of
-   every memory access.
+   stack initialisation, pointer leaks (including comparisons whose outcome
+   depends on where memory is), helper signatures, and the bounds of every
+   memory access, in at most ``MAX_PROCESSED`` steps.
 
-Termination is not proven: loops are allowed and the engines' instruction
-budget stops a program that runs too long.
+Only a hostile program makes the verifier refuse; nothing makes it fail
+otherwise (tests/csd/test_verifier_fuzz.py). Termination is not proven:
+loops with a way out are allowed, and the engines' run-time limits (an
+instruction budget and a deadline) stop a program that runs too long.
 """
 
 from __future__ import annotations

@@ -26,15 +26,20 @@ from zcsdfs.csd.program import Program
 from zcsdfs.csd.verifier_cfg import ControlFlow, jump_target
 from zcsdfs.csd.verifier_scalar import Scalar, Thresholds, alu, refine
 from zcsdfs.csd.verifier_state import (
-    CLOBBERED, SLOTS, STACK_SIZE, Pointer, Region, State, Uninit,
+    CLOBBERED, OFFSET_LIMIT, SLOTS, STACK_SIZE, Pointer, Region, State, Uninit,
 )
 
 WIDEN_AFTER = 2  # joins at a loop head before its growing bounds are widened
 THRESHOLD_ROUNDS = 3  # widenings to the next threshold before going to the extremes
 MAX_JOINS = 8 * (WIDEN_AFTER + THRESHOLD_ROUNDS)  # joins at one loop head, resets included, before the extremes
 NO_THRESHOLDS = Thresholds(set())
-MAX_PROCESSED = 1 << 18  # instructions analysed, over all visits and contexts
+# Instructions analysed, over all visits and contexts: twice the largest
+# program, so a straight or simply looping kernel of any allowed size fits,
+# while the verifier's work (tens of microseconds a step) stays bounded to
+# seconds whatever a hostile program does.
+MAX_PROCESSED = 1 << 17
 NEAR = 1 << 32
+PAGE = 4096
 CTX = Region("ctx")
 _SIGNED = {isa.JGT: isa.JSGT, isa.JGE: isa.JSGE, isa.JLT: isa.JSLT, isa.JLE: isa.JSLE}
 
@@ -51,6 +56,15 @@ def _near(p: Pointer) -> bool:
     """Offsets small enough that base + offset cannot wrap around (and were
     never clamped), so they order and subtract like the addresses."""
     return not p.maybe_null and -NEAR < p.lo and p.hi < NEAR
+
+
+def _comparable(p: Pointer) -> bool:
+    """Offsets bounded so that base + offset wraps in neither engine: at
+    most a page below the region (every real base is above the kernel's
+    mmap_min_addr, every virtual one at 2**32 or more; an absent context is
+    0 in both) and at most OFFSET_LIMIT above it (host addresses are below
+    2**47), so two such pointers into one region order as their offsets."""
+    return not p.maybe_null and -PAGE <= p.lo and p.hi <= OFFSET_LIMIT
 
 
 def _loaded(size: int, signed: bool) -> Scalar:
@@ -96,7 +110,8 @@ class Analysis:
             queued.discard(key)
             self.processed += 1
             if self.processed > MAX_PROCESSED:
-                raise ProgramRefused(f"program too complex: more than {MAX_PROCESSED} instructions analysed", pc=key[-1])
+                raise ProgramRefused(f"program too complex to verify: more than {MAX_PROCESSED:,} instructions "
+                                     f"analysed", pc=key[-1])
             for succ, state in self.step(key[:-1], key[-1], states[key]):
                 old = states.get(succ)
                 if old is not None and succ[-1] not in self.cfg.merges:
@@ -236,7 +251,7 @@ class Analysis:
                     continue
                 state = self._narrowed(s, insn, narrowed)
             else:
-                state = self._pointer_branch(s, insn, a, b, taken, is64)
+                state = self._pointer_branch(s, insn, pc, a, b, taken, is64)
             if state is not None:
                 out.append((taken, state))
         return out
@@ -252,32 +267,51 @@ class Analysis:
                 ctx_min = max(ctx_min, b.umin)
         return attrs.evolve(s, regs=regs, ctx_min=ctx_min)
 
-    def _pointer_branch(self, s: State, insn, a, b, taken: bool, is64: bool) -> State | None:
+    def _pointer_branch(self, s: State, insn, pc: int, a, b, taken: bool, is64: bool) -> State | None:
+        """A comparison involving a pointer. Only two kinds are allowed, both
+        with an outcome that is the same in every engine and says nothing
+        about where memory is: a null check (64-bit jeq/jne against 0) of a
+        helper's maybe-null result or of a pointer with a small offset (only
+        the context can be null, when there is none), and a 64-bit ordering
+        or equality test of two pointers into the same region whose offsets
+        are too small to wrap.
+        Anything else (a pointer against a number, against a pointer into
+        another region, in 32 bits, or jset) would let a kernel learn host
+        addresses bit by bit under the JIT, so it is refused."""
         op = insn.op
-        if not is64:
-            return s
+        name = isa.JMP_NAMES[op] + ("" if is64 else "32")
         ptr, other = (a, b) if isinstance(a, Pointer) else (b, a)
-        if ptr.maybe_null and isinstance(other, Scalar) and other.is_const and other.value == 0:
-            if op not in (isa.JEQ, isa.JNE):
-                return s
+        if not is64:
+            raise ProgramRefused(f"{name} compares the {ptr} in 32 bits (pointers compare only in 64 bits)",
+                                 pc=pc)
+        if isinstance(other, Scalar):
+            if not ((ptr.maybe_null or _comparable(ptr)) and other.is_const and other.value == 0
+                    and op in (isa.JEQ, isa.JNE)):
+                raise ProgramRefused(f"{name} compares the {ptr} with a number (a pointer may be compared "
+                                     f"only with 0, by jeq or jne: a null check)", pc=pc)
+            if not ptr.maybe_null:
+                return s  # null only where the context is absent, in both engines alike
             null = (op == isa.JEQ) == taken
             resolved = Scalar.const(0) if null else attrs.evolve(ptr, maybe_null=False)
             regs = [resolved if v == ptr or (ptr.ident >= 0 and isinstance(v, Pointer)
                                              and v.ident == ptr.ident and v.maybe_null) else v
                     for v in s.regs]
             return attrs.evolve(s, regs=regs)
-        if (isinstance(a, Pointer) and isinstance(b, Pointer) and a.region == b.region
-                and _near(a) and _near(b) and op in (*_SIGNED, isa.JEQ, isa.JNE)):
-            # same region, offsets too small to wrap: addresses order as offsets do
-            narrowed = refine(_SIGNED.get(op, op), True, Scalar.signed(a.lo, a.hi), Scalar.signed(b.lo, b.hi), taken)
-            if narrowed is None:
-                return None
-            regs = list(s.regs)
-            regs[insn.dst] = a.moved(narrowed[0].smin, narrowed[0].smax)
-            if insn.source == isa.X:
-                regs[insn.src] = b.moved(narrowed[1].smin, narrowed[1].smax)
-            return attrs.evolve(s, regs=regs)
-        return s
+        if a.region != b.region:
+            raise ProgramRefused(f"{name} compares pointers into different regions ({a} and {b})", pc=pc)
+        if not (_comparable(a) and _comparable(b)) or op not in (*_SIGNED, *_SIGNED.values(), isa.JEQ, isa.JNE):
+            raise ProgramRefused(f"{name} of the {a} and the {b} (two pointers compare only with "
+                                 f"jeq, jne, jgt, jge, jlt, jle or their signed forms, and only "
+                                 f"with offsets that cannot wrap around)", pc=pc)
+        # same region, offsets that cannot wrap: addresses order as offsets do
+        narrowed = refine(_SIGNED.get(op, op), True, Scalar.signed(a.lo, a.hi), Scalar.signed(b.lo, b.hi), taken)
+        if narrowed is None:
+            return None
+        regs = list(s.regs)
+        regs[insn.dst] = a.moved(narrowed[0].smin, narrowed[0].smax)
+        if insn.source == isa.X:
+            regs[insn.src] = b.moved(narrowed[1].smin, narrowed[1].smax)
+        return attrs.evolve(s, regs=regs)
 
     # -- memory -------------------------------------------------------------
 
@@ -436,6 +470,8 @@ class Analysis:
             raise ProgramRefused(f"{what} must be a pointer to memory, not a {p}", pc=pc)
         if isinstance(size, Uninit):
             raise ProgramRefused(f"size argument of helper (r{reg + 1}) {size.why}", pc=pc)
+        if isinstance(size, Pointer):
+            raise ProgramRefused(f"size argument of helper (r{reg + 1}) must be a scalar, not a {size}", pc=pc)
         if nonzero and size.umin == 0:
             raise ProgramRefused(f"size in r{reg + 1} may be 0", pc=pc)
         region = p.region

@@ -5,6 +5,7 @@ entry; jumps must stay inside it and it must not run past its end. The call
 graph reachable from pc 0 must be acyclic (no recursion, as in Linux) and no
 deeper than the engines' frame limit, so the verifier can follow every call
 in its own context.
+Every reachable instruction must have a path to an exit of its function.
 Unreachable code is allowed (the conformance suite has some) and reported,
 but its jumps must still be valid and it must not fall off the end either,
 because the engines translate every instruction.
@@ -126,7 +127,34 @@ def analyse(program: Program, halves: frozenset[int]) -> ControlFlow:
             if s not in reachable:
                 reachable.add(s)
                 todo.append(s)
+    _check_way_out(insns, successors, reachable)
     return ControlFlow(functions, frozenset(reachable), frozenset(loop_heads), merges)
+
+
+def _check_way_out(insns, successors: dict[int, tuple[int, ...]], reachable: set[int]) -> None:
+    """Refuse a reachable instruction from which no path leads to an exit of
+    its function (``loop: add r0, 1; ja loop``): such a program can only end
+    by running out of time, so it is a bug or an attack, never a kernel.
+    A local call counts as returning (the callee is checked on its own)."""
+    before: dict[int, list[int]] = {}
+    for pc, succ in successors.items():
+        callee = jump_target(insns[pc], pc) if is_local_call(insns[pc]) else None
+        for target in succ:
+            if target != callee or target == pc + 1:
+                before.setdefault(target, []).append(pc)
+    out = {pc for pc in successors if is_exit(insns[pc])}
+    todo = list(out)
+    while todo:
+        for pc in before.get(todo.pop(), ()):
+            if pc not in out:
+                out.add(pc)
+                todo.append(pc)
+    trapped = reachable - out
+    if trapped:
+        # name the loop: a trapped jump target reached backwards from inside the trap
+        heads = {t for pc in trapped for t in successors[pc] if t <= pc and t in trapped}
+        pc = min(heads or trapped)
+        raise ProgramRefused("a loop with no way out starts here: no path from it reaches exit", pc=pc)
 
 
 def _check_call_graph(calls: dict[int, set[int]]) -> None:

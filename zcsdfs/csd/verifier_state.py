@@ -17,6 +17,7 @@ from zcsdfs.csd.verifier_scalar import Scalar, Thresholds
 STACK_SIZE = 512
 SLOTS = STACK_SIZE // 8
 OFFSET_LIMIT = 1 << 62  # widened pointer offsets: far outside every region
+WILD = 1 << 63  # an offset range that went past OFFSET_LIMIT: any offset, the address may have wrapped
 
 
 @attrs.frozen
@@ -57,7 +58,11 @@ class Pointer:
     ident: int = -1
 
     def moved(self, lo: int, hi: int) -> "Pointer":
-        return attrs.evolve(self, lo=max(lo, -OFFSET_LIMIT), hi=min(hi, OFFSET_LIMIT))
+        """The pointer with offsets ``[lo, hi]``; past OFFSET_LIMIT it becomes
+        wild (any offset), never clamped, so bounds stay honest."""
+        if lo < -OFFSET_LIMIT or hi > OFFSET_LIMIT:
+            lo, hi = -WILD, WILD
+        return attrs.evolve(self, lo=lo, hi=hi)
 
     def __str__(self) -> str:
         off = f"{self.lo:+d}" if self.lo == self.hi else f"+[{self.lo}, {self.hi}]"
@@ -91,6 +96,8 @@ def widen_values(old, new, limits: Thresholds):
     if isinstance(old, Scalar) and isinstance(new, Scalar):
         return old.widen(new, limits)
     if isinstance(old, Pointer) and isinstance(new, Pointer) and old.region == new.region:
+        if new.hi > OFFSET_LIMIT:
+            return new  # wild already
         return new.moved(old.lo if new.lo >= old.lo else limits.below(new.lo, -OFFSET_LIMIT),
                          old.hi if new.hi <= old.hi else limits.above(new.hi, OFFSET_LIMIT))
     return new

@@ -11,7 +11,11 @@ from zcsdfs.csd import isa
 from zcsdfs.csd.errors import ProgramRefused, UnsupportedInstruction
 from zcsdfs.csd.program import Program
 
-MAX_SLOTS = 1 << 20
+# uBPF's limit (UBPF_MAX_INSTS), far above any real kernel (Linux allows 4,096
+# slots to unprivileged programs). It bounds what a load can cost: the verifier
+# and the JIT are both roughly linear in the program size, and a 64k-slot JIT
+# compile already takes tens of seconds.
+MAX_SLOTS = 65_536
 FP = 10
 
 _ALU_OPS = frozenset(isa.ALU_NAMES)
@@ -29,7 +33,7 @@ def check_structure(program: Program) -> frozenset[int]:
     if not insns:
         raise ProgramRefused("empty program")
     if len(insns) > MAX_SLOTS:
-        raise ProgramRefused(f"program of {len(insns)} instructions exceeds the limit of {MAX_SLOTS}")
+        raise ProgramRefused(f"program of {len(insns):,} slots exceeds the limit of {MAX_SLOTS:,}")
     halves = set()
     pc = 0
     while pc < len(insns):
