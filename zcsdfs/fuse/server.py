@@ -1,12 +1,19 @@
 """The FUSE server: request bytes in, reply bytes out, over a ``Vfs``.
 
-Transport-agnostic: /dev/fuse (``devfuse.py``) and, later, virtio-fs hand
-``handle`` one request at a time, from as many threads as they like, and send
-back what it returns (a list of buffers to write as one message, or None when
-the operation takes no reply). Each request runs as a ``Caller`` built from
-its header's uid, gid and pid, so the vfs checks permissions exactly as it
-does for the os API; this holds with or without the kernel's
-``default_permissions`` (which only adds the kernel's own check in front).
+Transport-agnostic (``transport.py``): /dev/fuse and virtio-fs hand
+``handle`` one request at a time, as a sequence of readable buffers, from as
+many threads as they like, and send back what it returns (a list of buffers
+to write as one message, or None when the operation takes no reply). Each
+request runs as a ``Caller`` built from its header's uid, gid and pid, so the
+vfs checks each operation as it does for the os API. The vfs sees inodes,
+not paths, so search permission on the directories above an inode the
+kernel has cached is the kernel's to check: mounts that other users can
+reach use the kernel's ``default_permissions`` (see ``devfuse.py``).
+
+Sizes a request names are bounded by what INIT negotiated: a READ or
+READDIR asks for at most ``max_read`` bytes (a larger one is clamped, a
+short answer being legal), and no reply exceeds the protocol's 32-bit
+length.
 
 Requests are registered in flight before they run; an INTERRUPT for one
 that has not started makes it answer EINTR instead of running, and a long
@@ -61,6 +68,7 @@ import attrs
 from zcsdfs.fuse import protocol as p
 from zcsdfs.fuse.nodes import NodeTable
 from zcsdfs.fuse.protocol import InitFlag, Opcode, ProtocolError, Request
+from zcsdfs.fuse.transport import Limits, Reply
 from zcsdfs.vfs import inodes
 from zcsdfs.vfs.caller import Caller
 from zcsdfs.vfs.errors import bad_fd, os_error
@@ -79,39 +87,49 @@ CAPABILITY = "security.capability"
 LONG_RUNNING = frozenset({Opcode.FSYNC, Opcode.FSYNCDIR, Opcode.FALLOCATE, Opcode.COPY_FILE_RANGE,
                           Opcode.SETATTR, Opcode.READDIR, Opcode.READDIRPLUS})
 BIG_IO = 64 << 10
+PAGE = 4096
+DEFAULT_MAX_PAGES = 32  # what the kernel sends without MAX_PAGES
+MAX_PAGES = 256         # the most the kernel accepts in INIT's max_pages (fuse_max_pages_limit)
+MAX_REPLY = (1 << 32) - 1  # fuse_out_header's length is 32 bits
 _LENGTH_OPCODE = struct.Struct("<II")
 _READ_SIZE = struct.Struct("<I")
 _READ_SIZE_AT = p.IN_HEADER.size + 16  # fuse_read_in: fh, offset, then size
 
 
+def _head(request, n: int):
+    """The first ``n`` bytes of ``request`` (a sequence of buffers) as one buffer, or fewer if
+    it is shorter; the first buffer itself when it is long enough (always, for /dev/fuse)."""
+    first = request[0] if request else b""
+    if len(first) >= n or len(request) <= 1:
+        return first
+    return p.head_bytes([memoryview(b).cast("B") for b in request], n)
+
+
 def long_running(request) -> bool:
-    """Whether serving ``request`` (raw bytes, not yet parsed) may take long: a large READ or
+    """Whether serving ``request`` (its buffers, not yet parsed) may take long: a large READ or
     WRITE, or one of ``LONG_RUNNING``. Malformed requests are quick (they are refused)."""
-    if len(request) < _READ_SIZE_AT + _READ_SIZE.size:
+    head = _head(request, _READ_SIZE_AT + _READ_SIZE.size)
+    if len(head) < _READ_SIZE_AT + _READ_SIZE.size:
         return False
-    length, opcode = _LENGTH_OPCODE.unpack_from(request)
+    length, opcode = _LENGTH_OPCODE.unpack_from(head)
     if opcode == Opcode.WRITE:
         return length > BIG_IO
     if opcode == Opcode.READ:
-        return _READ_SIZE.unpack_from(request, _READ_SIZE_AT)[0] > BIG_IO
+        return _READ_SIZE.unpack_from(head, _READ_SIZE_AT)[0] > BIG_IO
     return opcode in LONG_RUNNING
 
 
 def interruptible(request) -> bool:
-    """Whether ``request`` (raw bytes) is one that stops early when an INTERRUPT names it."""
-    if len(request) < _LENGTH_OPCODE.size:
+    """Whether ``request`` (its buffers) is one that stops early when an INTERRUPT names it."""
+    head = _head(request, _LENGTH_OPCODE.size)
+    if len(head) < _LENGTH_OPCODE.size:
         return False
-    return _LENGTH_OPCODE.unpack_from(request)[1] == Opcode.COPY_FILE_RANGE
+    return _LENGTH_OPCODE.unpack_from(head)[1] == Opcode.COPY_FILE_RANGE
 
 
 @attrs.frozen
 class Options:
-    """What the server promises the kernel.
-
-    ``groups_from_proc``: the request's pid is a process of this machine
-    (true for /dev/fuse, not for a virtual machine's requests), so its
-    supplementary groups can be read from /proc for permission checks.
-    """
+    """What the server promises the kernel (what the transport can carry is its ``Limits``)."""
 
     entry_timeout: float = 1.0
     attr_timeout: float = 1.0
@@ -119,7 +137,6 @@ class Options:
     writeback_cache: bool = False
     max_write: int = 1 << 20
     max_readahead: int = 1 << 20
-    groups_from_proc: bool = False
 
 
 class ProcessCaller(Caller):
@@ -154,12 +171,25 @@ def proc_groups(pid: int) -> frozenset[int]:
 
 
 class Server:
-    def __init__(self, vfs, options: Options = Options()):
+    """Serves one FUSE connection. ``limits`` are the transport's (``Transport.limits``).
+
+    ``unexpected`` counts requests that failed by a bug (an exception other
+    than OSError or ProtocolError), each answered EIO so that a bug costs one
+    request, not the mount; with ``strict`` such an exception propagates
+    instead (tests set it, so a bug fails the test).
+    """
+
+    def __init__(self, vfs, options: Options = Options(), limits: Limits = Limits()):
         self.vfs = vfs
         self.options = options
+        self.limits = limits
         self.nodes = NodeTable(vfs.root)
         self.minor = 0  # negotiated protocol minor version; 0 until INIT
         self.flags = InitFlag(0)
+        self.max_write = 0  # negotiated at INIT: the most a WRITE carries
+        self.max_read = DEFAULT_MAX_PAGES * PAGE  # the most a READ or READDIR reply carries
+        self.unexpected = 0
+        self.strict = False
         self.initialized = threading.Event()
         self.destroyed = threading.Event()
         self._handles: dict[int, object] = {}
@@ -186,10 +216,12 @@ class Server:
 
     # -- framing ------------------------------------------------------------------------------
 
-    def handle(self, buf) -> list | None:
-        """Serve one request; returns the reply's buffers, or None when none is due."""
+    def handle(self, request) -> Reply | None:
+        """Serve one request, given as a sequence of readable buffers (one for /dev/fuse, a
+        descriptor chain's readable part for virtio-fs); returns the reply's buffers, or None
+        when none is due."""
         try:
-            req = p.parse(buf)
+            req = p.parse(request)
         except ProtocolError as exc:
             log.warning("dropping request: %s", exc)
             return None if exc.unique is None else self._error(exc.unique, exc.errno)
@@ -203,7 +235,7 @@ class Server:
         if req.opcode not in p.NO_REPLY:
             self._in_flight[req.unique] = req
 
-    def run(self, req: Request) -> list | None:
+    def run(self, req: Request) -> Reply | None:
         """Execute a registered request and build its reply."""
         try:
             if req.interrupted:
@@ -220,6 +252,9 @@ class Server:
         except OSError as exc:
             return self._failed(req, exc.errno)
         except Exception:  # a bug must cost one request, not the mount
+            self.unexpected += 1
+            if self.strict:
+                raise
             log.exception("%s failed", Opcode(req.opcode).name if req.opcode in Opcode._value2member_map_
                           else req.opcode)
             return self._failed(req, errno.EIO)
@@ -228,8 +263,16 @@ class Server:
         if req.opcode in p.NO_REPLY:
             return None
         if isinstance(payload, list):
-            return [p.out_header(req.unique, 0, sum(map(len, payload))), *payload]
-        return [p.out_header(req.unique, 0, len(payload)), payload]
+            length = sum(map(len, payload))
+        else:
+            length, payload = len(payload), [payload]
+        if length > MAX_REPLY - p.OUT_HEADER.size:  # every size a request names is bounded before this
+            self.unexpected += 1
+            if self.strict:
+                raise AssertionError(f"a reply of {length} bytes to {req.opcode}")
+            log.error("a reply of %d bytes to opcode %d cannot be framed", length, req.opcode)
+            return self._failed(req, errno.EIO)
+        return [p.out_header(req.unique, 0, length), *payload]
 
     def _failed(self, req: Request, code: int | None) -> list | None:
         """The error reply (EIO for an errno the protocol cannot carry); none for NO_REPLY operations."""
@@ -254,7 +297,7 @@ class Server:
         return None
 
     def _caller(self, req: Request) -> Caller:
-        if self.options.groups_from_proc and req.uid and req.pid:
+        if self.limits.local_callers and req.uid and req.pid:
             return ProcessCaller(req.uid, req.gid, req.pid)
         return Caller(req.uid, req.gid, frozenset(), req.pid)
 
@@ -329,11 +372,15 @@ class Server:
         wanted = WANTED | (InitFlag.WRITEBACK_CACHE if self.options.writeback_cache else 0)
         self.flags = InitFlag(offered & wanted)
         self.minor = min(minor, p.MINOR)
-        max_write = self.options.max_write
+        pages = MAX_PAGES if InitFlag.MAX_PAGES in self.flags else DEFAULT_MAX_PAGES
+        if self.limits.max_pages is not None:
+            pages = max(1, min(pages, self.limits.max_pages))
+        self.max_write = max_write = max(PAGE, min(self.options.max_write, pages * PAGE))
+        self.max_read = pages * PAGE
         self.initialized.set()
         return p.INIT_OUT.pack(p.MAJOR, self.minor, min(max_readahead, self.options.max_readahead),
                                int(self.flags) & 0xFFFFFFFF, 64, 48, max_write, 1,
-                               -(-max_write // 4096), 0, int(self.flags) >> 32, 0)
+                               pages, 0, int(self.flags) >> 32, 0)
 
     def destroy(self, req: Request, caller: Caller):
         self.destroyed.set()
@@ -531,6 +578,7 @@ class Server:
         may be answered by the caller's CSD kernel. Any other READ fills the page cache, which
         every process reads, in the kernel's offsets and sizes: it gets the file's bytes."""
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
+        size = min(size, self.max_read)  # the kernel asks no more; a short read is an answer
         of = self._handle(fh)
         if self.options.writeback_cache and not of.readable and not of.is_dir:
             return self.vfs.fs.read(of.ino, offset, size)  # the kernel filling a partly written page
@@ -618,6 +666,7 @@ class Server:
 
     def readdir(self, req: Request, caller: Caller):
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
+        size = min(size, self.max_read)
         of = self._handle(fh)
         out, used = [], 0
         for i, (name, ino, mode) in enumerate(self._listing(of, caller, offset)[offset:], offset):
@@ -630,6 +679,7 @@ class Server:
 
     def readdirplus(self, req: Request, caller: Caller):
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
+        size = min(size, self.max_read)
         of = self._handle(fh)
         out, used = [], 0
         for i, (name, ino, mode) in enumerate(self._listing(of, caller, offset)[offset:], offset):
