@@ -145,7 +145,8 @@ def unmount(mountpoint: str, lazy: bool = False) -> None:
 def mounted_at(path: str) -> tuple[str, str] | None:
     """(file system type, source) of the mount whose mount point is ``path``, if one is there
     (the topmost, when mounts are stacked); None otherwise."""
-    target = os.path.realpath(path)
+    path = os.path.abspath(path)  # resolved without stat(2) on ``path``: a stuck server would never answer
+    target = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
     found = None
     with open("/proc/self/mountinfo") as info:
         for line in info:

@@ -482,7 +482,7 @@ class Server:
         if valid & (p.FATTR_ATIME | p.FATTR_MTIME):
             now = time.time_ns()
             explicit = (valid & p.FATTR_ATIME and not valid & p.FATTR_ATIME_NOW
-                        or valid & p.FATTR_MTIME and not valid & p.FATTR_MTIME_NOW)
+                        or valid & p.FATTR_MTIME and not valid & p.FATTR_MTIME_NOW and not self._local_mtime(valid))
 
             def when(bit, now_bit, secs, nsecs):  # the lfs clamps what it cannot hold
                 if not valid & bit:
@@ -492,6 +492,17 @@ class Server:
             vfs.utime(caller, ino, when(p.FATTR_ATIME, p.FATTR_ATIME_NOW, atime, atimensec),
                       when(p.FATTR_MTIME, p.FATTR_MTIME_NOW, mtime, mtimensec), not explicit)
         return self._attr(ino)
+
+    def _local_mtime(self, valid: int) -> bool:
+        """Whether an mtime without MTIME_NOW is the kernel's own clock, not the caller's choice.
+
+        With ``writeback_cache`` the kernel keeps mtime itself and sends its
+        value instead of "now": for touch(1) (with ATIME_NOW, as it always
+        sends for atime) and when it flushes the mtime of cached writes
+        (without atime). Either is allowed to anyone who may write, as "now"
+        is. (A program asking utimensat for "atime now, this mtime" looks the
+        same, so a writer could choose its mtime: the price of the cache.)"""
+        return self.options.writeback_cache and (not valid & p.FATTR_ATIME or bool(valid & p.FATTR_ATIME_NOW))
 
     def access(self, req: Request, caller: Caller):
         mask, _ = p.unpack(p.ACCESS_IN, req)
