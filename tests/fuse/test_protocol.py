@@ -464,3 +464,19 @@ def test_a_bug_in_a_handler_is_counted_and_costs_one_request(volume, monkeypatch
     s.strict = True
     with pytest.raises(ZeroDivisionError):
         s.handle([request(Opcode.STATFS)])
+
+
+def test_link_by_inode_has_the_protected_hardlinks_check(server):
+    """FUSE's LINK names its source by inode; it gets link(2)'s checks, protected_hardlinks too:
+    another user may not link a file they could not read and write."""
+    ok(server, Opcode.MKDIR, p.MKDIR_IN.pack(0o1777, 0) + b"tmp\0")
+    tmp = lookup(server, "tmp")[0]
+    ok(server, Opcode.SETATTR, p.SETATTR_IN.pack(p.FATTR_MODE, *[0] * 10, stat.S_IFDIR | 0o1777, 0, 0, 0, 0),
+       nodeid=tmp)
+    secret = create(server, "secret", mode=0o600)[0]
+    user = dict(uid=1000, gid=1000)
+    code, _, _ = reply(server, request(Opcode.LINK, p.LINK_IN.pack(secret) + b"mine\0", nodeid=tmp, **user))
+    assert code == errno.EPERM
+    public = create(server, "public", mode=0o666)[0]
+    entry = ok(server, Opcode.LINK, p.LINK_IN.pack(public) + b"ours\0", nodeid=tmp, **user)
+    assert p.ATTR.unpack_from(entry, p.ENTRY_HEAD.size)[10] == 2  # nlink

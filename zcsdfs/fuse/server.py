@@ -44,13 +44,14 @@ until the timeout, as a changed attribute does until ``attr_timeout``.
 Dropping privileges on write: without help the kernel asks GETXATTR
 ``security.capability`` before every write (to learn whether it must remove
 it), which costs a round trip per write. We negotiate
-``HANDLE_KILLPRIV_V2`` instead and keep its promise ourselves: a write,
+``HANDLE_KILLPRIV_V2`` instead and the vfs keeps its promise: a write,
 truncate or chown removes ``security.capability``, and setuid (and setgid
-with group execute) go when the caller lacks CAP_FSETID. The vfs already
-drops those bits for callers other than root (its model of CAP_FSETID);
-the kernel's KILL_SUIDGID flags add root callers without the capability.
-The kernel then marks inodes it has checked ``S_NOSEC`` and skips the
-question until their attributes are next refreshed.
+with group execute) go when the caller lacks CAP_FSETID. The vfs drops
+those bits for callers other than root (its model of CAP_FSETID); the
+kernel's KILL_SUIDGID flags, passed on as ``kill_suidgid``, add root
+callers without the capability. The kernel then marks inodes it has
+checked ``S_NOSEC`` and skips the question until their attributes are next
+refreshed.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import stat
 import struct
 import threading
 import time
@@ -69,19 +69,16 @@ from zcsdfs.fuse import protocol as p
 from zcsdfs.fuse.nodes import NodeTable
 from zcsdfs.fuse.protocol import InitFlag, Opcode, ProtocolError, Request
 from zcsdfs.fuse.transport import Limits, Reply
-from zcsdfs.vfs import inodes
 from zcsdfs.vfs.caller import Caller
 from zcsdfs.vfs.errors import bad_fd, os_error
 
 log = logging.getLogger(__name__)
 
-COPY_CHUNK = 1 << 20
 COPY_MAX = 1 << 30  # the reply's size is 32 bits; the kernel asks again for the rest
 WANTED = (InitFlag.ASYNC_READ | InitFlag.ATOMIC_O_TRUNC | InitFlag.BIG_WRITES | InitFlag.DO_READDIRPLUS
           | InitFlag.READDIRPLUS_AUTO | InitFlag.ASYNC_DIO | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES
           | InitFlag.CACHE_SYMLINKS | InitFlag.HANDLE_KILLPRIV_V2 | InitFlag.INIT_EXT
           | InitFlag.DIRECT_IO_ALLOW_MMAP)
-CAPABILITY = "security.capability"
 # Requests that may keep a worker busy for long (they move much data, sync the device or walk a
 # whole directory); a transport with several workers lets another take over reading first.
 LONG_RUNNING = frozenset({Opcode.FSYNC, Opcode.FSYNCDIR, Opcode.FALLOCATE, Opcode.COPY_FILE_RANGE,
@@ -125,6 +122,17 @@ def interruptible(request) -> bool:
     if len(head) < _LENGTH_OPCODE.size:
         return False
     return _LENGTH_OPCODE.unpack_from(head)[1] == Opcode.COPY_FILE_RANGE
+
+
+@attrs.define(slots=True)
+class Handle:
+    """What a file handle (``fh``) given to the kernel stands for: an open description, whether
+    it was opened for direct I/O (FOPEN_DIRECT_IO), and a directory's listing as READDIR saw
+    it at offset 0 (so later offsets stay stable)."""
+
+    of: object
+    direct: bool = False
+    listing: list | None = None
 
 
 @attrs.frozen
@@ -192,8 +200,7 @@ class Server:
         self.strict = False
         self.initialized = threading.Event()
         self.destroyed = threading.Event()
-        self._handles: dict[int, object] = {}
-        self._direct: set[int] = set()  # handles opened with FOPEN_DIRECT_IO
+        self._handles: dict[int, Handle] = {}
         self._next_fh = 1
         self._lock = threading.Lock()
         self._in_flight: dict[int, Request] = {}  # unique -> request
@@ -324,16 +331,18 @@ class Server:
         with self._lock:
             fh = self._next_fh
             self._next_fh += 1
-            self._handles[fh] = of
-            if direct:
-                self._direct.add(fh)
+            self._handles[fh] = Handle(of, direct)
             return fh
 
-    def _handle(self, fh: int):
+    def _handle(self, fh: int) -> Handle:
         try:
             return self._handles[fh]
         except KeyError:
             raise bad_fd() from None
+
+    def _file(self, fh: int):
+        """The open description behind ``fh``."""
+        return self._handle(fh).of
 
     @staticmethod
     def _sized(data: bytes, size: int) -> bytes:
@@ -343,19 +352,6 @@ class Server:
         if len(data) > size:
             raise os_error(errno.ERANGE)
         return data
-
-    def _drop_privileges(self, caller: Caller, ino: int, suidgid: bool) -> None:
-        """HANDLE_KILLPRIV_V2's promise after a write, truncate or chown (see the module's docstring)."""
-        fs = self.vfs.fs
-        if not fs.privileged(ino):
-            return  # neither set-id bits nor file capabilities: the common case, without a look-up
-        if CAPABILITY in fs.listxattr(ino):
-            fs.removexattr(ino, CAPABILITY)
-        if suidgid and caller.is_root:
-            mode = fs.getattr(ino).st_mode
-            kill = stat.S_ISUID | (stat.S_ISGID if mode & stat.S_IXGRP else 0)
-            if mode & kill:
-                fs.setattr(ino, mode=mode & 0o7777 & ~kill)
 
     # -- session ------------------------------------------------------------------------------
 
@@ -430,7 +426,7 @@ class Server:
         (old,) = p.unpack(p.LINK_IN, req)
         (name,) = self._name(req, p.LINK_IN.size)
         ino = self.nodes.ino(old)
-        inodes.link(self.vfs, caller, ino, self._ino(req), name)
+        self.vfs.link_inode(caller, ino, self._ino(req), name)
         return self._entry(ino)
 
     def unlink(self, req: Request, caller: Caller):
@@ -457,7 +453,7 @@ class Server:
         return b""
 
     def readlink(self, req: Request, caller: Caller):
-        return os.fsencode(inodes.readlink(self.vfs, self._ino(req)))
+        return os.fsencode(self.vfs.readlink_inode(self._ino(req)))
 
     # -- attributes ---------------------------------------------------------------------------
 
@@ -472,13 +468,12 @@ class Server:
             vfs.chmod(caller, ino, mode)
         if valid & (p.FATTR_UID | p.FATTR_GID):
             vfs.chown(caller, ino, uid if valid & p.FATTR_UID else -1, gid if valid & p.FATTR_GID else -1)
-            self._drop_privileges(caller, ino, suidgid=False)  # vfs.chown drops setuid and setgid itself
         if valid & p.FATTR_SIZE:
             by_handle = bool(valid & p.FATTR_FH)  # ftruncate: checked when the file was opened
             if by_handle:
                 self._handle(fh)
-            vfs.truncate(caller, ino, size, check_access=not by_handle)
-            self._drop_privileges(caller, ino, bool(valid & p.FATTR_KILL_SUIDGID))
+            vfs.truncate(caller, ino, size, check_access=not by_handle,
+                         kill_suidgid=bool(valid & p.FATTR_KILL_SUIDGID))
         if valid & (p.FATTR_ATIME | p.FATTR_MTIME):
             now = time.time_ns()
             explicit = (valid & p.FATTR_ATIME and not valid & p.FATTR_ATIME_NOW
@@ -506,7 +501,7 @@ class Server:
 
     def access(self, req: Request, caller: Caller):
         mask, _ = p.unpack(p.ACCESS_IN, req)
-        inodes.access(self.vfs, caller, self._ino(req), mask)
+        self.vfs.access_inode(caller, self._ino(req), mask)
         return b""
 
     def statfs(self, req: Request, caller: Caller):
@@ -566,18 +561,16 @@ class Server:
 
     def open(self, req: Request, caller: Caller):
         flags, open_flags = p.unpack(p.OPEN_IN, req)
-        of = self.vfs.open_inode(caller, self._ino(req), self._open_flags(flags))
-        if flags & os.O_TRUNC and not of.is_dir:
-            self._drop_privileges(caller, of.ino, bool(open_flags & p.FUSE_OPEN_KILL_SUIDGID))
+        of = self.vfs.open_inode(caller, self._ino(req), self._open_flags(flags),
+                                 kill_suidgid=bool(open_flags & p.FUSE_OPEN_KILL_SUIDGID))
         return self._opened(of, flags, caller)
 
     def create(self, req: Request, caller: Caller):
         flags, mode, _umask, open_flags = p.unpack(p.CREATE_IN, req)
         (name,) = self._name(req, p.CREATE_IN.size)
-        of = self.vfs.open(caller, name, self._ino(req), self._open_flags(flags) | os.O_CREAT, mode)
+        of = self.vfs.open(caller, name, self._ino(req), self._open_flags(flags) | os.O_CREAT, mode,
+                           kill_suidgid=bool(open_flags & p.FUSE_OPEN_KILL_SUIDGID))
         try:
-            if flags & os.O_TRUNC:  # an existing file, truncated
-                self._drop_privileges(caller, of.ino, bool(open_flags & p.FUSE_OPEN_KILL_SUIDGID))
             entry = self._entry(of.ino)
         except OSError:
             self.vfs.close(of)
@@ -590,19 +583,19 @@ class Server:
         every process reads, in the kernel's offsets and sizes: it gets the file's bytes."""
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
         size = min(size, self.max_read)  # the kernel asks no more; a short read is an answer
-        of = self._handle(fh)
+        handle = self._handle(fh)
+        of = handle.of
         if self.options.writeback_cache and not of.readable and not of.is_dir:
-            return self.vfs.fs.read(of.ino, offset, size)  # the kernel filling a partly written page
-        return self.vfs.read(of, size, offset, caller=caller, kernels=fh in self._direct)
+            return self.vfs.read_for_cache(of, size, offset)  # the kernel filling a partly written page
+        return self.vfs.read(of, size, offset, caller=caller, kernels=handle.direct)
 
     def write(self, req: Request, caller: Caller):
         fh, offset, size, write_flags, *_ = p.unpack(p.WRITE_IN, req)
         data = req.body[p.WRITE_IN.size:p.WRITE_IN.size + size]
         if len(data) != size:
             raise ProtocolError(errno.EINVAL, f"WRITE of {size} bytes carries {len(data)}", req.unique)
-        of = self._handle(fh)
-        done = self.vfs.write(caller, of, data, offset)
-        self._drop_privileges(caller, of.ino, bool(write_flags & p.FUSE_WRITE_KILL_SUIDGID))
+        done = self.vfs.write(caller, self._file(fh), data, offset,
+                              kill_suidgid=bool(write_flags & p.FUSE_WRITE_KILL_SUIDGID))
         return p.WRITE_OUT.pack(done, 0)
 
     def flush(self, req: Request, caller: Caller):
@@ -613,48 +606,36 @@ class Server:
     def release(self, req: Request, caller: Caller):
         fh, *_ = p.unpack(p.RELEASE_IN, req)
         with self._lock:
-            of = self._handles.pop(fh, None)
-            self._direct.discard(fh)
-        if of is None:
+            handle = self._handles.pop(fh, None)
+        if handle is None:
             raise bad_fd()
-        self.vfs.close(of)
+        self.vfs.close(handle.of)
         return b""
 
     def fsync(self, req: Request, caller: Caller):
         fh, flags, _ = p.unpack(p.FSYNC_IN, req)
-        self.vfs.fsync(self._handle(fh), data_only=bool(flags & p.FUSE_FSYNC_FDATASYNC))
+        self.vfs.fsync(self._file(fh), data_only=bool(flags & p.FUSE_FSYNC_FDATASYNC))
         return b""
 
     def fsyncdir(self, req: Request, caller: Caller):
-        inodes.fsync(self.vfs, self._ino(req))
+        self.vfs.fsync_inode(self._ino(req))
         return b""
 
     def fallocate(self, req: Request, caller: Caller):
         fh, offset, length, mode, _ = p.unpack(p.FALLOCATE_IN, req)
-        self.vfs.fallocate(self._handle(fh), offset, length, mode)
+        self.vfs.fallocate(self._file(fh), offset, length, mode)
         return b""
 
     def lseek(self, req: Request, caller: Caller):
         fh, offset, whence, _ = p.unpack(p.LSEEK_IN, req)
-        return p.LSEEK_OUT.pack(self.vfs.seek(self._handle(fh), offset, whence))
+        return p.LSEEK_OUT.pack(self.vfs.seek(self._file(fh), offset, whence))
 
     def copy_file_range(self, req: Request, caller: Caller):
         fh_in, off_in, _nodeid_out, fh_out, off_out, length, flags = p.unpack(p.COPY_FILE_RANGE_IN, req)
         if flags:
             raise os_error(errno.EINVAL)
-        src, dst = self._handle(fh_in), self._handle(fh_out)
-        if src.is_dir or dst.is_dir:
-            raise os_error(errno.EISDIR)
-        done = 0
-        length = min(length, COPY_MAX)
-        while done < length and not req.interrupted:
-            data = self.vfs.read(src, min(COPY_CHUNK, length - done), off_in + done, kernels=False)
-            if not data:
-                break
-            written = self.vfs.write(caller, dst, data, off_out + done)
-            done += written
-            if written < len(data):
-                break
+        done = self.vfs.copy_range(caller, self._file(fh_in), self._file(fh_out), min(length, COPY_MAX),
+                                   off_in, off_out, stop=lambda: req.interrupted)
         return p.WRITE_OUT.pack(done, 0)
 
     # -- directories --------------------------------------------------------------------------
@@ -666,21 +647,21 @@ class Server:
             raise os_error(errno.ENOTDIR)
         return p.OPEN_OUT.pack(self._add_handle(of), 0, 0)
 
-    def _listing(self, of, caller: Caller, offset: int) -> list:
+    def _listing(self, handle: Handle, caller: Caller, offset: int) -> list:
         """The directory as READDIR sees it: a snapshot taken at offset 0, so offsets stay stable."""
-        if offset == 0 or "listing" not in of.state:
+        if offset == 0 or handle.listing is None:
+            of = handle.of
             entries = self.vfs.readdir(caller, of.ino)
-            parent = self.vfs.fs.lookup(of.ino, "..")
-            of.state["listing"] = [(".", of.ino, 0o040000), ("..", parent, 0o040000),
-                                   *((e.name, e.ino, e.type) for e in entries)]
-        return of.state["listing"]
+            handle.listing = [(".", of.ino, 0o040000), ("..", self.vfs.parent(of.ino), 0o040000),
+                              *((e.name, e.ino, e.type) for e in entries)]
+        return handle.listing
 
     def readdir(self, req: Request, caller: Caller):
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
         size = min(size, self.max_read)
-        of = self._handle(fh)
+        handle = self._handle(fh)
         out, used = [], 0
-        for i, (name, ino, mode) in enumerate(self._listing(of, caller, offset)[offset:], offset):
+        for i, (name, ino, mode) in enumerate(self._listing(handle, caller, offset)[offset:], offset):
             ent = p.dirent(ino, i + 1, os.fsencode(name), mode)
             if used + len(ent) > size:
                 break
@@ -691,9 +672,9 @@ class Server:
     def readdirplus(self, req: Request, caller: Caller):
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
         size = min(size, self.max_read)
-        of = self._handle(fh)
+        handle = self._handle(fh)
         out, used = [], 0
-        for i, (name, ino, mode) in enumerate(self._listing(of, caller, offset)[offset:], offset):
+        for i, (name, ino, mode) in enumerate(self._listing(handle, caller, offset)[offset:], offset):
             ent = p.dirent(ino, i + 1, os.fsencode(name), mode)
             if used + p.ENTRY_OUT_SIZE + len(ent) > size:
                 break
