@@ -232,6 +232,8 @@ def parse(pieces) -> Request:
 
 def _split_pieces(pieces) -> tuple:
     """(header, body, total length) of a request in several buffers."""
+    if isinstance(pieces, (bytes, bytearray, memoryview)):
+        raise TypeError("a request is a sequence of buffers: pass [buffer], not the buffer")
     views = [v for v in (memoryview(p).cast("B") for p in pieces) if len(v)]
     total = sum(map(len, views))
     if total < IN_HEADER.size:

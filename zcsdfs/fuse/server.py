@@ -87,7 +87,7 @@ BIG_IO = 64 << 10
 PAGE = 4096
 DEFAULT_MAX_PAGES = 32  # what the kernel sends without MAX_PAGES
 MAX_PAGES = 256         # the most the kernel accepts in INIT's max_pages (fuse_max_pages_limit)
-MAX_REPLY = (1 << 32) - 1  # fuse_out_header's length is 32 bits
+MAX_PAYLOAD = (1 << 32) - 1 - p.OUT_HEADER.size  # fuse_out_header's length is 32 bits
 _LENGTH_OPCODE = struct.Struct("<II")
 _READ_SIZE = struct.Struct("<I")
 _READ_SIZE_AT = p.IN_HEADER.size + 16  # fuse_read_in: fh, offset, then size
@@ -271,15 +271,21 @@ class Server:
             return None
         if isinstance(payload, list):
             length = sum(map(len, payload))
-        else:
-            length, payload = len(payload), [payload]
-        if length > MAX_REPLY - p.OUT_HEADER.size:  # every size a request names is bounded before this
-            self.unexpected += 1
-            if self.strict:
-                raise AssertionError(f"a reply of {length} bytes to {req.opcode}")
-            log.error("a reply of %d bytes to opcode %d cannot be framed", length, req.opcode)
-            return self._failed(req, errno.EIO)
-        return [p.out_header(req.unique, 0, length), *payload]
+            if length > MAX_PAYLOAD:
+                return self._unframed(req, length)
+            return [p.out_header(req.unique, 0, length), *payload]
+        length = len(payload)
+        if length > MAX_PAYLOAD:  # every size a request names is bounded before this
+            return self._unframed(req, length)
+        return [p.out_header(req.unique, 0, length), payload]
+
+    def _unframed(self, req: Request, length: int) -> Reply:
+        """A reply too long for the header's 32-bit length: a bug, answered EIO."""
+        self.unexpected += 1
+        if self.strict:
+            raise AssertionError(f"a reply of {length} bytes to opcode {req.opcode}")
+        log.error("a reply of %d bytes to opcode %d cannot be framed", length, req.opcode)
+        return self._failed(req, errno.EIO)
 
     def _failed(self, req: Request, code: int | None) -> list | None:
         """The error reply (EIO for an errno the protocol cannot carry); none for NO_REPLY operations."""
