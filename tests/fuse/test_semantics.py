@@ -381,3 +381,22 @@ def test_times_before_1970(mnt):
     os.utime(path, ns=(-315619200 * 10**9 + 5, -10**9 // 2))  # 1960, and half a second before 1970
     st = os.stat(path)  # the attributes SETATTR answered with, as the kernel cached them
     assert (st.st_atime_ns, st.st_mtime_ns) == (-315619200 * 10**9 + 5, -10**9 // 2)
+
+
+def test_a_session_refuses_a_busy_mount_point_and_bad_pool_options(mount_factory):
+    """The library refuses what the CLI refuses: mounting over a mount (which would hide it and
+    leave its server with nothing to unmount it by) and worker counts out of range."""
+    from zcsdfs.fuse.devfuse import Session
+    m = mount_factory(MountOptions())
+    volume = Volume.memory()
+    try:
+        with pytest.raises(OSError) as busy:
+            Session(volume.vfs, m.path)
+        assert busy.value.errno == errno.EBUSY
+        with pytest.raises(OSError) as bad:
+            Session(volume.vfs, m.path, MountOptions(threads=100_000))
+        assert bad.value.errno == errno.EINVAL
+    finally:
+        volume.unmount()
+    with open(f"{m.path}/still-served", "w") as f:
+        f.write("yes")

@@ -75,8 +75,11 @@ class MountOptions:
         return self.default_permissions or self.allow_other
 
     def pool(self) -> PoolOptions:
-        """The worker pool's options (ValueError when out of range)."""
-        return PoolOptions(threads=self.threads, poll_us=self.poll_us, awake_ms=self.awake_ms)
+        """The worker pool's options (EINVAL when out of range)."""
+        try:
+            return PoolOptions(threads=self.threads, poll_us=self.poll_us, awake_ms=self.awake_ms)
+        except ValueError as exc:
+            raise OSError(errno.EINVAL, f"mount options: {exc}") from None
 
     def kernel_options(self) -> list[str]:
         opts = []
