@@ -16,9 +16,9 @@ import errno
 import fcntl
 import math
 import os
+import shutil
 import signal
 import subprocess
-import shutil
 import time
 
 from zcsdfs.cli import describe, subcommand
