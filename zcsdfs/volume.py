@@ -430,15 +430,7 @@ class Volume:
         os.fstat(fd)
 
     def _copy(self, s: OpenFile, d: OpenFile, count: int, offset_src, offset_dst) -> int:
-        if count < 0 or (offset_src is not None and offset_src < 0) \
-                or (offset_dst is not None and offset_dst < 0):
-            raise os_error(errno.EINVAL)
-        if not s.readable or not d.writable:
-            raise bad_fd()
-        data = self.vfs.read(s, count, offset_src)
-        if offset_dst is None:
-            return self.vfs.write(self.caller, d, data)
-        return self.vfs.write(self.caller, d, data, offset_dst)
+        return self.vfs.copy_range(self.caller, s, d, count, offset_src, offset_dst)
 
     def set_blocking(self, fd: int, blocking: bool) -> None:
         of = self._fds.find(fd)

@@ -15,6 +15,7 @@ import gc
 import os
 import shutil
 import tempfile
+import threading
 
 import pytest
 
@@ -54,6 +55,24 @@ def mounts_of_tests() -> list[str]:
     return found
 
 
+def stat_errno(point: str, patience: float = 5.0) -> int | None:
+    """The errno of stat(``point``): None when it succeeds or has not answered within
+    ``patience`` seconds (a live mount whose server is busy; the stat stays behind in a thread)."""
+    result = []
+
+    def look():
+        try:
+            os.stat(point)
+            result.append(None)
+        except OSError as exc:
+            result.append(exc.errno)
+
+    t = threading.Thread(target=look, daemon=True)
+    t.start()
+    t.join(patience)
+    return result[0] if result else None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def clear_dead_mounts():
     """A run killed mid-test (its server died with it) leaves a mount that answers ENOTCONN;
@@ -64,16 +83,13 @@ def clear_dead_mounts():
 
 def detach_dead_mounts() -> None:
     for point in mounts_of_tests():
+        if stat_errno(point) != errno.ENOTCONN:
+            continue  # alive (or busy: another run's server may be paused; not ours to judge)
+        abort_connection(point)
         try:
-            os.stat(point)
-        except OSError as exc:
-            if exc.errno != errno.ENOTCONN:
-                continue
-            abort_connection(point)
-            try:
-                os.rmdir(point)
-            except OSError:
-                pass  # still busy; the lazy unmount frees it later
+            os.rmdir(point)
+        except OSError:
+            pass  # still busy; the lazy unmount frees it later
 
 
 class Mounted:

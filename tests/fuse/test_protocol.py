@@ -16,6 +16,7 @@ from zcsdfs.fuse import protocol as p
 from zcsdfs.fuse.protocol import InitFlag, Opcode
 from zcsdfs.fuse import server as server_module
 from zcsdfs.fuse.server import Options, Server, interruptible, long_running
+from zcsdfs.fuse.transport import Limits
 from zcsdfs.volume import Volume
 
 _unique = itertools.count(2)
@@ -30,7 +31,7 @@ def request(opcode, body=b"", nodeid=p.ROOT_ID, uid=0, gid=0, pid=0, unique=None
 
 def reply(server, data) -> tuple[int, int, bytes]:
     """(errno, unique, payload) of the server's answer to ``data``."""
-    out = server.handle(data)
+    out = server.handle([data])
     assert out is not None
     raw = b"".join(bytes(b) for b in out)
     length, error, unique = p.OUT_HEADER.unpack_from(raw)
@@ -57,7 +58,10 @@ def volume():
 
 @pytest.fixture
 def server(volume):
+    """An initialised server whose bugs fail the test: an unexpected exception propagates
+    instead of becoming an EIO reply (``Server.strict``)."""
     s = Server(volume.vfs, Options(entry_timeout=2.5, attr_timeout=0.5))
+    s.strict = True
     ok(s, Opcode.INIT, init_body())
     return s
 
@@ -112,10 +116,10 @@ def test_lookup_counts_and_forget(server):
     assert again == nodeid and server.nodes.lookups(nodeid) == 2
     assert valid == (2, 500_000_000, 0, 500_000_000)
     assert stat.S_ISREG(fields[9])
-    assert server.handle(request(Opcode.FORGET, p.FORGET_IN.pack(1), nodeid=nodeid)) is None
+    assert server.handle([request(Opcode.FORGET, p.FORGET_IN.pack(1), nodeid=nodeid)]) is None
     assert server.nodes.lookups(nodeid) == 1
     body = p.BATCH_FORGET_IN.pack(1, 0) + p.FORGET_ONE.pack(nodeid, 1)
-    assert server.handle(request(Opcode.BATCH_FORGET, body)) is None
+    assert server.handle([request(Opcode.BATCH_FORGET, body)]) is None
     code, _, _ = reply(server, request(Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0), nodeid=nodeid))
     assert code == errno.ESTALE  # a forgotten id is never reused
     newer, _, _ = lookup(server, "f")
@@ -275,9 +279,9 @@ def test_unknown_and_unimplemented_opcodes_get_enosys(server):
 
 
 def test_interrupt_before_start_answers_eintr(server):
-    req = p.parse(request(Opcode.STATFS, unique=1000))
+    req = p.parse([request(Opcode.STATFS, unique=1000)])
     server.begin(req)
-    assert server.handle(request(Opcode.INTERRUPT, p.INTERRUPT_IN.pack(1000))) is None
+    assert server.handle([request(Opcode.INTERRUPT, p.INTERRUPT_IN.pack(1000))]) is None
     out = b"".join(server.run(req))
     assert p.OUT_HEADER.unpack_from(out) == (16, -errno.EINTR, 1000)
     # an interrupt for a request not (or no longer) in flight: EAGAIN, so the kernel retries it
@@ -320,21 +324,21 @@ def test_long_running_requests_are_told_apart():
     def io(opcode, size, carried):
         return request(opcode, p.READ_IN.pack(1, 0, size, 0, 0, 0, 0) + bytes(carried))
 
-    assert long_running(io(Opcode.WRITE, 1 << 20, 1 << 20))
-    assert not long_running(io(Opcode.WRITE, 4096, 4096))
-    assert long_running(io(Opcode.READ, 1 << 20, 0))
-    assert not long_running(io(Opcode.READ, 4096, 0))
-    assert long_running(request(Opcode.FSYNC, p.FSYNC_IN.pack(1, 0, 0) + bytes(16)))
-    assert not long_running(request(Opcode.LOOKUP, b"some-name-long-enough\0"))
-    assert not long_running(b"\x01\x02")  # too short to say: refused quickly anyway
+    assert long_running([io(Opcode.WRITE, 1 << 20, 1 << 20)])
+    assert not long_running([io(Opcode.WRITE, 4096, 4096)])
+    assert long_running([io(Opcode.READ, 1 << 20, 0)])
+    assert not long_running([io(Opcode.READ, 4096, 0)])
+    assert long_running([request(Opcode.FSYNC, p.FSYNC_IN.pack(1, 0, 0) + bytes(16))])
+    assert not long_running([request(Opcode.LOOKUP, b"some-name-long-enough\0")])
+    assert not long_running([b"\x01\x02"])  # too short to say: refused quickly anyway
     copy = request(Opcode.COPY_FILE_RANGE, p.COPY_FILE_RANGE_IN.pack(1, 0, 2, 3, 0, 1 << 30, 0))
-    assert long_running(copy) and interruptible(copy)
-    assert not interruptible(io(Opcode.WRITE, 1 << 20, 1 << 20))
+    assert long_running([copy]) and interruptible([copy])
+    assert not interruptible([io(Opcode.WRITE, 1 << 20, 1 << 20)])
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="starting a process with other groups needs root (as in CI)")
 def test_supplementary_groups_are_read_only_when_a_check_needs_them(volume, monkeypatch):
-    s = Server(volume.vfs, Options(groups_from_proc=True))
+    s = Server(volume.vfs, Options(), Limits(local_callers=True))
     ok(s, Opcode.INIT, init_body())
     nodeid = create(s, "team", mode=0o060)[0]  # group read-write only, group 4242
     ok(s, Opcode.SETATTR, p.SETATTR_IN.pack(p.FATTR_GID, *[0] * 12, 0, 4242, 0), nodeid=nodeid)
@@ -374,7 +378,7 @@ def test_truncated_bodies_get_einval(server):
 
 
 def test_bad_framing(server):
-    assert server.handle(b"\x01\x02") is None  # no header: nothing to answer
+    assert server.handle([b"\x01\x02"]) is None  # no header: nothing to answer
     good = request(Opcode.STATFS, unique=77)
     code, unique, _ = reply(server, good + b"extra")  # length field disagrees
     assert (code, unique) == (errno.EIO, 77)
@@ -392,7 +396,7 @@ def test_fuzzed_requests_never_crash(server, opcode, body, nodeid, uid):
     if opcode == Opcode.INIT:
         return  # a second INIT renegotiates; covered above
     data = request(opcode, body, nodeid=nodeid, uid=uid, gid=uid, unique=555)
-    out = server.handle(data)
+    out = server.handle([data])
     if out is not None:
         raw = b"".join(bytes(b) for b in out)
         length, error, unique = p.OUT_HEADER.unpack_from(raw)
@@ -403,13 +407,15 @@ def test_fuzzed_requests_never_crash(server, opcode, body, nodeid, uid):
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.integers(0, 300), flip=st.integers(0, 299), value=st.integers(0, 255),
        opcode=st.sampled_from([Opcode.WRITE, Opcode.SETATTR, Opcode.CREATE, Opcode.RENAME2, Opcode.SETXATTR,
-                               Opcode.READDIRPLUS, Opcode.COPY_FILE_RANGE, Opcode.BATCH_FORGET]))
-def test_mutated_requests_never_crash(server, cut, flip, value, opcode):
-    body = bytearray(os.urandom(8)) * 30 + b"name\0other\0"
+                               Opcode.READDIRPLUS, Opcode.COPY_FILE_RANGE, Opcode.BATCH_FORGET, Opcode.READ,
+                               Opcode.READDIR, Opcode.GETXATTR, Opcode.LISTXATTR]),
+       seed=st.binary(min_size=8, max_size=8))
+def test_mutated_requests_never_crash(server, cut, flip, value, opcode, seed):
+    body = bytearray(seed) * 30 + b"name\0other\0"
     data = bytearray(request(opcode, bytes(body), unique=556))
     data[min(flip, len(data) - 1)] = value
     data = bytes(data[:cut]) if cut < len(data) else bytes(data)
-    server.handle(data)
+    server.handle([data])
     _still_serving(server)
 
 
@@ -423,3 +429,54 @@ def test_dirent_is_padded_to_eight():
     for n in range(1, 20):
         ent = p.dirent(5, 6, b"x" * n, stat.S_IFDIR)
         assert len(ent) % 8 == 0 and struct.unpack_from("<QQII", ent) == (5, 6, n, 4)
+
+
+@pytest.mark.parametrize("size", [1 << 30, (1 << 32) - 1])
+def test_read_and_readdir_sizes_are_bounded_by_init(server, volume, size):
+    """A READ of 1 GiB (or near 4 GiB, where the reply's 32-bit length would overflow) gets at
+    most what INIT negotiated, not a reply of that size."""
+    nodeid, fh, _ = create(server, "big")
+    volume.truncate("/big", 3 << 20)
+    got = ok(server, Opcode.READ, p.READ_IN.pack(fh, 0, size, 0, 0, 0, 0), nodeid=nodeid)
+    assert len(got) == server.max_read == 256 * 4096
+    for i in range(300):
+        create(server, f"entry-{i:04}")
+    dh = p.OPEN_OUT.unpack(ok(server, Opcode.OPENDIR, p.OPEN_IN.pack(os.O_RDONLY, 0)))[0]
+    for opcode in (Opcode.READDIR, Opcode.READDIRPLUS):
+        listed = ok(server, opcode, p.READ_IN.pack(dh, 0, size, 0, 0, 0, 0))
+        assert 0 < len(listed) <= server.max_read
+
+
+def test_without_max_pages_the_kernel_default_bounds_reads(volume):
+    s = Server(volume.vfs, Options())
+    s.strict = True
+    flags = KERNEL_FLAGS & ~InitFlag.MAX_PAGES
+    fields = p.INIT_OUT.unpack(ok(s, Opcode.INIT, init_body(flags=flags)))
+    assert (fields[6], s.max_read) == (32 * 4096, 32 * 4096)  # max_write too: the kernel sends no more
+
+
+def test_a_bug_in_a_handler_is_counted_and_costs_one_request(volume, monkeypatch):
+    s = Server(volume.vfs, Options())
+    ok(s, Opcode.INIT, init_body())
+    monkeypatch.setattr(s, "_ops", {**s._ops, Opcode.STATFS: lambda req, caller: 1 // 0})
+    code, _, _ = reply(s, request(Opcode.STATFS))
+    assert (code, s.unexpected) == (errno.EIO, 1)
+    s.strict = True
+    with pytest.raises(ZeroDivisionError):
+        s.handle([request(Opcode.STATFS)])
+
+
+def test_link_by_inode_has_the_protected_hardlinks_check(server):
+    """FUSE's LINK names its source by inode; it gets link(2)'s checks, protected_hardlinks too:
+    another user may not link a file they could not read and write."""
+    ok(server, Opcode.MKDIR, p.MKDIR_IN.pack(0o1777, 0) + b"tmp\0")
+    tmp = lookup(server, "tmp")[0]
+    ok(server, Opcode.SETATTR, p.SETATTR_IN.pack(p.FATTR_MODE, *[0] * 10, stat.S_IFDIR | 0o1777, 0, 0, 0, 0),
+       nodeid=tmp)
+    secret = create(server, "secret", mode=0o600)[0]
+    user = dict(uid=1000, gid=1000)
+    code, _, _ = reply(server, request(Opcode.LINK, p.LINK_IN.pack(secret) + b"mine\0", nodeid=tmp, **user))
+    assert code == errno.EPERM
+    public = create(server, "public", mode=0o666)[0]
+    entry = ok(server, Opcode.LINK, p.LINK_IN.pack(public) + b"ours\0", nodeid=tmp, **user)
+    assert p.ATTR.unpack_from(entry, p.ENTRY_HEAD.size)[10] == 2  # nlink

@@ -49,11 +49,81 @@ def as_user(uid: int, code: str) -> dict:
     return json.loads(done.stdout)
 
 
-@pytest.mark.parametrize("default_permissions", [False, True])
-def test_second_user(mount_factory, default_permissions):
+def needs_second_user() -> None:
     if not os.access(SYSTEM_PYTHON, os.X_OK):
         pytest.skip(f"{SYSTEM_PYTHON} is needed to run code as a second user")
-    mnt = mount_factory(MountOptions(allow_other=True, default_permissions=default_permissions)).path
+
+
+def mount_options_at(path: str) -> set[str]:
+    """The super block options of the mount at ``path`` (mountinfo's last field)."""
+    with open("/proc/self/mountinfo") as info:
+        for line in info:
+            fields = line.split()
+            if fields[4] == path:
+                return set(fields[-1].split(","))
+    raise AssertionError(f"nothing mounted at {path}")
+
+
+def test_allow_other_always_has_the_kernel_check_permissions(mount_factory):
+    """The kernel walks cached paths without asking the server, so only it can check search
+    permission on a path's directories: a mount other users reach needs default_permissions."""
+    shared = mount_factory(MountOptions(allow_other=True)).path
+    assert {"allow_other", "default_permissions"} <= mount_options_at(shared)
+    private = mount_factory(MountOptions()).path
+    assert "default_permissions" not in mount_options_at(private)
+
+
+def test_second_user_meets_search_permission_and_fifo_modes(mnt):
+    """pjdfstest's finds without default_permissions: a secret under a 0700 directory that the
+    kernel has cached, and a FIFO opened without permission."""
+    needs_second_user()
+    os.mkdir(f"{mnt}/d")
+    with open(f"{mnt}/d/x", "w") as f:
+        f.write("secret")
+    os.chmod(f"{mnt}/d/x", 0o644)
+    os.chmod(f"{mnt}/d", 0o700)
+    os.stat(f"{mnt}/d/x")  # the kernel caches d and d/x
+    os.mkfifo(f"{mnt}/fifo", 0o600)
+    result = as_user(65534, f"""
+        mnt = {mnt!r}
+        for name, fn in (("read", lambda: open(mnt + "/d/x").read()),
+                         ("stat", lambda: os.stat(mnt + "/d/x")),
+                         ("fifo", lambda: os.open(mnt + "/fifo", os.O_RDONLY | os.O_NONBLOCK))):
+            try:
+                fn()
+                result[name] = 0
+            except OSError as exc:
+                result[name] = exc.errno
+    """)
+    assert result == {"read": errno.EACCES, "stat": errno.EACCES, "fifo": errno.EACCES}
+
+
+def test_writeback_cache_lets_a_writer_touch_but_not_choose_times(mount_factory):
+    """With writeback_cache the kernel sends touch(1)'s time as a value, not "now": a user who
+    may write (not the owner) may still touch, and still may not set times of their choosing."""
+    needs_second_user()
+    mnt = mount_factory(MountOptions(allow_other=True, server=Options(writeback_cache=True))).path
+    with open(f"{mnt}/shared", "w") as f:
+        f.write("x")
+    os.chmod(f"{mnt}/shared", 0o666)
+    old = os.stat(f"{mnt}/shared").st_mtime_ns
+    os.utime(f"{mnt}/shared", ns=(1, 1))
+    result = as_user(1000, f"""
+        path = {mnt!r} + "/shared"
+        os.utime(path)  # touch
+        result["touched"] = os.stat(path).st_mtime_ns
+        try:
+            os.utime(path, ns=(5 * 10**9, 5 * 10**9))
+            result["chosen"] = 0
+        except OSError as exc:
+            result["chosen"] = exc.errno
+    """)
+    assert result["touched"] >= old and result["chosen"] == errno.EPERM
+    assert os.stat(f"{mnt}/shared").st_mtime_ns == result["touched"]
+
+
+def test_second_user(mnt):
+    needs_second_user()
     with open(f"{mnt}/secret", "w") as f:
         f.write("root only")
     os.chmod(f"{mnt}/secret", 0o600)
@@ -311,3 +381,22 @@ def test_times_before_1970(mnt):
     os.utime(path, ns=(-315619200 * 10**9 + 5, -10**9 // 2))  # 1960, and half a second before 1970
     st = os.stat(path)  # the attributes SETATTR answered with, as the kernel cached them
     assert (st.st_atime_ns, st.st_mtime_ns) == (-315619200 * 10**9 + 5, -10**9 // 2)
+
+
+def test_a_session_refuses_a_busy_mount_point_and_bad_pool_options(mount_factory):
+    """The library refuses what the CLI refuses: mounting over a mount (which would hide it and
+    leave its server with nothing to unmount it by) and worker counts out of range."""
+    from zcsdfs.fuse.devfuse import Session
+    m = mount_factory(MountOptions())
+    volume = Volume.memory()
+    try:
+        with pytest.raises(OSError) as busy:
+            Session(volume.vfs, m.path)
+        assert busy.value.errno == errno.EBUSY
+        with pytest.raises(OSError) as bad:
+            Session(volume.vfs, m.path, MountOptions(threads=100_000))
+        assert bad.value.errno == errno.EINVAL
+    finally:
+        volume.unmount()
+    with open(f"{m.path}/still-served", "w") as f:
+        f.write("yes")

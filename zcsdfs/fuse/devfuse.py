@@ -1,39 +1,22 @@
-"""The /dev/fuse transport: mount, then serve requests from worker threads until unmounted.
+"""The /dev/fuse transport, and mounting: what connects the kernel to a ``Server``.
 
 As root we open /dev/fuse and call mount(2) ourselves (through cffi in ABI
 mode) with ``fd=N`` in the mount data; otherwise ``fusermount3`` (setuid
 root, from Debian's fuse3) does the mount and passes the descriptor back
-over a socket, as libfuse does. Each worker reads whole requests into its
-own preallocated buffer (big enough for ``max_write`` plus headers, as the
-kernel demands), hands them to the server and writes the reply with one
-``writev``. Reading ENODEV means the file system was unmounted: the workers
-stop and ``wait`` returns.
+over a socket, as libfuse does. ``DevFuse`` is the ``Transport`` over that
+descriptor: each worker reads whole requests into its own preallocated
+buffer (big enough for ``max_write`` plus headers, as the kernel demands)
+and writes each reply with one ``writev``. Reading ENODEV means the file
+system was unmounted: receivers return None and the workers stop.
+``Session`` puts the pieces together: mount, transport, server, worker pool
+(``pool.py``).
 
-Workers take turns as leader and followers: only the leader reads. It serves
-a quick request itself and goes back to reading, so a stream of small
-requests (one program creating files) costs no thread wake-ups or GIL
-hand-offs. Before a request that may take long (a large READ or WRITE,
-fsync, see ``server.long_running``) it hands the reading over to a
-follower if another request is already waiting, so that one is served
-meanwhile; a COPY_FILE_RANGE always hands over, so an INTERRUPT for it can
-be read while it runs. (Handing over when nothing waits would only make the
-next request wake a sleeping follower.)
-
-Before it sleeps in read(2), the leader polls the device for up to
-``MountOptions.poll_us`` microseconds, yielding the CPU to anything else
-runnable. On a virtual machine an idle vCPU halts, and waking it costs
-about 20 us; a program issuing requests one after another sends its next
-one sooner than that, and finds the leader awake. Measured here with
-access(2) in a loop, per call, with the other vCPU busy / idle: every
-worker reading at once 19-27 / 30-37 us; the leader alone, sleeping at once
-14 / 66-76 us; the leader polling first 15 / 28-32 us.
-
-While requests keep coming the leader also holds a PM QoS request that
-keeps idle CPUs from halting (``cpulatency.py``), so the program's vCPU is
-awake when the reply wakes the program; it lets go after ``awake_ms``
-without a request. Measured per 4 KiB O_DIRECT write/read, server and
-program free to run on either vCPU: 34-36 / 33 us without the hold, 18 / 16
-us with it.
+Permissions: the server checks each operation on the inode it names, but
+the kernel resolves paths through its own dentry cache, so search
+permission on the directories above a cached inode is checked only by the
+kernel, with ``default_permissions``. A mount other users can reach
+(``allow_other``) therefore always gets it; without ``allow_other`` only the
+mounting user can use the mount at all.
 
 If this process dies, the kernel fails every access to the mount with
 ENOTCONN until it is unmounted; the image is recovered at its next mount.
@@ -49,13 +32,14 @@ import socket
 import stat
 import subprocess
 import threading
-import time
 
 import attrs
 import cffi
 
-from zcsdfs.fuse.cpulatency import CpuLatency
-from zcsdfs.fuse.server import Options, Server, interruptible, long_running
+from zcsdfs.fuse.pool import PoolOptions
+from zcsdfs.fuse.server import Options
+from zcsdfs.fuse.serving import Serving, start
+from zcsdfs.fuse.transport import Incoming, Limits, Reply
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -77,7 +61,7 @@ class MountOptions:
     """How the kernel is asked to mount (the server's own promises are ``server``)."""
 
     allow_other: bool = False
-    default_permissions: bool = False
+    default_permissions: bool = False  # always on with allow_other (see the module's docstring)
     readonly: bool = False
     fsname: str = "zcsdfs"
     threads: int = 4
@@ -85,11 +69,23 @@ class MountOptions:
     awake_ms: int = 20  # how long idle CPUs are kept from halting after a request (cpulatency.py); 0: never
     server: Options = Options()
 
+    @property
+    def kernel_checks(self) -> bool:
+        """Whether the kernel checks permissions too (``default_permissions``)."""
+        return self.default_permissions or self.allow_other
+
+    def pool(self) -> PoolOptions:
+        """The worker pool's options (EINVAL when out of range)."""
+        try:
+            return PoolOptions(threads=self.threads, poll_us=self.poll_us, awake_ms=self.awake_ms)
+        except ValueError as exc:
+            raise OSError(errno.EINVAL, f"mount options: {exc}") from None
+
     def kernel_options(self) -> list[str]:
         opts = []
         if self.allow_other:
             opts.append("allow_other")
-        if self.default_permissions:
+        if self.kernel_checks:
             opts.append("default_permissions")
         return opts
 
@@ -149,82 +145,140 @@ def unmount(mountpoint: str, lazy: bool = False) -> None:
         raise OSError(errno.EINVAL, f"fusermount3 -u: {done.stderr.strip()}", mountpoint)
 
 
-class Session:
-    """One mount served over /dev/fuse."""
+def mounted_at(path: str) -> tuple[str, str] | None:
+    """(file system type, source) of the mount whose mount point is ``path``, if one is there
+    (the topmost, when mounts are stacked); None otherwise."""
+    path = os.path.abspath(path)  # resolved without stat(2) on ``path``: a stuck server would never answer
+    target = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    found = None
+    with open("/proc/self/mountinfo") as info:
+        for line in info:
+            fields = line.split()
+            sep = fields.index("-")
+            if _unescape(fields[4]) == target:
+                found = (fields[sep + 1], _unescape(fields[sep + 2]))
+    return found
 
-    def __init__(self, vfs, mountpoint, options: MountOptions = MountOptions()):
-        self.mountpoint = os.path.abspath(os.fspath(mountpoint))
-        self.options = options
-        self.server = Server(vfs, attrs.evolve(options.server, groups_from_proc=True))
-        root_mode = vfs.getattr(vfs.root).st_mode
-        if os.geteuid() == 0:
-            self.fd = _mount_syscall(self.mountpoint, root_mode, options)
-        else:
-            self.fd = _mount_fusermount(self.mountpoint, options)
-        self.errors: list[OSError] = []
-        self._reading = threading.Lock()  # held by the leader: the one worker reading /dev/fuse
-        self._awake = CpuLatency(options.awake_ms)  # used by the leader only
-        self._workers = [threading.Thread(target=self._work, name=f"fuse-{i}", daemon=True)
-                         for i in range(max(1, options.threads))]
-        for t in self._workers:
-            t.start()
 
-    def _work(self) -> None:
-        buf = bytearray(self.options.server.max_write + HEADROOM)
+def _unescape(text: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    for code in ("040", "011", "012", "134"):
+        text = text.replace("\\" + code, chr(int(code, 8)))
+    return text
+
+
+def mount(mountpoint: str, root_mode: int, options: MountOptions = MountOptions()) -> int:
+    """Mount a FUSE file system at ``mountpoint``; returns the connected /dev/fuse descriptor.
+
+    Refuses (EBUSY) a mount point where something is mounted already: a
+    second mount would hide the first, whose server then keeps its image
+    locked with nothing left to unmount it by."""
+    mountpoint = os.path.abspath(mountpoint)
+    already = mounted_at(mountpoint)
+    if already is not None:
+        raise OSError(errno.EBUSY, f"already a mount point ({already[0]} from {already[1]}); "
+                                   f"unmount it first", mountpoint)
+    if os.geteuid() == 0:
+        return _mount_syscall(mountpoint, root_mode, options)
+    return _mount_fusermount(mountpoint, options)
+
+
+class DevFuse:
+    """The ``Transport`` over a connected /dev/fuse descriptor (see the module's docstring).
+
+    ``buffer_size``: each worker's request buffer, at least ``max_write`` plus
+    ``HEADROOM``. The descriptor is the caller's to close (``close``), after
+    the workers stopped."""
+
+    limits = Limits(max_pages=None, interrupts=True, notifications=True, local_callers=True)
+
+    def __init__(self, fd: int, buffer_size: int):
+        self.fd = fd
+        self.buffer_size = buffer_size
+        self._polls = threading.local()
+
+    def receiver(self):
+        buf = bytearray(self.buffer_size)
         view = memoryview(buf)
-        fd, handle, reading, awake = self.fd, self.server.handle, self._reading, self._awake
-        poll_for = self.options.poll_us / 1e6
-        pending = select.poll()
-        pending.register(fd, select.POLLIN)
-        leading = False
-        try:
+        fd = self.fd
+
+        def receive() -> Incoming | None:
             while True:
-                if not leading:
-                    reading.acquire()
-                    leading = True
-                if poll_for:
-                    until = time.perf_counter() + poll_for
-                    while not pending.poll(0) and time.perf_counter() < until:
-                        os.sched_yield()
-                if awake.held and not pending.poll(awake.hold_ms):
-                    awake.release()  # quiet for hold_ms: let idle CPUs halt again
                 try:
                     n = os.readv(fd, [buf])
                 except OSError as exc:
                     if exc.errno in (errno.ENOENT, errno.EINTR, errno.EAGAIN):
                         continue  # the request was interrupted before we read it
-                    if exc.errno != errno.ENODEV:
-                        self.errors.append(exc)
-                    return  # unmounted (or the connection broke); the next leader reads ENODEV too
-                awake.hold()
-                request = view[:n]
-                if long_running(request) and (interruptible(request) or pending.poll(0)):
-                    reading.release()  # a follower serves the others (and INTERRUPTs) meanwhile
-                    leading = False
-                reply = handle(request)
-                if reply is None:
-                    continue
-                try:
-                    os.writev(fd, reply)
-                except OSError as exc:
-                    if exc.errno not in (errno.ENOENT, errno.ENODEV):  # interrupted or unmounted meanwhile
-                        self.errors.append(exc)
-        finally:
-            if leading:
-                reading.release()
+                    if exc.errno == errno.ENODEV:
+                        return None  # unmounted
+                    raise
+                return Incoming((view[:n],))
+
+        return receive
+
+    def ready(self, timeout: float) -> bool:
+        poll = getattr(self._polls, "poll", None)
+        if poll is None:  # one per thread: a poll object refuses concurrent use
+            poll = self._polls.poll = select.poll()
+            poll.register(self.fd, select.POLLIN)
+        return bool(poll.poll(timeout * 1000))
+
+    def reply(self, incoming: Incoming, reply: Reply | None) -> None:
+        if reply is None:
+            return
+        try:
+            os.writev(self.fd, reply)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENODEV):  # interrupted or unmounted meanwhile
+                raise
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class Session:
+    """One mount served over /dev/fuse: mount, transport, server and worker pool."""
+
+    def __init__(self, vfs, mountpoint, options: MountOptions = MountOptions()):
+        self.mountpoint = os.path.abspath(os.fspath(mountpoint))
+        self.options = options
+        pool = options.pool()  # out-of-range numbers fail here, before anything is mounted
+        fd = mount(self.mountpoint, vfs.getattr(vfs.root).st_mode, options)
+        self.transport = DevFuse(fd, options.server.max_write + HEADROOM)
+        try:
+            self.serving: Serving = start(vfs, self.transport, options.server, pool)
+        except BaseException:
+            self._abandon()
+            raise
+        self.server = self.serving.server
+
+    def _abandon(self) -> None:
+        """Undo a mount nobody will serve: detach it, so no process waits on it."""
+        try:
+            unmount(self.mountpoint, lazy=True)
+        except OSError:
+            pass  # nothing mounted any more
+        self.transport.close()
+
+    @property
+    def fd(self) -> int:
+        return self.transport.fd
+
+    @property
+    def errors(self) -> list:
+        return self.serving.pool.errors
 
     def wait_ready(self, timeout: float | None = None) -> bool:
-        """Whether the kernel's INIT has been answered (the mount serves requests)."""
-        return self.server.initialized.wait(timeout)
+        """Whether the kernel's INIT has been answered (the mount serves requests); False when
+        the workers stopped first, or on timeout."""
+        return self.serving.ready(timeout)
 
     def unmount(self, lazy: bool = False) -> None:
         unmount(self.mountpoint, lazy)
 
     def wait(self) -> None:
         """Block until the file system is unmounted and every worker has stopped."""
-        for t in self._workers:
-            t.join()
-        self._awake.release()
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.serving.wait()
+        self.transport.close()

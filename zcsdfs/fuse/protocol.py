@@ -204,18 +204,63 @@ class Request:
     interrupted: bool = False
 
 
-def parse(buf) -> Request:
-    """Split a request into header and body; ProtocolError (EIO) when the framing is wrong."""
-    view = memoryview(buf).cast("B")
-    if len(view) < IN_HEADER.size:
-        raise ProtocolError(5, f"request of {len(view)} bytes is shorter than its header")
-    length, opcode, unique, nodeid, uid, gid, pid, extlen, _ = IN_HEADER.unpack_from(view)
-    if length != len(view):
-        raise ProtocolError(5, f"request says {length} bytes but {len(view)} arrived", unique)
+def parse(pieces) -> Request:
+    """Split a request, given as a sequence of readable buffers, into header and body;
+    ProtocolError (EIO) when the framing is wrong.
+
+    One buffer (/dev/fuse) is used as it is. Several (a virtio-fs descriptor
+    chain) are used without copying when the header and the body each lie in
+    one of them; otherwise the header (40 bytes) or the body is joined, once."""
+    if len(pieces) == 1:
+        view = memoryview(pieces[0]).cast("B")
+        total = len(view)
+        if total < IN_HEADER.size:
+            raise ProtocolError(5, f"request of {total} bytes is shorter than its header")
+        head, body = view, None
+    else:
+        head, body, total = _split_pieces(pieces)
+    length, opcode, unique, nodeid, uid, gid, pid, extlen, _ = IN_HEADER.unpack_from(head)
+    if length != total:
+        raise ProtocolError(5, f"request says {length} bytes but {total} arrived", unique)
     end = length - 8 * extlen  # extensions (security context, groups) trail the arguments
     if end < IN_HEADER.size:
         raise ProtocolError(5, f"request extensions of {8 * extlen} bytes overrun it", unique)
-    return Request(opcode, unique, nodeid, uid, gid, pid, view[IN_HEADER.size:end])
+    if body is None:
+        return Request(opcode, unique, nodeid, uid, gid, pid, head[IN_HEADER.size:end])
+    return Request(opcode, unique, nodeid, uid, gid, pid, body[:end - IN_HEADER.size])
+
+
+def _split_pieces(pieces) -> tuple:
+    """(header, body, total length) of a request in several buffers."""
+    if isinstance(pieces, (bytes, bytearray, memoryview)):
+        raise TypeError("a request is a sequence of buffers: pass [buffer], not the buffer")
+    views = [v for v in (memoryview(p).cast("B") for p in pieces) if len(v)]
+    total = sum(map(len, views))
+    if total < IN_HEADER.size:
+        raise ProtocolError(5, f"request of {total} bytes is shorter than its header")
+    head = views[0] if len(views[0]) >= IN_HEADER.size else memoryview(head_bytes(views, IN_HEADER.size))
+    rest, skip = [], IN_HEADER.size  # the body's pieces: what follows the header's 40 bytes
+    for v in views:
+        if skip >= len(v):
+            skip -= len(v)
+            continue
+        rest.append(v[skip:])
+        skip = 0
+    if not rest:
+        return head, memoryview(b""), total
+    if len(rest) == 1:
+        return head, rest[0], total
+    return head, memoryview(b"".join(rest)), total
+
+
+def head_bytes(views, n: int) -> bytearray:
+    """The first ``n`` bytes across ``views`` (fewer if they hold fewer)."""
+    out = bytearray()
+    for v in views:
+        if len(out) >= n:
+            break
+        out += v[:n - len(out)]
+    return out
 
 
 def unpack(fmt: struct.Struct, req: Request, size: int | None = None) -> tuple:

@@ -1,12 +1,19 @@
 """The FUSE server: request bytes in, reply bytes out, over a ``Vfs``.
 
-Transport-agnostic: /dev/fuse (``devfuse.py``) and, later, virtio-fs hand
-``handle`` one request at a time, from as many threads as they like, and send
-back what it returns (a list of buffers to write as one message, or None when
-the operation takes no reply). Each request runs as a ``Caller`` built from
-its header's uid, gid and pid, so the vfs checks permissions exactly as it
-does for the os API; this holds with or without the kernel's
-``default_permissions`` (which only adds the kernel's own check in front).
+Transport-agnostic (``transport.py``): /dev/fuse and virtio-fs hand
+``handle`` one request at a time, as a sequence of readable buffers, from as
+many threads as they like, and send back what it returns (a list of buffers
+to write as one message, or None when the operation takes no reply). Each
+request runs as a ``Caller`` built from its header's uid, gid and pid, so the
+vfs checks each operation as it does for the os API. The vfs sees inodes,
+not paths, so search permission on the directories above an inode the
+kernel has cached is the kernel's to check: mounts that other users can
+reach use the kernel's ``default_permissions`` (see ``devfuse.py``).
+
+Sizes a request names are bounded by what INIT negotiated: a READ or
+READDIR asks for at most ``max_read`` bytes (a larger one is clamped, a
+short answer being legal), and no reply exceeds the protocol's 32-bit
+length.
 
 Requests are registered in flight before they run; an INTERRUPT for one
 that has not started makes it answer EINTR instead of running, and a long
@@ -37,13 +44,14 @@ until the timeout, as a changed attribute does until ``attr_timeout``.
 Dropping privileges on write: without help the kernel asks GETXATTR
 ``security.capability`` before every write (to learn whether it must remove
 it), which costs a round trip per write. We negotiate
-``HANDLE_KILLPRIV_V2`` instead and keep its promise ourselves: a write,
+``HANDLE_KILLPRIV_V2`` instead and the vfs keeps its promise: a write,
 truncate or chown removes ``security.capability``, and setuid (and setgid
-with group execute) go when the caller lacks CAP_FSETID. The vfs already
-drops those bits for callers other than root (its model of CAP_FSETID);
-the kernel's KILL_SUIDGID flags add root callers without the capability.
-The kernel then marks inodes it has checked ``S_NOSEC`` and skips the
-question until their attributes are next refreshed.
+with group execute) go when the caller lacks CAP_FSETID. The vfs drops
+those bits for callers other than root (its model of CAP_FSETID); the
+kernel's KILL_SUIDGID flags, passed on as ``kill_suidgid``, add root
+callers without the capability. The kernel then marks inodes it has
+checked ``S_NOSEC`` and skips the question until their attributes are next
+refreshed.
 """
 
 from __future__ import annotations
@@ -51,7 +59,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import stat
 import struct
 import threading
 import time
@@ -61,57 +68,76 @@ import attrs
 from zcsdfs.fuse import protocol as p
 from zcsdfs.fuse.nodes import NodeTable
 from zcsdfs.fuse.protocol import InitFlag, Opcode, ProtocolError, Request
-from zcsdfs.vfs import inodes
+from zcsdfs.fuse.transport import Limits, Reply
 from zcsdfs.vfs.caller import Caller
 from zcsdfs.vfs.errors import bad_fd, os_error
 
 log = logging.getLogger(__name__)
 
-COPY_CHUNK = 1 << 20
 COPY_MAX = 1 << 30  # the reply's size is 32 bits; the kernel asks again for the rest
 WANTED = (InitFlag.ASYNC_READ | InitFlag.ATOMIC_O_TRUNC | InitFlag.BIG_WRITES | InitFlag.DO_READDIRPLUS
           | InitFlag.READDIRPLUS_AUTO | InitFlag.ASYNC_DIO | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES
           | InitFlag.CACHE_SYMLINKS | InitFlag.HANDLE_KILLPRIV_V2 | InitFlag.INIT_EXT
           | InitFlag.DIRECT_IO_ALLOW_MMAP)
-CAPABILITY = "security.capability"
 # Requests that may keep a worker busy for long (they move much data, sync the device or walk a
 # whole directory); a transport with several workers lets another take over reading first.
 LONG_RUNNING = frozenset({Opcode.FSYNC, Opcode.FSYNCDIR, Opcode.FALLOCATE, Opcode.COPY_FILE_RANGE,
                           Opcode.SETATTR, Opcode.READDIR, Opcode.READDIRPLUS})
 BIG_IO = 64 << 10
+PAGE = 4096
+DEFAULT_MAX_PAGES = 32  # what the kernel sends without MAX_PAGES
+MAX_PAGES = 256         # the most the kernel accepts in INIT's max_pages (fuse_max_pages_limit)
+MAX_PAYLOAD = (1 << 32) - 1 - p.OUT_HEADER.size  # fuse_out_header's length is 32 bits
 _LENGTH_OPCODE = struct.Struct("<II")
 _READ_SIZE = struct.Struct("<I")
 _READ_SIZE_AT = p.IN_HEADER.size + 16  # fuse_read_in: fh, offset, then size
 
 
+def _head(request, n: int):
+    """The first ``n`` bytes of ``request`` (a sequence of buffers) as one buffer, or fewer if
+    it is shorter; the first buffer itself when it is long enough (always, for /dev/fuse)."""
+    first = request[0] if request else b""
+    if len(first) >= n or len(request) <= 1:
+        return first
+    return p.head_bytes([memoryview(b).cast("B") for b in request], n)
+
+
 def long_running(request) -> bool:
-    """Whether serving ``request`` (raw bytes, not yet parsed) may take long: a large READ or
+    """Whether serving ``request`` (its buffers, not yet parsed) may take long: a large READ or
     WRITE, or one of ``LONG_RUNNING``. Malformed requests are quick (they are refused)."""
-    if len(request) < _READ_SIZE_AT + _READ_SIZE.size:
+    head = _head(request, _READ_SIZE_AT + _READ_SIZE.size)
+    if len(head) < _READ_SIZE_AT + _READ_SIZE.size:
         return False
-    length, opcode = _LENGTH_OPCODE.unpack_from(request)
+    length, opcode = _LENGTH_OPCODE.unpack_from(head)
     if opcode == Opcode.WRITE:
         return length > BIG_IO
     if opcode == Opcode.READ:
-        return _READ_SIZE.unpack_from(request, _READ_SIZE_AT)[0] > BIG_IO
+        return _READ_SIZE.unpack_from(head, _READ_SIZE_AT)[0] > BIG_IO
     return opcode in LONG_RUNNING
 
 
 def interruptible(request) -> bool:
-    """Whether ``request`` (raw bytes) is one that stops early when an INTERRUPT names it."""
-    if len(request) < _LENGTH_OPCODE.size:
+    """Whether ``request`` (its buffers) is one that stops early when an INTERRUPT names it."""
+    head = _head(request, _LENGTH_OPCODE.size)
+    if len(head) < _LENGTH_OPCODE.size:
         return False
-    return _LENGTH_OPCODE.unpack_from(request)[1] == Opcode.COPY_FILE_RANGE
+    return _LENGTH_OPCODE.unpack_from(head)[1] == Opcode.COPY_FILE_RANGE
+
+
+@attrs.define(slots=True)
+class Handle:
+    """What a file handle (``fh``) given to the kernel stands for: an open description, whether
+    it was opened for direct I/O (FOPEN_DIRECT_IO), and a directory's listing as READDIR saw
+    it at offset 0 (so later offsets stay stable)."""
+
+    of: object
+    direct: bool = False
+    listing: list | None = None
 
 
 @attrs.frozen
 class Options:
-    """What the server promises the kernel.
-
-    ``groups_from_proc``: the request's pid is a process of this machine
-    (true for /dev/fuse, not for a virtual machine's requests), so its
-    supplementary groups can be read from /proc for permission checks.
-    """
+    """What the server promises the kernel (what the transport can carry is its ``Limits``)."""
 
     entry_timeout: float = 1.0
     attr_timeout: float = 1.0
@@ -119,7 +145,6 @@ class Options:
     writeback_cache: bool = False
     max_write: int = 1 << 20
     max_readahead: int = 1 << 20
-    groups_from_proc: bool = False
 
 
 class ProcessCaller(Caller):
@@ -154,16 +179,28 @@ def proc_groups(pid: int) -> frozenset[int]:
 
 
 class Server:
-    def __init__(self, vfs, options: Options = Options()):
+    """Serves one FUSE connection. ``limits`` are the transport's (``Transport.limits``).
+
+    ``unexpected`` counts requests that failed by a bug (an exception other
+    than OSError or ProtocolError), each answered EIO so that a bug costs one
+    request, not the mount; with ``strict`` such an exception propagates
+    instead (tests set it, so a bug fails the test).
+    """
+
+    def __init__(self, vfs, options: Options = Options(), limits: Limits = Limits()):
         self.vfs = vfs
         self.options = options
+        self.limits = limits
         self.nodes = NodeTable(vfs.root)
         self.minor = 0  # negotiated protocol minor version; 0 until INIT
         self.flags = InitFlag(0)
+        self.max_write = 0  # negotiated at INIT: the most a WRITE carries
+        self.max_read = DEFAULT_MAX_PAGES * PAGE  # the most a READ or READDIR reply carries
+        self.unexpected = 0
+        self.strict = False
         self.initialized = threading.Event()
         self.destroyed = threading.Event()
-        self._handles: dict[int, object] = {}
-        self._direct: set[int] = set()  # handles opened with FOPEN_DIRECT_IO
+        self._handles: dict[int, Handle] = {}
         self._next_fh = 1
         self._lock = threading.Lock()
         self._in_flight: dict[int, Request] = {}  # unique -> request
@@ -186,10 +223,12 @@ class Server:
 
     # -- framing ------------------------------------------------------------------------------
 
-    def handle(self, buf) -> list | None:
-        """Serve one request; returns the reply's buffers, or None when none is due."""
+    def handle(self, request) -> Reply | None:
+        """Serve one request, given as a sequence of readable buffers (one for /dev/fuse, a
+        descriptor chain's readable part for virtio-fs); returns the reply's buffers, or None
+        when none is due."""
         try:
-            req = p.parse(buf)
+            req = p.parse(request)
         except ProtocolError as exc:
             log.warning("dropping request: %s", exc)
             return None if exc.unique is None else self._error(exc.unique, exc.errno)
@@ -203,7 +242,7 @@ class Server:
         if req.opcode not in p.NO_REPLY:
             self._in_flight[req.unique] = req
 
-    def run(self, req: Request) -> list | None:
+    def run(self, req: Request) -> Reply | None:
         """Execute a registered request and build its reply."""
         try:
             if req.interrupted:
@@ -220,6 +259,9 @@ class Server:
         except OSError as exc:
             return self._failed(req, exc.errno)
         except Exception:  # a bug must cost one request, not the mount
+            self.unexpected += 1
+            if self.strict:
+                raise
             log.exception("%s failed", Opcode(req.opcode).name if req.opcode in Opcode._value2member_map_
                           else req.opcode)
             return self._failed(req, errno.EIO)
@@ -228,8 +270,22 @@ class Server:
         if req.opcode in p.NO_REPLY:
             return None
         if isinstance(payload, list):
-            return [p.out_header(req.unique, 0, sum(map(len, payload))), *payload]
-        return [p.out_header(req.unique, 0, len(payload)), payload]
+            length = sum(map(len, payload))
+            if length > MAX_PAYLOAD:
+                return self._unframed(req, length)
+            return [p.out_header(req.unique, 0, length), *payload]
+        length = len(payload)
+        if length > MAX_PAYLOAD:  # every size a request names is bounded before this
+            return self._unframed(req, length)
+        return [p.out_header(req.unique, 0, length), payload]
+
+    def _unframed(self, req: Request, length: int) -> Reply:
+        """A reply too long for the header's 32-bit length: a bug, answered EIO."""
+        self.unexpected += 1
+        if self.strict:
+            raise AssertionError(f"a reply of {length} bytes to opcode {req.opcode}")
+        log.error("a reply of %d bytes to opcode %d cannot be framed", length, req.opcode)
+        return self._failed(req, errno.EIO)
 
     def _failed(self, req: Request, code: int | None) -> list | None:
         """The error reply (EIO for an errno the protocol cannot carry); none for NO_REPLY operations."""
@@ -254,7 +310,7 @@ class Server:
         return None
 
     def _caller(self, req: Request) -> Caller:
-        if self.options.groups_from_proc and req.uid and req.pid:
+        if self.limits.local_callers and req.uid and req.pid:
             return ProcessCaller(req.uid, req.gid, req.pid)
         return Caller(req.uid, req.gid, frozenset(), req.pid)
 
@@ -281,16 +337,18 @@ class Server:
         with self._lock:
             fh = self._next_fh
             self._next_fh += 1
-            self._handles[fh] = of
-            if direct:
-                self._direct.add(fh)
+            self._handles[fh] = Handle(of, direct)
             return fh
 
-    def _handle(self, fh: int):
+    def _handle(self, fh: int) -> Handle:
         try:
             return self._handles[fh]
         except KeyError:
             raise bad_fd() from None
+
+    def _file(self, fh: int):
+        """The open description behind ``fh``."""
+        return self._handle(fh).of
 
     @staticmethod
     def _sized(data: bytes, size: int) -> bytes:
@@ -300,19 +358,6 @@ class Server:
         if len(data) > size:
             raise os_error(errno.ERANGE)
         return data
-
-    def _drop_privileges(self, caller: Caller, ino: int, suidgid: bool) -> None:
-        """HANDLE_KILLPRIV_V2's promise after a write, truncate or chown (see the module's docstring)."""
-        fs = self.vfs.fs
-        if not fs.privileged(ino):
-            return  # neither set-id bits nor file capabilities: the common case, without a look-up
-        if CAPABILITY in fs.listxattr(ino):
-            fs.removexattr(ino, CAPABILITY)
-        if suidgid and caller.is_root:
-            mode = fs.getattr(ino).st_mode
-            kill = stat.S_ISUID | (stat.S_ISGID if mode & stat.S_IXGRP else 0)
-            if mode & kill:
-                fs.setattr(ino, mode=mode & 0o7777 & ~kill)
 
     # -- session ------------------------------------------------------------------------------
 
@@ -329,11 +374,15 @@ class Server:
         wanted = WANTED | (InitFlag.WRITEBACK_CACHE if self.options.writeback_cache else 0)
         self.flags = InitFlag(offered & wanted)
         self.minor = min(minor, p.MINOR)
-        max_write = self.options.max_write
+        pages = MAX_PAGES if InitFlag.MAX_PAGES in self.flags else DEFAULT_MAX_PAGES
+        if self.limits.max_pages is not None:
+            pages = max(1, min(pages, self.limits.max_pages))
+        self.max_write = max_write = max(PAGE, min(self.options.max_write, pages * PAGE))
+        self.max_read = pages * PAGE
         self.initialized.set()
         return p.INIT_OUT.pack(p.MAJOR, self.minor, min(max_readahead, self.options.max_readahead),
                                int(self.flags) & 0xFFFFFFFF, 64, 48, max_write, 1,
-                               -(-max_write // 4096), 0, int(self.flags) >> 32, 0)
+                               pages, 0, int(self.flags) >> 32, 0)
 
     def destroy(self, req: Request, caller: Caller):
         self.destroyed.set()
@@ -383,7 +432,7 @@ class Server:
         (old,) = p.unpack(p.LINK_IN, req)
         (name,) = self._name(req, p.LINK_IN.size)
         ino = self.nodes.ino(old)
-        inodes.link(self.vfs, caller, ino, self._ino(req), name)
+        self.vfs.link_inode(caller, ino, self._ino(req), name)
         return self._entry(ino)
 
     def unlink(self, req: Request, caller: Caller):
@@ -410,7 +459,7 @@ class Server:
         return b""
 
     def readlink(self, req: Request, caller: Caller):
-        return os.fsencode(inodes.readlink(self.vfs, self._ino(req)))
+        return os.fsencode(self.vfs.readlink_inode(self._ino(req)))
 
     # -- attributes ---------------------------------------------------------------------------
 
@@ -425,17 +474,16 @@ class Server:
             vfs.chmod(caller, ino, mode)
         if valid & (p.FATTR_UID | p.FATTR_GID):
             vfs.chown(caller, ino, uid if valid & p.FATTR_UID else -1, gid if valid & p.FATTR_GID else -1)
-            self._drop_privileges(caller, ino, suidgid=False)  # vfs.chown drops setuid and setgid itself
         if valid & p.FATTR_SIZE:
             by_handle = bool(valid & p.FATTR_FH)  # ftruncate: checked when the file was opened
             if by_handle:
                 self._handle(fh)
-            vfs.truncate(caller, ino, size, check_access=not by_handle)
-            self._drop_privileges(caller, ino, bool(valid & p.FATTR_KILL_SUIDGID))
+            vfs.truncate(caller, ino, size, check_access=not by_handle,
+                         kill_suidgid=bool(valid & p.FATTR_KILL_SUIDGID))
         if valid & (p.FATTR_ATIME | p.FATTR_MTIME):
             now = time.time_ns()
             explicit = (valid & p.FATTR_ATIME and not valid & p.FATTR_ATIME_NOW
-                        or valid & p.FATTR_MTIME and not valid & p.FATTR_MTIME_NOW)
+                        or valid & p.FATTR_MTIME and not valid & p.FATTR_MTIME_NOW and not self._local_mtime(valid))
 
             def when(bit, now_bit, secs, nsecs):  # the lfs clamps what it cannot hold
                 if not valid & bit:
@@ -446,9 +494,20 @@ class Server:
                       when(p.FATTR_MTIME, p.FATTR_MTIME_NOW, mtime, mtimensec), not explicit)
         return self._attr(ino)
 
+    def _local_mtime(self, valid: int) -> bool:
+        """Whether an mtime without MTIME_NOW is the kernel's own clock, not the caller's choice.
+
+        With ``writeback_cache`` the kernel keeps mtime itself and sends its
+        value instead of "now": for touch(1) (with ATIME_NOW, as it always
+        sends for atime) and when it flushes the mtime of cached writes
+        (without atime). Either is allowed to anyone who may write, as "now"
+        is. (A program asking utimensat for "atime now, this mtime" looks the
+        same, so a writer could choose its mtime: the price of the cache.)"""
+        return self.options.writeback_cache and (not valid & p.FATTR_ATIME or bool(valid & p.FATTR_ATIME_NOW))
+
     def access(self, req: Request, caller: Caller):
         mask, _ = p.unpack(p.ACCESS_IN, req)
-        inodes.access(self.vfs, caller, self._ino(req), mask)
+        self.vfs.access_inode(caller, self._ino(req), mask)
         return b""
 
     def statfs(self, req: Request, caller: Caller):
@@ -508,18 +567,16 @@ class Server:
 
     def open(self, req: Request, caller: Caller):
         flags, open_flags = p.unpack(p.OPEN_IN, req)
-        of = self.vfs.open_inode(caller, self._ino(req), self._open_flags(flags))
-        if flags & os.O_TRUNC and not of.is_dir:
-            self._drop_privileges(caller, of.ino, bool(open_flags & p.FUSE_OPEN_KILL_SUIDGID))
+        of = self.vfs.open_inode(caller, self._ino(req), self._open_flags(flags),
+                                 kill_suidgid=bool(open_flags & p.FUSE_OPEN_KILL_SUIDGID))
         return self._opened(of, flags, caller)
 
     def create(self, req: Request, caller: Caller):
         flags, mode, _umask, open_flags = p.unpack(p.CREATE_IN, req)
         (name,) = self._name(req, p.CREATE_IN.size)
-        of = self.vfs.open(caller, name, self._ino(req), self._open_flags(flags) | os.O_CREAT, mode)
+        of = self.vfs.open(caller, name, self._ino(req), self._open_flags(flags) | os.O_CREAT, mode,
+                           kill_suidgid=bool(open_flags & p.FUSE_OPEN_KILL_SUIDGID))
         try:
-            if flags & os.O_TRUNC:  # an existing file, truncated
-                self._drop_privileges(caller, of.ino, bool(open_flags & p.FUSE_OPEN_KILL_SUIDGID))
             entry = self._entry(of.ino)
         except OSError:
             self.vfs.close(of)
@@ -531,19 +588,20 @@ class Server:
         may be answered by the caller's CSD kernel. Any other READ fills the page cache, which
         every process reads, in the kernel's offsets and sizes: it gets the file's bytes."""
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
-        of = self._handle(fh)
+        size = min(size, self.max_read)  # the kernel asks no more; a short read is an answer
+        handle = self._handle(fh)
+        of = handle.of
         if self.options.writeback_cache and not of.readable and not of.is_dir:
-            return self.vfs.fs.read(of.ino, offset, size)  # the kernel filling a partly written page
-        return self.vfs.read(of, size, offset, caller=caller, kernels=fh in self._direct)
+            return self.vfs.read_for_cache(of, size, offset)  # the kernel filling a partly written page
+        return self.vfs.read(of, size, offset, caller=caller, kernels=handle.direct)
 
     def write(self, req: Request, caller: Caller):
         fh, offset, size, write_flags, *_ = p.unpack(p.WRITE_IN, req)
         data = req.body[p.WRITE_IN.size:p.WRITE_IN.size + size]
         if len(data) != size:
             raise ProtocolError(errno.EINVAL, f"WRITE of {size} bytes carries {len(data)}", req.unique)
-        of = self._handle(fh)
-        done = self.vfs.write(caller, of, data, offset)
-        self._drop_privileges(caller, of.ino, bool(write_flags & p.FUSE_WRITE_KILL_SUIDGID))
+        done = self.vfs.write(caller, self._file(fh), data, offset,
+                              kill_suidgid=bool(write_flags & p.FUSE_WRITE_KILL_SUIDGID))
         return p.WRITE_OUT.pack(done, 0)
 
     def flush(self, req: Request, caller: Caller):
@@ -554,48 +612,36 @@ class Server:
     def release(self, req: Request, caller: Caller):
         fh, *_ = p.unpack(p.RELEASE_IN, req)
         with self._lock:
-            of = self._handles.pop(fh, None)
-            self._direct.discard(fh)
-        if of is None:
+            handle = self._handles.pop(fh, None)
+        if handle is None:
             raise bad_fd()
-        self.vfs.close(of)
+        self.vfs.close(handle.of)
         return b""
 
     def fsync(self, req: Request, caller: Caller):
         fh, flags, _ = p.unpack(p.FSYNC_IN, req)
-        self.vfs.fsync(self._handle(fh), data_only=bool(flags & p.FUSE_FSYNC_FDATASYNC))
+        self.vfs.fsync(self._file(fh), data_only=bool(flags & p.FUSE_FSYNC_FDATASYNC))
         return b""
 
     def fsyncdir(self, req: Request, caller: Caller):
-        inodes.fsync(self.vfs, self._ino(req))
+        self.vfs.fsync_inode(self._ino(req))
         return b""
 
     def fallocate(self, req: Request, caller: Caller):
         fh, offset, length, mode, _ = p.unpack(p.FALLOCATE_IN, req)
-        self.vfs.fallocate(self._handle(fh), offset, length, mode)
+        self.vfs.fallocate(self._file(fh), offset, length, mode)
         return b""
 
     def lseek(self, req: Request, caller: Caller):
         fh, offset, whence, _ = p.unpack(p.LSEEK_IN, req)
-        return p.LSEEK_OUT.pack(self.vfs.seek(self._handle(fh), offset, whence))
+        return p.LSEEK_OUT.pack(self.vfs.seek(self._file(fh), offset, whence))
 
     def copy_file_range(self, req: Request, caller: Caller):
         fh_in, off_in, _nodeid_out, fh_out, off_out, length, flags = p.unpack(p.COPY_FILE_RANGE_IN, req)
         if flags:
             raise os_error(errno.EINVAL)
-        src, dst = self._handle(fh_in), self._handle(fh_out)
-        if src.is_dir or dst.is_dir:
-            raise os_error(errno.EISDIR)
-        done = 0
-        length = min(length, COPY_MAX)
-        while done < length and not req.interrupted:
-            data = self.vfs.read(src, min(COPY_CHUNK, length - done), off_in + done, kernels=False)
-            if not data:
-                break
-            written = self.vfs.write(caller, dst, data, off_out + done)
-            done += written
-            if written < len(data):
-                break
+        done = self.vfs.copy_range(caller, self._file(fh_in), self._file(fh_out), min(length, COPY_MAX),
+                                   off_in, off_out, stop=lambda: req.interrupted)
         return p.WRITE_OUT.pack(done, 0)
 
     # -- directories --------------------------------------------------------------------------
@@ -607,20 +653,21 @@ class Server:
             raise os_error(errno.ENOTDIR)
         return p.OPEN_OUT.pack(self._add_handle(of), 0, 0)
 
-    def _listing(self, of, caller: Caller, offset: int) -> list:
+    def _listing(self, handle: Handle, caller: Caller, offset: int) -> list:
         """The directory as READDIR sees it: a snapshot taken at offset 0, so offsets stay stable."""
-        if offset == 0 or "listing" not in of.state:
+        if offset == 0 or handle.listing is None:
+            of = handle.of
             entries = self.vfs.readdir(caller, of.ino)
-            parent = self.vfs.fs.lookup(of.ino, "..")
-            of.state["listing"] = [(".", of.ino, 0o040000), ("..", parent, 0o040000),
-                                   *((e.name, e.ino, e.type) for e in entries)]
-        return of.state["listing"]
+            handle.listing = [(".", of.ino, 0o040000), ("..", self.vfs.parent(of.ino), 0o040000),
+                              *((e.name, e.ino, e.type) for e in entries)]
+        return handle.listing
 
     def readdir(self, req: Request, caller: Caller):
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
-        of = self._handle(fh)
+        size = min(size, self.max_read)
+        handle = self._handle(fh)
         out, used = [], 0
-        for i, (name, ino, mode) in enumerate(self._listing(of, caller, offset)[offset:], offset):
+        for i, (name, ino, mode) in enumerate(self._listing(handle, caller, offset)[offset:], offset):
             ent = p.dirent(ino, i + 1, os.fsencode(name), mode)
             if used + len(ent) > size:
                 break
@@ -630,9 +677,10 @@ class Server:
 
     def readdirplus(self, req: Request, caller: Caller):
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
-        of = self._handle(fh)
+        size = min(size, self.max_read)
+        handle = self._handle(fh)
         out, used = [], 0
-        for i, (name, ino, mode) in enumerate(self._listing(of, caller, offset)[offset:], offset):
+        for i, (name, ino, mode) in enumerate(self._listing(handle, caller, offset)[offset:], offset):
             ent = p.dirent(ino, i + 1, os.fsencode(name), mode)
             if used + p.ENTRY_OUT_SIZE + len(ent) > size:
                 break

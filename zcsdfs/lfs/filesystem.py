@@ -675,6 +675,13 @@ class FileSystem(TreeReader):
 
     # -- the write buffer ------------------------------------------------------------------
 
+    def append(self, ino: int, data, cold: bool = False) -> tuple[int, int]:
+        """Write ``data`` at the end of the file, found and written in one step (O_APPEND);
+        returns where it went and how many bytes were written."""
+        with self._lock:
+            at = self.getattr(ino).st_size
+            return at, self.write(ino, at, data, cold)
+
     def _buffer(self, node: Inode, offset: int, data: memoryview, cold: bool) -> None:
         """Hold a small write in the buffer, patching partial blocks from what the file holds.
 

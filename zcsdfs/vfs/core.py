@@ -24,6 +24,7 @@ from zcsdfs.vfs.csd import Bindings
 from zcsdfs.vfs.errors import bad_fd, os_error
 from zcsdfs.vfs.files import OpenFile
 from zcsdfs.vfs.filesystem import FileSystem
+from zcsdfs.vfs.inodes import InodeOperations
 from zcsdfs.vfs.permissions import R, W, X, allowed, check, check_owner, check_sticky
 from zcsdfs.vfs.walk import Resolved, Walker
 
@@ -35,11 +36,12 @@ STATUS_FLAGS = os.O_APPEND | os.O_SYNC | os.O_DSYNC | os.O_NONBLOCK
 POSIX_ADVICE = range(os.POSIX_FADV_NORMAL, os.POSIX_FADV_NOREUSE + 1)
 READAHEAD_MIN = 128 << 10
 READAHEAD_MAX = 2 << 20
+COPY_CHUNK = 1 << 20
 USER_XATTR_TYPES = (stat.S_IFREG, stat.S_IFDIR)
 
 
-class Vfs:
-    """One mounted lfs, served to callers."""
+class Vfs(InodeOperations):
+    """One mounted lfs, served to callers, by path or (``InodeOperations``) by inode."""
 
     def __init__(self, fs: FileSystem, *, readonly: bool = False):
         self.fs = fs
@@ -103,12 +105,10 @@ class Vfs:
     def access(self, caller: Caller, path: str, start: int, mode: int, follow: bool = True) -> bool:
         """``os.access``: False instead of an error when the answer is no."""
         try:
-            ino = self.lookup(caller, path, start, follow)
+            self.access_inode(caller, self.lookup(caller, path, start, follow), mode)
         except OSError:
             return False
-        if mode & W and self.readonly:
-            return False
-        return allowed(caller, self.fs.getattr(ino), mode & 7)
+        return True
 
     def chmod(self, caller: Caller, ino: int, mode: int):
         self._check_writable()
@@ -151,7 +151,8 @@ class Vfs:
             check_owner(caller, st)
         return self.fs.setattr(ino, atime_ns=atime_ns, mtime_ns=mtime_ns)
 
-    def truncate(self, caller: Caller, ino: int, size: int, check_access: bool = True) -> None:
+    def truncate(self, caller: Caller, ino: int, size: int, check_access: bool = True,
+                 kill_suidgid: bool = False) -> None:
         self._check_writable()
         st = self.fs.getattr(ino)
         if stat.S_ISDIR(st.st_mode):
@@ -164,16 +165,19 @@ class Vfs:
             raise os_error(errno.EINVAL)
         self.cache.drop(ino)
         self.fs.truncate(ino, size)
-        self._drop_privileges(caller, ino)
+        self._drop_privileges(caller, ino, kill_suidgid)
 
-    def _drop_privileges(self, caller: Caller, ino: int) -> None:
+    def _drop_privileges(self, caller: Caller, ino: int, kill_suidgid: bool = False) -> None:
         """What Linux's file_remove_privs does after a write or truncate: file capabilities
-        go whoever writes; setuid (and setgid with group exec) go unless root writes."""
+        go whoever writes; setuid (and setgid with group exec) go unless root writes, or
+        ``kill_suidgid`` (the writer lacks CAP_FSETID: FUSE's KILL_SUIDGID flags)."""
         fs = self.fs
+        if not fs.privileged(ino):
+            return  # neither set-id bits nor file capabilities: the common case, without a look-up
         if CAPABILITY in fs.listxattr(ino):
             fs.removexattr(ino, CAPABILITY)
         mode = fs.getattr(ino).st_mode
-        if caller.is_root or not mode & (stat.S_ISUID | stat.S_ISGID):
+        if (caller.is_root and not kill_suidgid) or not mode & (stat.S_ISUID | stat.S_ISGID):
             return
         kill = stat.S_ISUID | (stat.S_ISGID if mode & stat.S_IXGRP else 0)
         if mode & kill:
@@ -216,36 +220,16 @@ class Vfs:
         r = self.resolve(caller, path, start, follow=False)
         if r.ino is None:
             raise os_error(errno.ENOENT)
-        mode = self.fs.getattr(r.ino).st_mode
-        if r.slash and not stat.S_ISDIR(mode):
+        if r.slash and not stat.S_ISDIR(self.fs.getattr(r.ino).st_mode):
             raise os_error(errno.ENOTDIR)
-        if not stat.S_ISLNK(mode):
-            raise os_error(errno.EINVAL)
-        return self.fs.readlink(r.ino)
+        return self.readlink_inode(r.ino)
 
     def link(self, caller: Caller, src: str, src_start: int, dst: str, dst_start: int,
              follow: bool = False) -> None:
-        """``link(2)``: a symbolic link source is linked itself unless ``follow``.
-
-        As with Linux's protected_hardlinks, only the owner may link a file they
-        could not read and write (or a setuid one).
-        """
+        """``link(2)``: a symbolic link source is linked itself unless ``follow``; the checks
+        (protected_hardlinks among them) are ``link_inode``'s."""
         ino = self.lookup(caller, src, src_start, follow)
-        r = self.resolve_name(caller, dst, dst_start)
-        if r.ino is not None:
-            raise os_error(errno.EEXIST)
-        st = self.fs.getattr(ino)
-        if stat.S_ISDIR(st.st_mode):
-            raise os_error(errno.EPERM)
-        if not caller.is_root and caller.uid != st.st_uid and (
-                not stat.S_ISREG(st.st_mode) or st.st_mode & stat.S_ISUID
-                or st.st_mode & (stat.S_ISGID | stat.S_IXGRP) == stat.S_ISGID | stat.S_IXGRP
-                or not allowed(caller, st, R | W)):
-            raise os_error(errno.EPERM)
-        if r.slash:
-            raise os_error(errno.ENOENT)
-        self._parent_for_change(caller, r)
-        self.fs.link(ino, r.parent, r.name)
+        self._link(caller, ino, self.resolve_name(caller, dst, dst_start))
 
     def unlink(self, caller: Caller, path: str, start: int) -> None:
         r = self.resolve_name(caller, path, start)
@@ -382,8 +366,10 @@ class Vfs:
 
     # -- open files ---------------------------------------------------------------------------
 
-    def open(self, caller: Caller, path: str, start: int, flags: int, mode: int = 0o666) -> OpenFile:
-        """``open(2)``: ``mode`` is the final permission (the front end applied the umask)."""
+    def open(self, caller: Caller, path: str, start: int, flags: int, mode: int = 0o666, *,
+             kill_suidgid: bool = False) -> OpenFile:
+        """``open(2)``: ``mode`` is the final permission (the front end applied the umask);
+        ``kill_suidgid``: an O_TRUNC opener without CAP_FSETID (see ``_drop_privileges``)."""
         if flags & os.O_TMPFILE == os.O_TMPFILE:
             raise os_error(errno.EOPNOTSUPP)
         creat, excl = flags & os.O_CREAT, flags & os.O_EXCL
@@ -417,18 +403,20 @@ class Vfs:
         # access mode 3 (O_ACCMODE) asks for read and write permission and grants neither
         want = {os.O_RDONLY: R, os.O_WRONLY: W}.get(flags & os.O_ACCMODE, R | W)
         truncate = bool(flags & os.O_TRUNC) and kind == stat.S_IFREG
-        return self._grant(caller, r.ino, st, want | (W if truncate else 0), flags, truncate)
+        return self._grant(caller, r.ino, st, want | (W if truncate else 0), flags, truncate, kill_suidgid)
 
-    def open_inode(self, caller: Caller, ino: int, flags: int) -> OpenFile:
+    def open_inode(self, caller: Caller, ino: int, flags: int, *, kill_suidgid: bool = False) -> OpenFile:
         """Open an inode found by lookup (FUSE's OPEN), with the same checks as ``open``."""
         st = self.fs.getattr(ino)
         want = {os.O_RDONLY: R, os.O_WRONLY: W, os.O_RDWR: R | W}.get(flags & os.O_ACCMODE, R)
         if stat.S_ISDIR(st.st_mode) and want & W:
             raise os_error(errno.EISDIR)
         truncate = bool(flags & os.O_TRUNC) and stat.S_ISREG(st.st_mode)
-        return self._grant(caller, ino, st, want | (W if flags & os.O_TRUNC else 0), flags, truncate)
+        return self._grant(caller, ino, st, want | (W if flags & os.O_TRUNC else 0), flags, truncate,
+                           kill_suidgid)
 
-    def _grant(self, caller: Caller, ino: int, st, want: int, flags: int, truncate: bool) -> OpenFile:
+    def _grant(self, caller: Caller, ino: int, st, want: int, flags: int, truncate: bool,
+               kill_suidgid: bool = False) -> OpenFile:
         """The checks and effects every open of an existing inode shares."""
         if want & W:
             self._check_writable()
@@ -436,6 +424,7 @@ class Vfs:
         if truncate:
             self.cache.drop(ino)
             self.fs.truncate(ino, 0)
+            self._drop_privileges(caller, ino, kill_suidgid)
         return self._opened(caller, ino, flags, stat.S_ISDIR(st.st_mode))
 
     def _opened(self, caller: Caller, ino: int, flags: int, is_dir: bool) -> OpenFile:
@@ -502,14 +491,14 @@ class Vfs:
 
     def _read_ahead(self, of: OpenFile, end: int, file_size: int) -> None:
         """Keep a window of cached data ahead of a sequential reader, refilled when half used."""
-        window = of.state.get("readahead", READAHEAD_MIN)
-        frontier = of.state.get("readahead_end", 0)
+        window = of.readahead or READAHEAD_MIN
+        frontier = of.readahead_end
         if frontier >= file_size or end + window // 2 < frontier:
             return
         start = max(frontier, end)
         self._fill(of.ino, start, window, file_size)
-        of.state["readahead_end"] = start + window
-        of.state["readahead"] = min(window * 2, READAHEAD_MAX)
+        of.readahead_end = start + window
+        of.readahead = min(window * 2, READAHEAD_MAX)
 
     def _fill(self, ino: int, offset: int, length: int, file_size: int) -> None:
         """Read ``[offset, offset+length)`` (clipped to the file) into the cache where missing."""
@@ -525,10 +514,12 @@ class Vfs:
         data = self.fs.read(ino, lo * bs, (hi - lo) * bs)
         self.cache.put(ino, lo, data.ljust((hi - lo) * bs, b"\0"))
 
-    def write(self, caller: Caller | None, of: OpenFile, data, offset: int | None = None) -> int:
+    def write(self, caller: Caller | None, of: OpenFile, data, offset: int | None = None, *,
+              kill_suidgid: bool = False) -> int:
         """Write at ``offset``, or at the description's offset (advancing it); O_APPEND writes
         go to the end of file atomically. ``caller`` None is the current process, made only when
-        a CSD binding or a privilege drop needs it (the in-process hot path needs neither)."""
+        a CSD binding or a privilege drop needs it (the in-process hot path needs neither).
+        ``kill_suidgid``: see ``_drop_privileges``."""
         if not of.writable:
             raise bad_fd()
         if self.readonly:
@@ -551,9 +542,7 @@ class Vfs:
                 raise os_error(errno.EINVAL)
             with of.lock:
                 if of.append:
-                    with fs._lock:  # end of file and the write, as one step
-                        at = fs.getattr(ino).st_size
-                        done = fs.write(ino, at, stored, cold)
+                    at, done = fs.append(ino, stored, cold)  # end of file and the write, as one step
                     if offset is None:
                         of.offset = at + done
                 else:
@@ -565,7 +554,7 @@ class Vfs:
         if of.flags & SYNC_FLAGS:
             fs.fsync(ino)
         if fs.privileged(ino):
-            self._drop_privileges(caller or Caller.current(), ino)
+            self._drop_privileges(caller or Caller.current(), ino, kill_suidgid)
         return done
 
     def seek(self, of: OpenFile, offset: int, whence: int) -> int:
@@ -607,6 +596,32 @@ class Vfs:
         self.cache.drop(of.ino)
         self.fs.fallocate(of.ino, offset, length, mode)
 
+    def copy_range(self, caller: Caller, src: OpenFile, dst: OpenFile, count: int,
+                   offset_src: int | None = None, offset_dst: int | None = None, *, stop=None) -> int:
+        """The copy of ``copy_file_range(2)`` and ``sendfile`` between two descriptions of this
+        volume (their own checks, such as O_APPEND and overlapping ranges, are the callers'):
+        at the given offsets, or at and advancing the descriptions' own. The file's bytes are
+        copied (never a CSD kernel's answer), in chunks; ``stop()`` is asked between chunks
+        (an interrupted request stops early, with what it copied so far)."""
+        if count < 0 or (offset_src is not None and offset_src < 0) \
+                or (offset_dst is not None and offset_dst < 0):
+            raise os_error(errno.EINVAL)
+        if src.is_dir or dst.is_dir:
+            raise os_error(errno.EISDIR)
+        if not src.readable or not dst.writable:
+            raise bad_fd()
+        done = 0
+        while done < count and not (stop and stop()):
+            at = None if offset_src is None else offset_src + done
+            data = self.read(src, min(COPY_CHUNK, count - done), at, kernels=False)
+            if not data:
+                break
+            written = self.write(caller, dst, data, None if offset_dst is None else offset_dst + done)
+            done += written
+            if written < len(data):
+                break
+        return done
+
     def fadvise(self, of: OpenFile, offset: int, length: int, advice: int) -> None:
         """``posix_fadvise``: readahead and cache hints; NOREUSE sends later writes to cold zones.
 
@@ -629,8 +644,7 @@ class Vfs:
             self.cache.drop(of.ino, first, count)
             return
         of.advice = advice
-        of.state.pop("readahead", None)
-        of.state.pop("readahead_end", None)
+        of.readahead, of.readahead_end = 0, 0
 
     def set_write_hint(self, of: OpenFile, hint: int) -> None:
         """``fcntl(F_SET_RW_HINT)``: the lifetime of the data written to the file from now on

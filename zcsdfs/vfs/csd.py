@@ -198,7 +198,7 @@ class Bindings:
     def closed(self, of) -> None:
         """A description's last reference went: its bindings, and the process's if it was the last open."""
         with self._lock:
-            mine = list(of.state.pop("csd", {}).values())
+            mine, of.csd = list(of.csd.values()), {}
             key = (of.ino, of.pid)
             left = self._opens.get(key, 0) - 1
             if left > 0:
@@ -217,7 +217,7 @@ class Bindings:
             return False
         if advice == os.POSIX_FADV_NORMAL:
             with self._lock:
-                gone = list(of.state.pop("csd", {}).values())
+                gone, of.csd = list(of.csd.values()), {}
             for binding in gone:
                 binding.unbind()
             return False
@@ -228,8 +228,8 @@ class Bindings:
             raise os_error(errno.EISDIR)
         binding = self._new_binding(kernel, of.ino, offset, length)
         with self._lock:
-            old = of.state.setdefault("csd", {}).get(kernel.kind)
-            of.state["csd"][kernel.kind] = binding
+            old = of.csd.get(kernel.kind)
+            of.csd[kernel.kind] = binding
         if old is not None:
             old.unbind()
         return True
@@ -248,11 +248,11 @@ class Bindings:
     def any(self, of) -> bool:
         """Whether a kernel could be bound for requests on ``of``: one check lets the write
         path skip both write hooks when none is."""
-        return bool(of.state.get("csd") or self._process)
+        return bool(of.csd or self._process)
 
     def binding(self, of, caller, kind: str) -> Binding | None:
         """The ``kind`` kernel bound for this request: the description's, else the process's."""
-        own = of.state.get("csd")
+        own = of.csd
         if own and kind in own:
             return own[kind]
         if not self._process:

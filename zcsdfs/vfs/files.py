@@ -1,10 +1,9 @@
 """Open file descriptions and the descriptor table that names them.
 
 An ``OpenFile`` is what ``open`` creates and ``dup`` shares: the inode, the
-access mode and status flags, the offset, and ``state``, where later layers
-attach per-description things (the CSD layer binds kernels there). Its
-inode is held in the lfs while it is open, so an unlinked file lives until
-its last close.
+access mode and status flags, the offset, the readahead window, and the CSD
+kernels bound to this description (``vfs/csd.py``). Its inode is held in the
+lfs while it is open, so an unlinked file lives until its last close.
 
 Descriptor numbers are real descriptors of this process: each is a
 duplicate of one reserved descriptor of /dev/null opened with access mode 3
@@ -49,7 +48,9 @@ class OpenFile:
         self.lock = threading.Lock()  # serialises offset updates of read/write/lseek
         self.refs = 1
         self.advice = os.POSIX_FADV_NORMAL
-        self.state: dict = {}
+        self.readahead = 0  # the sequential reader's window (0: not started), bytes
+        self.readahead_end = 0  # where the cached data ahead of the reader ends
+        self.csd: dict = {}  # kernel kind -> binding, for kernels bound to this description
 
     @property
     def append(self) -> bool:
