@@ -340,6 +340,15 @@ class Server:
             self._handles[fh] = Handle(of, direct)
             return fh
 
+    def close_handles(self) -> int:
+        """Close every handle the client left open (a guest that rebooted never sends RELEASE
+        for them); returns how many there were."""
+        with self._lock:
+            handles, self._handles = list(self._handles.values()), {}
+        for handle in handles:
+            self.vfs.close(handle.of)
+        return len(handles)
+
     def _handle(self, fh: int) -> Handle:
         try:
             return self._handles[fh]

@@ -35,6 +35,7 @@ import attrs
 from zcsdfs.fuse import protocol as p
 from zcsdfs.fuse.protocol import Opcode
 from zcsdfs.fuse.server import Options, Server
+from zcsdfs.fuse.transport import Limits, scatter
 from zcsdfs.fuse.vhost_user import Backend
 from zcsdfs.fuse.virtqueue import Chain
 
@@ -51,36 +52,22 @@ _U32 = struct.Struct("<I")
 PAGE = 4096
 
 
-def scatter(pieces, writable: list[memoryview]) -> int:
-    """Copy the reply's pieces into the chain's writable buffers in order; the bytes written."""
-    done, target, at = 0, 0, 0
-    for piece in pieces:
-        piece = memoryview(piece).cast("B")
-        while len(piece):
-            buf = writable[target]
-            n = min(len(piece), len(buf) - at)
-            buf[at:at + n] = piece[:n]
-            piece, at, done = piece[n:], at + n, done + n
-            if at == len(buf):
-                target, at = target + 1, 0
-    return done
-
-
 def serve_request(server: Server, chain: Chain, max_pages: int) -> int:
     """The one adapter between a descriptor chain and the FUSE server: the used length.
 
-    Joins the readable part into one buffer for ``server.handle``, caps an INIT
-    reply to ``max_pages``, and scatters the reply into the writable part. A
-    reply that does not fit is replaced by EIO (EIO does not fit: nothing)."""
-    request = b"".join(chain.readable)
-    if len(request) < p.IN_HEADER.size:
-        log.warning("virtio-fs: a %d-byte request has no FUSE header", len(request))
+    Hands the readable part to ``server.handle`` as it lies in guest memory (the
+    server joins only what a split header or body needs), caps an INIT reply to
+    ``max_pages``, and scatters the reply into the writable part. A reply that
+    does not fit is replaced by EIO (EIO does not fit: nothing)."""
+    head = _head(chain)
+    if len(head) < p.IN_HEADER.size:
+        log.warning("virtio-fs: a %d-byte request has no FUSE header", chain.readable_len)
         return 0
-    length, opcode, unique = struct.unpack_from("<IIQ", request)
+    length, opcode, unique = struct.unpack_from("<IIQ", head)
     if opcode == Opcode.INTERRUPT:
         reply = [p.out_header(unique, errno.ENOSYS, 0)]
     else:
-        reply = server.handle(request)
+        reply = server.handle(chain.readable)
     if reply is None:
         return 0
     if opcode == Opcode.INIT:
@@ -93,6 +80,14 @@ def serve_request(server: Server, chain: Chain, max_pages: int) -> int:
         if p.OUT_HEADER.size > chain.writable_len:
             return 0
     return scatter(reply, chain.writable)
+
+
+def _head(chain: Chain) -> bytes:
+    """The first bytes of the request (a FUSE in-header's worth), however the guest split them."""
+    first = chain.readable[0] if chain.readable else b""
+    if len(first) >= p.IN_HEADER.size:
+        return bytes(first[:p.IN_HEADER.size])
+    return b"".join(bytes(v) for v in chain.readable[:p.IN_HEADER.size])[:p.IN_HEADER.size]
 
 
 def _opcode(chain: Chain) -> int | None:
@@ -139,7 +134,9 @@ class VirtioFs:
         self.requests = 0  # chains served (approximate under several queues: no lock on the hot path)
 
     def _new_server(self) -> Server:
-        return Server(self.vfs, attrs.evolve(self.options.server, groups_from_proc=False))
+        # a guest's pids are not this machine's: no groups from /proc; no INTERRUPT, no notifications
+        return Server(self.vfs, self.options.server,
+                      Limits(interrupts=False, notifications=False, local_callers=False))
 
     def config(self) -> bytes:
         return CONFIG.pack(self.options.tag.encode(), self.options.request_queues)
@@ -157,12 +154,9 @@ class VirtioFs:
         old = self.server
         if not old.initialized.is_set():
             return
-        handles = list(old._handles.values())  # the server has no close of its own yet
-        old._handles.clear()
-        for of in handles:
-            self.vfs.close(of)
-        if handles:
-            log.info("virtio-fs: a new session; %d files the old one left open closed", len(handles))
+        closed = old.close_handles()
+        if closed:
+            log.info("virtio-fs: a new session; %d files the old one left open closed", closed)
         self.server = self._new_server()
 
     def serve_connection(self, sock: socket.socket) -> None:
