@@ -50,8 +50,9 @@ def server_pid(mountpoint: str) -> int:
 @pytest.fixture
 def image(tmp_path):
     path = str(tmp_path / "vol.zns")
-    done = run("device", "create", path, "--preset", "tiny")
-    assert done.returncode == 0, done.stderr
+    for command in (("device", "create", path, "--preset", "tiny"), ("mkfs", path)):
+        done = run(*command)
+        assert done.returncode == 0, done.stderr
     return path
 
 
