@@ -40,7 +40,6 @@ from zcsdfs.csd.jit_codegen import (
     STATUS_HELPER,
     STATUS_OK,
     STATUS_STOP,
-    TICK,
     ModuleEmitter,
 )
 from zcsdfs.csd.limits import JIT_CHECK, Meter
@@ -168,6 +167,8 @@ class JitRun(memory.HelperAccess):
         ctx.stack_top = ctx.stack_base + FRAME_SIZE * MAX_FRAMES
         ctx.budget = budget
         ctx.check_at = max(0, budget - JIT_CHECK)
+        deadline = self.meter.deadline
+        ctx.deadline_ns = MASK64 if deadline is None else int(deadline * 1e9)
         self.input = None
         self.context_address = 0
         if mem is not None:
@@ -274,18 +275,8 @@ class JitRun(memory.HelperAccess):
 
     # -- running
 
-    def tick(self) -> int:
-        """The compiled code reached a loop head or a function entry with ``check_at`` passed."""
-        if self.meter.expired():
-            self.ctx.status = STATUS_DEADLINE
-        else:
-            self.ctx.check_at = max(0, self.ctx.budget - JIT_CHECK)
-        return 0
-
     def call_helper(self, number: int, args: tuple[int, ...]) -> int:
         """Run Python helper ``number`` for the compiled code (through ``_dispatch``)."""
-        if number == TICK:
-            return self.tick()
         if self.meter.expired():
             self.ctx.status = STATUS_DEADLINE
             return 0

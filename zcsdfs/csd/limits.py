@@ -8,9 +8,9 @@ zero. The deadline is read where a run can spend long:
   (``INTERP_SLICE`` instructions, a few milliseconds); when it runs out the
   run's :class:`Meter` gives the next slice and reads the clock;
 - compiled code holds the whole budget and, at loop heads and function
-  entries, calls into Python once every ``JIT_CHECK`` instructions (a few
-  milliseconds) to read the clock; the JIT also reads it before each call
-  of a Python helper, which is where compiled code is slow.
+  entries, reads the clock itself (``clock_gettime``) once every
+  ``JIT_CHECK`` instructions (a few milliseconds); the JIT also reads it
+  before each call of a Python helper, which is where compiled code is slow.
 
 The budget bounds work; the deadline bounds time when the work is slow (the
 interpreter, or a loop of helper calls). The registry scales both with the
