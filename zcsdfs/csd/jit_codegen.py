@@ -20,12 +20,15 @@ the address in the struct and returns; ``jit.py`` raises the error.
 * Budget: each basic block charges its instruction count on entry and stops
   the run when the budget goes negative: a subtract on the context's
   counter and one branch per block, with the interpreter's block partition.
-  The deadline is checked where a run can spend long -- at loop heads and
-  function entries, once the counter has gone below ``check_at`` (every
-  ``limits.JIT_CHECK`` instructions) -- by a call of ``clock_gettime``
-  declared to touch only its argument, so LLVM still keeps the counter in
-  a register in loops. (A call into Python there, or a refill on every
-  block, made loops 3x slower or doubled LLVM's compile time.)
+  Compiled code runs at least ~10^8 instructions a second, so the budget
+  alone ends a run before the registry's deadline; a run whose deadline
+  the budget would not honour (``limits.needs_clock``) uses a second build
+  of the program that reads the clock at outer loop heads and function
+  entries once the counter has gone below ``check_at`` (every
+  ``limits.JIT_CHECK`` instructions), with ``clock_gettime`` declared to
+  touch only its argument. That build's loops are slower (a 4-instruction
+  loop ran ~30% slower, LLVM no longer unrolls it), which is why it is not
+  the default.
 * Calls: frames are 512-byte slots of one per-run stack area, carved
   downwards from its top, so the depth limit is a compare on the frame
   pointer. Python helpers are reached through a callback whose address is
@@ -189,13 +192,28 @@ def _function_body(insns, entry: int) -> list[int]:
     return sorted(seen)
 
 
+def _outer_loop_heads(insns, pcs: list[int]) -> set[int]:
+    """Heads of the loops no other loop contains (a loop: a head and the pcs up
+    to its last back edge). The deadline is read there: an inner loop runs
+    between two reads, bounded by the budget, and keeps its tight code."""
+    ends: dict[int, int] = {}
+    for pc in pcs:
+        for target in _successors(insns, pc):
+            if target <= pc:
+                ends[target] = max(ends.get(target, target), pc)
+    return {head for head, end in ends.items()
+            if not any(other < head and end <= other_end for other, other_end in ends.items())}
+
+
 # ---------------------------------------------------------------- code generation
 
 class ModuleEmitter:
     """One LLVM module for one program: a function per eBPF function, plus the entry."""
 
-    def __init__(self, program: Program, helpers: HelperSet, checked: frozenset[int] | None, name: str):
+    def __init__(self, program: Program, helpers: HelperSet, checked: frozenset[int] | None, name: str,
+                 clock: bool = False):
         self.program = program
+        self.clock = clock  # read the deadline in the code (see the budget note above)
         self.insns = program.insns
         self.helpers = helpers
         self.checked = checked
@@ -302,7 +320,7 @@ class FunctionEmitter:
         self.entry = entry
         self.pcs = _function_body(self.insns, entry)
         self.leaders = module.leaders.intersection(self.pcs) | {entry}
-        self.loop_heads = {t for pc in self.pcs for t in _successors(self.insns, pc) if t <= pc}
+        self.ticks = _outer_loop_heads(self.insns, self.pcs) | {entry} if module.clock else set()
         self.ctx = fn.args[0]
         self.fp = fn.args[6]
 
@@ -496,26 +514,30 @@ class FunctionEmitter:
             if _ends_block(insn) or nxt in self.leaders or nxt not in self.pcs:
                 break
             pc = nxt
+        if leader in self.ticks:
+            self.charge_and_tick(leader, cost)
+            return
         # An unsigned subtract whose borrow is the fault: LLVM folds chains of
         # these much faster than of "sub; icmp sge 0" (5x on 4,000 instructions).
         charged = self.b.usub_with_overflow(self.load_field("budget"), i64(cost))
-        left = self.b.extract_value(charged, 0)
-        self.store_field("budget", left)
+        self.store_field("budget", self.b.extract_value(charged, 0))
         ok = self.b.not_(self.b.extract_value(charged, 1))
         self.continue_if(ok, self.fault_block(STATUS_BUDGET, leader), f"run{leader}")
-        if leader in self.loop_heads or leader == self.entry:
-            self.tick(leader, left)
 
-    def tick(self, leader: int, left: ir.Value) -> None:
-        """Read the clock when the budget has gone below ``check_at``; stop past the deadline."""
+    def charge_and_tick(self, leader: int, cost: int) -> None:
+        """Charge, and read the clock once the budget has gone below ``check_at``,
+        with one compare on the hot path (``check_at`` + cost, loop-invariant):
+        the slow path tells an exhausted budget from a due clock read."""
         b = self.b
-        check_at = self.load_field("check_at")
-        due = b.icmp_unsigned("<", left, check_at)
-        then = self.fn.append_basic_block(f"ticked{leader}")
-        check = self.fn.append_basic_block(f"tick{leader}")
-        b.cbranch(self.unlikely(due), check, then)
-        b.position_at_end(check)
-        step = i64(JIT_CHECK)
+        budget = self.load_field("budget")
+        due = b.icmp_unsigned("<", budget, b.add(self.load_field("check_at"), i64(cost)))
+        run = self.fn.append_basic_block(f"run{leader}")
+        slow = self.fn.append_basic_block(f"tick{leader}")
+        b.cbranch(self.unlikely(due), slow, run)
+        b.position_at_end(slow)
+        spent = b.icmp_unsigned("<", budget, i64(cost))
+        self.continue_if(b.not_(spent), self.fault_block(STATUS_BUDGET, leader), f"clock{leader}")
+        left, step = b.sub(budget, i64(cost)), i64(JIT_CHECK)
         self.store_field("check_at", b.select(b.icmp_unsigned(">", left, step), b.sub(left, step), i64(0)))
         b.call(self.m.clock_gettime, [ir.Constant(ir.IntType(32), CLOCK_MONOTONIC), self.timespec])
         seconds = b.load(b.gep(self.timespec, [i64(0), i64(0)], source_etype=TIMESPEC), typ=I64)
@@ -523,8 +545,9 @@ class FunctionEmitter:
         now = b.add(b.mul(seconds, i64(1_000_000_000)), nanoseconds)
         late = b.icmp_unsigned(">", now, self.load_field("deadline_ns"))
         self.continue_if(b.not_(late), self.fault_block(STATUS_DEADLINE, leader), f"intime{leader}")
-        b.branch(then)
-        b.position_at_end(then)
+        b.branch(run)
+        b.position_at_end(run)
+        self.store_field("budget", b.sub(budget, i64(cost)))
 
     def instruction(self, pc: int) -> None:
         insn = self.insns[pc]
