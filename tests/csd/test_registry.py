@@ -181,6 +181,10 @@ def test_limits_scale_with_the_bytes_to_read():
     assert small == limits.Limits(limits.BASE_BUDGET, limits.BASE_TIMEOUT)
     assert large.max_insns == small.max_insns + 64 * (1 << 20) and large.timeout > small.timeout
     assert limits.for_bytes(10, max_insns=5, timeout=0.5) == limits.Limits(5, 0.5)
+    for n in (0, 1 << 20, 1 << 40):  # compiled code honours the registry's deadlines through the budget
+        rule = limits.for_bytes(n)
+        assert not limits.needs_clock(rule.max_insns, rule.timeout)
+    assert limits.needs_clock(1 << 50, 0.05) and not limits.needs_clock(1 << 50, None)
     for bad in ({"max_insns": 0}, {"max_insns": -1}, {"timeout": 0}, {"timeout": -1.0}, {"timeout": float("nan")}):
         with pytest.raises(ValueError):
             limits.for_bytes(10, **bad)

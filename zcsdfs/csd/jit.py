@@ -40,10 +40,9 @@ from zcsdfs.csd.jit_codegen import (
     STATUS_HELPER,
     STATUS_OK,
     STATUS_STOP,
-    TICK,
     ModuleEmitter,
 )
-from zcsdfs.csd.limits import JIT_CHECK, Meter
+from zcsdfs.csd.limits import JIT_CHECK, Meter, needs_clock
 from zcsdfs.csd.program import Program
 
 MASK64 = (1 << 64) - 1
@@ -83,23 +82,25 @@ class _Compiler:
         self.serial = 0
         self.compilations = 0
 
-    def get(self, program: Program, helpers: HelperSet, checked: frozenset[int] | None) -> tuple[Compiled, bool]:
+    def get(self, program: Program, helpers: HelperSet, checked: frozenset[int] | None,
+            clock: bool = False) -> tuple[Compiled, bool]:
         natives = tuple(sorted((h.number, h.native) for h in helpers if h.native in NATIVES))
-        key = (program.digest, natives, checked)
+        key = (program.digest, natives, checked, clock)
         with self.lock:
             compiled = self.cache.get(key)
             if compiled is not None:
                 return compiled, True
             self.serial += 1
             serial = self.serial
-        compiled = self.compile(program, helpers, checked, f"bpf{serial}")
+        compiled = self.compile(program, helpers, checked, f"bpf{serial}", clock)
         with self.lock:
             kept = self.cache.setdefault(key, compiled)
             self.compilations += 1
         return kept, False
 
-    def compile(self, program: Program, helpers: HelperSet, checked: frozenset[int] | None, name: str) -> Compiled:
-        emitter = ModuleEmitter(program, helpers, checked, name)
+    def compile(self, program: Program, helpers: HelperSet, checked: frozenset[int] | None, name: str,
+                clock: bool = False) -> Compiled:
+        emitter = ModuleEmitter(program, helpers, checked, name, clock)
         context = llvm.create_context()
         module = llvm.parse_assembly(emitter.emit(), context=context)
         module.verify()
@@ -152,7 +153,7 @@ class JitRun(memory.HelperAccess):
     they stay valid (and safe) after the run.
     """
 
-    def __init__(self, jit: "Jit", mem, env, budget: int, timeout: float | None):
+    def __init__(self, jit: "Jit", code: Compiled, mem, env, budget: int, timeout: float | None):
         self.helpers = jit.helpers
         self.budget = budget
         self.meter = Meter(budget, timeout)  # the counter holds the whole budget
@@ -168,6 +169,8 @@ class JitRun(memory.HelperAccess):
         ctx.stack_top = ctx.stack_base + FRAME_SIZE * MAX_FRAMES
         ctx.budget = budget
         ctx.check_at = max(0, budget - JIT_CHECK)
+        deadline = self.meter.deadline
+        ctx.deadline_ns = MASK64 if deadline is None else int(deadline * 1e9)
         self.input = None
         self.context_address = 0
         if mem is not None:
@@ -182,7 +185,7 @@ class JitRun(memory.HelperAccess):
         ctx.sections = self.address(sections)
         ctx.dispatch = int(ffi.cast("uintptr_t", _dispatch))
         self.native_state: dict[str, object] = {}
-        self.natives = [NATIVES[name] for name in jit.code.natives]
+        self.natives = [NATIVES[name] for name in code.natives]
         slots = self.allocate("uint64_t[]", max(1, len(self.natives)))
         for i, native in enumerate(self.natives):
             slots[i] = native.prepare(self)
@@ -274,18 +277,8 @@ class JitRun(memory.HelperAccess):
 
     # -- running
 
-    def tick(self) -> int:
-        """The compiled code reached a loop head or a function entry with ``check_at`` passed."""
-        if self.meter.expired():
-            self.ctx.status = STATUS_DEADLINE
-        else:
-            self.ctx.check_at = max(0, self.ctx.budget - JIT_CHECK)
-        return 0
-
     def call_helper(self, number: int, args: tuple[int, ...]) -> int:
         """Run Python helper ``number`` for the compiled code (through ``_dispatch``)."""
-        if number == TICK:
-            return self.tick()
         if self.meter.expired():
             self.ctx.status = STATUS_DEADLINE
             return 0
@@ -379,11 +372,18 @@ class Jit:
         self.helpers = helpers if helpers is not None else HelperSet()
         self.budget = budget
         self.timeout = timeout
-        checked = None if verdict is None else frozenset(verdict.checked)
+        self.checked = None if verdict is None else frozenset(verdict.checked)
         for pc, insn in enumerate(program.insns):
             if insn.opcode == isa.JMP | isa.CALL and insn.src == isa.CALL_HELPER and insn.imm not in self.helpers:
                 raise ProgramRefused(f"call to unknown helper {insn.imm}", pc=pc)
-        self.code, self.cached = compiler().get(program, self.helpers, checked)
+        self.code, self.cached = compiler().get(program, self.helpers, self.checked)
+        self._clocked: Compiled | None = None
+
+    def clocked(self) -> Compiled:
+        """The build that reads the clock in loops, for runs whose budget outlasts their deadline."""
+        if self._clocked is None:
+            self._clocked = compiler().get(self.program, self.helpers, self.checked, clock=True)[0]
+        return self._clocked
 
     def run(self, mem=None, *, env=None, budget: int | None = None, timeout: float | None = None) -> int:
         """Run once with input memory ``mem`` (r1/r2) and ``env`` for helpers; returns r0.
@@ -392,6 +392,7 @@ class Jit:
         ``instructions`` attribute gets the instructions charged added to it
         (per basic block, as the interpreter counts them).
         """
-        run = JitRun(self, mem, env, self.budget if budget is None else budget,
-                     self.timeout if timeout is None else timeout)
-        return run.execute(self.code.entry)
+        budget = self.budget if budget is None else budget
+        timeout = self.timeout if timeout is None else timeout
+        code = self.clocked() if needs_clock(budget, timeout) else self.code
+        return JitRun(self, code, mem, env, budget, timeout).execute(code.entry)

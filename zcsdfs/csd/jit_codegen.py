@@ -20,15 +20,15 @@ the address in the struct and returns; ``jit.py`` raises the error.
 * Budget: each basic block charges its instruction count on entry and stops
   the run when the budget goes negative: a subtract on the context's
   counter and one branch per block, with the interpreter's block partition.
-  The deadline is checked where a run can spend long -- at loop heads and
-  function entries, once the counter has gone below ``check_at`` (every
-  ``limits.JIT_CHECK`` instructions): an out-of-line call into Python
-  reads the clock and sets the next ``check_at``. (A refill call on every
-  block, as the interpreter does, doubled LLVM's compile time.)
-  (Kept in memory rather than as an SSA value threaded through every block,
-  which made LLVM's InstCombine ten times slower on large programs; in a
-  loop LLVM still keeps it in a register and only the store remains. The
-  context pointer is ``noalias``: program memory never overlaps it.)
+  Compiled code runs at least ~10^8 instructions a second, so the budget
+  alone ends a run before the registry's deadline; a run whose deadline
+  the budget would not honour (``limits.needs_clock``) uses a second build
+  of the program that reads the clock at outer loop heads and function
+  entries once the counter has gone below ``check_at`` (every
+  ``limits.JIT_CHECK`` instructions), with ``clock_gettime`` declared to
+  touch only its argument. That build's loops are slower (a 4-instruction
+  loop ran ~30% slower, LLVM no longer unrolls it), which is why it is not
+  the default.
 * Calls: frames are 512-byte slots of one per-run stack area, carved
   downwards from its top, so the depth limit is a compare on the frame
   pointer. Python helpers are reached through a callback whose address is
@@ -45,6 +45,7 @@ from llvmlite import ir
 from zcsdfs.csd import isa, memory
 from zcsdfs.csd.errors import ProgramRefused, UnsupportedInstruction
 from zcsdfs.csd.helpers import HelperSet
+from zcsdfs.csd.limits import JIT_CHECK
 from zcsdfs.csd.program import Program
 
 FRAME_SIZE = memory.STACK_SIZE
@@ -59,6 +60,7 @@ CTX_FIELDS = (
     "pc",           # instruction that faulted, or the helper call in progress
     "budget",       # instructions left
     "check_at",     # check the deadline at the next loop head once budget is below this
+    "deadline_ns",  # CLOCK_MONOTONIC nanoseconds at which the run stops (all ones: never)
     "fault_addr",
     "fault_size",
     "fault_kind",   # ACCESS_KINDS index of the faulting access
@@ -81,7 +83,8 @@ ACCESS_KINDS = ("load", "store", "atomic")
 LOAD, STORE, ATOMIC = range(3)
 
 STATUS_OK, STATUS_MEMORY, STATUS_BUDGET, STATUS_DEPTH, STATUS_HELPER, STATUS_STOP, STATUS_DEADLINE = range(7)
-TICK = 1 << 40  # the dispatch number that checks the deadline (helper numbers are 32-bit)
+CLOCK_MONOTONIC = 1
+TIMESPEC = ir.ArrayType(ir.IntType(64), 2)
 
 I1, I8, I16, I32, I64 = (ir.IntType(n) for n in (1, 8, 16, 32, 64))
 PTR = ir.PointerType()
@@ -189,13 +192,28 @@ def _function_body(insns, entry: int) -> list[int]:
     return sorted(seen)
 
 
+def _outer_loop_heads(insns, pcs: list[int]) -> set[int]:
+    """Heads of the loops no other loop contains (a loop: a head and the pcs up
+    to its last back edge). The deadline is read there: an inner loop runs
+    between two reads, bounded by the budget, and keeps its tight code."""
+    ends: dict[int, int] = {}
+    for pc in pcs:
+        for target in _successors(insns, pc):
+            if target <= pc:
+                ends[target] = max(ends.get(target, target), pc)
+    return {head for head, end in ends.items()
+            if not any(other < head and end <= other_end for other, other_end in ends.items())}
+
+
 # ---------------------------------------------------------------- code generation
 
 class ModuleEmitter:
     """One LLVM module for one program: a function per eBPF function, plus the entry."""
 
-    def __init__(self, program: Program, helpers: HelperSet, checked: frozenset[int] | None, name: str):
+    def __init__(self, program: Program, helpers: HelperSet, checked: frozenset[int] | None, name: str,
+                 clock: bool = False):
         self.program = program
+        self.clock = clock  # read the deadline in the code (see the budget note above)
         self.insns = program.insns
         self.helpers = helpers
         self.checked = checked
@@ -211,6 +229,8 @@ class ModuleEmitter:
         self.bswap = {bits: ir.Function(self.module, ir.FunctionType(INT[bits], [INT[bits]]), f"llvm.bswap.i{bits}")
                       for bits in (16, 32, 64)}
         self.region_ok = self._emit_region_ok()
+        self.clock_gettime = ir.Function(self.module, ir.FunctionType(ir.IntType(32), [ir.IntType(32), PTR]),
+                                         "clock_gettime")
 
     def subprogram(self, entry: int) -> ir.Function:
         fn = self.functions.get(entry)
@@ -237,7 +257,10 @@ class ModuleEmitter:
         field = lambda name: b.load(b.gep(ctx, [i64(FIELD[name])], source_etype=I64), typ=I64)
         r1, r2, top = field("mem_start"), field("mem_len"), field("stack_top")
         b.ret(b.call(main, [ctx, r1, r2, i64(0), i64(0), i64(0), top]))
-        return str(self.module)
+        # it writes only the timespec: loads and stores of the context move across it
+        return str(self.module).replace('declare i32 @"clock_gettime"(i32 %".1", ptr %".2")',
+                                        'declare i32 @"clock_gettime"(i32, ptr) nounwind willreturn nosync nofree '
+                                        'memory(argmem: write)')
 
     def _emit_region_ok(self) -> ir.Function:
         """``region_ok(ctx, addr, size, write, fp)``: the out-of-line bounds check.
@@ -297,7 +320,7 @@ class FunctionEmitter:
         self.entry = entry
         self.pcs = _function_body(self.insns, entry)
         self.leaders = module.leaders.intersection(self.pcs) | {entry}
-        self.loop_heads = {t for pc in self.pcs for t in _successors(self.insns, pc) if t <= pc}
+        self.ticks = _outer_loop_heads(self.insns, self.pcs) | {entry} if module.clock else set()
         self.ctx = fn.args[0]
         self.fp = fn.args[6]
 
@@ -458,6 +481,7 @@ class FunctionEmitter:
         self.fail: ir.Block | None = None
         self.b = b = ir.IRBuilder(entry_block)
         self.regs = [b.alloca(I64, name=f"r{r}") for r in range(11)]
+        self.timespec = b.alloca(TIMESPEC, name="timespec")
         for r in range(11):
             b.store(fn.args[r] if 1 <= r <= 5 else i64(0), self.regs[r])
         b.store(self.fp, self.regs[10])
@@ -490,30 +514,40 @@ class FunctionEmitter:
             if _ends_block(insn) or nxt in self.leaders or nxt not in self.pcs:
                 break
             pc = nxt
+        if leader in self.ticks:
+            self.charge_and_tick(leader, cost)
+            return
         # An unsigned subtract whose borrow is the fault: LLVM folds chains of
         # these much faster than of "sub; icmp sge 0" (5x on 4,000 instructions).
         charged = self.b.usub_with_overflow(self.load_field("budget"), i64(cost))
-        left = self.b.extract_value(charged, 0)
-        self.store_field("budget", left)
+        self.store_field("budget", self.b.extract_value(charged, 0))
         ok = self.b.not_(self.b.extract_value(charged, 1))
         self.continue_if(ok, self.fault_block(STATUS_BUDGET, leader), f"run{leader}")
-        if leader in self.loop_heads or leader == self.entry:
-            self.tick(leader, left)
 
-    def tick(self, leader: int, left: ir.Value) -> None:
-        """Check the deadline through Python when the budget has gone below ``check_at``."""
+    def charge_and_tick(self, leader: int, cost: int) -> None:
+        """Charge, and read the clock once the budget has gone below ``check_at``,
+        with one compare on the hot path (``check_at`` + cost, loop-invariant):
+        the slow path tells an exhausted budget from a due clock read."""
         b = self.b
-        due = b.icmp_unsigned("<", left, self.load_field("check_at"))
-        then = self.fn.append_basic_block(f"ticked{leader}")
-        check = self.fn.append_basic_block(f"tick{leader}")
-        b.cbranch(self.unlikely(due), check, then)
-        b.position_at_end(check)
-        self.store_field("pc", leader)
-        dispatch = b.inttoptr(self.load_field("dispatch"), DISPATCH_IR_TYPE.as_pointer())
-        b.call(dispatch, [self.ctx, i64(TICK)] + [i64(0)] * 5)
-        stopped = b.icmp_unsigned("!=", self.load_field("status"), i64(0))
-        b.cbranch(stopped, self.leave, then)
-        b.position_at_end(then)
+        budget = self.load_field("budget")
+        due = b.icmp_unsigned("<", budget, b.add(self.load_field("check_at"), i64(cost)))
+        run = self.fn.append_basic_block(f"run{leader}")
+        slow = self.fn.append_basic_block(f"tick{leader}")
+        b.cbranch(self.unlikely(due), slow, run)
+        b.position_at_end(slow)
+        spent = b.icmp_unsigned("<", budget, i64(cost))
+        self.continue_if(b.not_(spent), self.fault_block(STATUS_BUDGET, leader), f"clock{leader}")
+        left, step = b.sub(budget, i64(cost)), i64(JIT_CHECK)
+        self.store_field("check_at", b.select(b.icmp_unsigned(">", left, step), b.sub(left, step), i64(0)))
+        b.call(self.m.clock_gettime, [ir.Constant(ir.IntType(32), CLOCK_MONOTONIC), self.timespec])
+        seconds = b.load(b.gep(self.timespec, [i64(0), i64(0)], source_etype=TIMESPEC), typ=I64)
+        nanoseconds = b.load(b.gep(self.timespec, [i64(0), i64(1)], source_etype=TIMESPEC), typ=I64)
+        now = b.add(b.mul(seconds, i64(1_000_000_000)), nanoseconds)
+        late = b.icmp_unsigned(">", now, self.load_field("deadline_ns"))
+        self.continue_if(b.not_(late), self.fault_block(STATUS_DEADLINE, leader), f"intime{leader}")
+        b.branch(run)
+        b.position_at_end(run)
+        self.store_field("budget", b.sub(budget, i64(cost)))
 
     def instruction(self, pc: int) -> None:
         insn = self.insns[pc]

@@ -7,10 +7,13 @@ zero. The deadline is read where a run can spend long:
 - the interpreter's counter holds only a *slice* of the budget
   (``INTERP_SLICE`` instructions, a few milliseconds); when it runs out the
   run's :class:`Meter` gives the next slice and reads the clock;
-- compiled code holds the whole budget and, at loop heads and function
-  entries, calls into Python once every ``JIT_CHECK`` instructions (a few
-  milliseconds) to read the clock; the JIT also reads it before each call
-  of a Python helper, which is where compiled code is slow.
+- compiled code holds the whole budget and reads the clock before each call
+  of a Python helper, which is where compiled code is slow; it runs at least
+  ``JIT_MIN_RATE`` instructions a second otherwise, so the budget ends the
+  run in time, unless the budget is large for the deadline
+  (:func:`needs_clock`): then a build that reads the clock itself
+  (``clock_gettime``) at outer loop heads and function entries, once every
+  ``JIT_CHECK`` instructions, runs it.
 
 The budget bounds work; the deadline bounds time when the work is slow (the
 interpreter, or a loop of helper calls). The registry scales both with the
@@ -30,6 +33,12 @@ BASE_TIMEOUT = 1.0  # seconds any run may take
 SECONDS_PER_BYTE = 20e-6  # more per byte: 64 instructions at the interpreter's ~3 M insn/s on real kernels
 INTERP_SLICE = 1 << 16
 JIT_CHECK = 1 << 22
+JIT_MIN_RATE = 10 ** 8  # instructions per second compiled code sustains at worst (a helper call aside)
+
+
+def needs_clock(budget: int, timeout: float | None) -> bool:
+    """Whether compiled code must read the clock itself: the budget could outlast the deadline."""
+    return timeout is not None and budget > timeout * JIT_MIN_RATE
 
 
 @attrs.frozen
