@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import zcsdfs
 from zcsdfs.zns import ZonedDevice
 from zcsdfs.zns.geometry import Geometry
 
@@ -23,6 +24,7 @@ def test_million_keys_survive_close_and_a_new_process(tmp_path):
     image = tmp_path / "bulk.zns"
     ZonedDevice.create(image, Geometry(zones=128, zone_size=2048, zone_capacity=2048, block_size=4096,
                                        max_open=8, max_active=12)).close_device()
+    zcsdfs.Volume(image, create=True).unmount()
     print(run("write", str(image), str(KEYS)).strip())
     out = run("check", str(image), str(KEYS)).strip()
     print(out)

@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_sigkill_during_synced_writes_loses_nothing_synced(tmp_path, seed):
     image = tmp_path / "crash.zns"
     ZonedDevice.create(image, GEOMETRY).close_device()
+    zcsdfs.Volume(image, create=True).unmount()
     kill_after = random.Random(seed).randrange(50, 700)  # past flushes and compactions
     child = subprocess.Popen([sys.executable, "-m", "tests.rocksdb.crashchild", str(image), str(seed)],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -142,7 +142,7 @@ def test_blank_images_are_formatted_only_when_asked_and_foreign_ones_never(tmp_p
 def test_a_dropped_volume_is_unmounted_and_its_image_released(tmp_path):
     image = tmp_path / "v.zns"
     ZonedDevice.create(image, Geometry.preset("tiny")).close_device()
-    vol = zcsdfs.Volume(image)
+    vol = zcsdfs.Volume(image, create=True)
     vol.write(vol.open("/kept", os.O_CREAT | os.O_WRONLY, 0o600), b"never closed")
     del vol
     gc.collect()
@@ -156,7 +156,7 @@ def test_a_volume_dropped_before_exit_is_checkpointed(tmp_path):
     done = run_python(f"""
         import gc, os, zcsdfs
         def work():
-            vol = zcsdfs.Volume({str(image)!r})
+            vol = zcsdfs.Volume({str(image)!r}, create=True)
             vol.write(vol.open("/kept", os.O_CREAT | os.O_WRONLY, 0o600), b"dropped")
         work()
         gc.collect()  # the volume is collected: its finaliser must checkpoint
