@@ -126,9 +126,10 @@ async def test_kernels_view_counts_a_bound_read():
         await pilot.pause()
         text = shown(app, "#kernel-table")
         assert f"1 bindings, 1 runs, 0 faults, {4 * BS} B in → {returned} B out" in text
-        row = next(line for line in text.splitlines() if kernel.name in line).split("│")
-        cells = [c.strip() for c in row if c.strip()]
-        assert cells[3:8] == ["1", "1", "0", str(4 * BS), str(returned)]
+        lines = text.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.split()[:1] == [kernel.name])
+        assert lines[at].split()[1:5] == ["1", "0", str(4 * BS), str(returned)]  # runs, faults, in, out
+        assert f"{kernel.kind}, {kernel.engine}, 1 bound" in lines[at + 1]
     vol.close(fd)
     vol.unmount()
 

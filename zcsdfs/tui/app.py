@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import math
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 from textual import events
@@ -438,16 +439,19 @@ class Inspector(App):
         if not csd:
             out.update("no kernels: this target has no vfs")
             return
-        table = Table(title=f"{csd['bindings']} bindings, {csd['runs']} runs, {csd['failures']} faults, "
+        table = Table(box=box.SIMPLE_HEAD, title=f"{csd['bindings']} bindings, {csd['runs']} runs, {csd['failures']} faults, "
                             f"{csd['bytes_in']} B in → {csd['bytes_out']} B out", title_justify="left")
-        for col in ("kernel", "kind", "engine", "bound", "runs", "faults", "bytes in", "bytes out", "reduction"):
-            table.add_column(col, justify="left" if col in ("kernel", "kind", "engine") else "right")
+        for col in ("kernel (kind, engine, bindings)", "runs", "faults", "in B", "out B", "in/out"):
+            table.add_column(col, justify="left" if col.startswith("kernel") else "right", no_wrap=True,
+                             ratio=1 if col.startswith("kernel") else None)
         for k in csd["kernels"]:
             reduction = f"{k['bytes_read'] / k['bytes_returned']:.1f}x" if k["bytes_returned"] else "-"
-            table.add_row(k["name"], k["kind"], k["engine"], str(k["bindings"]), str(k["calls"]),
-                          str(k["failures"]), str(k["bytes_read"]), str(k["bytes_returned"]), reduction)
+            name = Text(k["name"], overflow="ellipsis")
+            name.append(f"\n {k['kind']}, {k['engine']}, {k['bindings']} bound", style="dim")
+            table.add_row(name, str(k["calls"]), str(k["failures"]), str(k["bytes_read"]),
+                          str(k["bytes_returned"]), reduction)
         if not csd["kernels"]:
-            table.add_row("none bound", "", "", "", "", "", "", "", "")
+            table.add_row("none bound", "", "", "", "", "")
         if self.faults:
             from rich.console import Group
             faults = Table(title="recent faults", title_justify="left")
