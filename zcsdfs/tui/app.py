@@ -201,7 +201,7 @@ class Inspector(App):
         self._files: list[dict] = []
         self._files_shown: tuple | None = None
         self._unsubscribe = None
-        self.sub_title = f"{source.name} ({source.kind}{', read-only' if source.readonly else ''})"
+        self.sub_title = f"{source.kind}{', read-only' if source.readonly else ''}: {source.name}"
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -305,7 +305,7 @@ class Inspector(App):
         zmap = self.query_one(ZoneMap)
         zmap.update_rows(report.zone_rows(data))
         lfs = data.get("lfs")
-        heads = [f"{s['stream'].lower()}→{s['head_zone']}" for s in lfs["streams"]
+        heads = [f"{s['stream'].lower()}→{s['head_zone']}@{s['write_pointer']:#x}" for s in lfs["streams"]
                  if s["head_zone"] is not None] if lfs else []
         states = " ".join(f"{k.lower()}:{v}" for k, v in data["device"]["zone_states"].items())
         per = zmap.per_cell
@@ -485,7 +485,7 @@ class Inspector(App):
 
     def action_act(self, action: str) -> None:
         if self.source.readonly:
-            self.tell(f"{self.source.name} is read-only: no {action}", "error")
+            self.tell(f"{self.source.kind} is read-only: no {action}", "error")
             return
 
         def answered(yes: bool | None) -> None:
