@@ -295,15 +295,25 @@ class Inspector(App):
         lfs = data.get("lfs")
         if lfs:
             self.wa_history.append(lfs["write_amplification"])
-        self._show_zones(data)
-        self._show_files(data)
-        self._show_log(data)
-        self._show_kernels(data)
+        self._show_view(self.query_one(TabbedContent).active)
+
+    def _show_view(self, view: str) -> None:
+        """Draw the view on screen from the last snapshot (the others wait until they are shown:
+        a snapshot costs the screen only what it shows)."""
+        if self.data is None:
+            return
+        show = {"zones": self._show_zones, "files": self._show_files, "log": self._show_log,
+                "kernels": self._show_kernels, "server": self._show_server}.get(view)
+        if show is not None:
+            show(self.data)
+
+    def _show_server(self, data: dict) -> None:
         self.query_one("#server-table", Static).update(self._server_table(data))
 
     def _show_zones(self, data: dict) -> None:
         zmap = self.query_one(ZoneMap)
         zmap.update_rows(report.zone_rows(data))
+        rows = zmap.rows
         lfs = data.get("lfs")
         heads = [f"{s['stream'].lower()}→{s['head_zone']}@{s['write_pointer']:#x}" for s in lfs["streams"]
                  if s["head_zone"] is not None] if lfs else []
@@ -312,16 +322,16 @@ class Inspector(App):
         self.query_one("#zone-heads", Static).update(
             Text(f"{states}  heads {' '.join(heads) or '-'}" + (f"  ({per} zones/cell)" if per > 1 else ""),
                  no_wrap=True, overflow="ellipsis"))
-        self._show_zone_detail(zmap.selected())
+        self._show_zone_detail(rows, zmap.selected())
 
     def on_zone_map_selected(self, message: ZoneMap.Selected) -> None:
         if self.data is not None:
             self._show_zones(self.data)
 
-    def _show_zone_detail(self, zones: range) -> None:
-        if self.data is None or not len(zones):
+    def _show_zone_detail(self, rows: list[dict], zones: range) -> None:
+        if not len(zones):
             return
-        rows = report.zone_rows(self.data)[zones.start:zones.stop]
+        rows = rows[zones.start:zones.stop]
         first = rows[0]
         name = f"zone {zones.start}" if len(zones) == 1 else f"zones {zones.start}-{zones.stop - 1}"
         valid = None if any(r["valid"] is None for r in rows) else sum(r["valid"] for r in rows)
@@ -482,6 +492,7 @@ class Inspector(App):
         main = {"zones": "#zone-map", "files": "#files-table"}.get(message.pane.id)
         if main is not None:
             self.query_one(main).focus()
+        self._show_view(message.pane.id)
 
     def action_act(self, action: str) -> None:
         if self.source.readonly:
