@@ -5,10 +5,10 @@ Builds an in-process volume of ``--files`` files (default 100,000, in directorie
 every tenth holds one block) on ``--zones`` zones (default 1,000), then, headless at 80x24
 (``App.run_test``, which composes and renders every frame as a terminal would):
 
-- time to first screen: from creating the app to the first snapshot shown (the file walk
-  included), beside the issue's target (2 s);
-- update rate: snapshots shown per second with the timer at 0.05 s (every eighth one walks
-  the file tree), beside the target (4/s);
+- time to first screen: from creating the app to the first snapshot shown (zones, GC,
+  kernels: the file list follows it), and to the file list shown, beside the issue's target (2 s);
+- update rate: snapshots shown per second with the timer at 0.05 s (the file tree is walked
+  every 2 s at most, less often when a walk is slow), beside the target (4/s);
 - a writer thread's 4 KiB pwrite throughput over ``--seconds`` with and without the
   inspector attached (the in-process case of ``zcsdfs.tui.inspect``), and the ratio
   (target: at most 5% lower).
@@ -67,18 +67,21 @@ def writer(vol: zcsdfs.Volume, seconds: float, started: threading.Event) -> floa
     return n * BS / elapsed
 
 
-async def first_screen_and_rate(vol, seconds: float) -> tuple[float, float, Inspector]:
+async def first_screen_and_rate(vol, seconds: float) -> tuple[float, float, float]:
     start = time.perf_counter()
     app = Inspector(volume_source(vol), interval=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
         while app.updates == 0:
             await pilot.pause(0.01)
         first = time.perf_counter() - start
+        while not app._files:
+            await pilot.pause(0.01)
+        files = time.perf_counter() - start
         before, t0 = app.updates, time.perf_counter()
         await pilot.pause(seconds)
         rate = (app.updates - before) / (time.perf_counter() - t0)
         await pilot.press("q")
-    return first, rate, app
+    return first, files, rate
 
 
 async def watched_write(vol, seconds: float) -> tuple[float, int]:
@@ -114,7 +117,7 @@ def main() -> None:
     vol = build(args.files, args.zones)
     console = Console()
     console.print(f"built {args.files} files on {args.zones} zones in {time.perf_counter() - t:.1f} s")
-    first, rate, _ = asyncio.run(first_screen_and_rate(vol, args.seconds))
+    first, files, rate = asyncio.run(first_screen_and_rate(vol, args.seconds))
     alone = writer(vol, args.seconds, threading.Event())
     watched, updates = asyncio.run(watched_write(vol, args.seconds))
     alone_again = writer(vol, args.seconds, threading.Event())
@@ -123,6 +126,7 @@ def main() -> None:
     for col in ("measure", "value", "target", "meets"):
         table.add_column(col, justify="right" if col != "measure" else "left")
     table.add_row("time to first screen", f"{first:.2f} s", "<= 2 s", "yes" if first <= 2 else "no")
+    table.add_row("time to the file list", f"{files:.2f} s", "", "")
     table.add_row("updates per second (timer 0.05 s)", f"{rate:.1f}", ">= 4", "yes" if rate >= 4 else "no")
     table.add_row("writer alone (mean of before/after)", f"{baseline / 2**20:.1f} MiB/s", "", "")
     table.add_row(f"writer watched ({updates} updates at 0.25 s)", f"{watched / 2**20:.1f} MiB/s", "", "")

@@ -31,7 +31,10 @@ def app_of(vol) -> Inspector:
 
 
 async def first_snapshot(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
+    """The first snapshot and the file list it asks for are on screen."""
+    while any(not w.is_finished for w in pilot.app.workers):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
     await pilot.pause()
 
 

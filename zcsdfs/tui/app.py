@@ -4,7 +4,8 @@ A timer asks for a snapshot several times a second; the snapshot is taken
 in a worker thread (a control-socket query or the in-process stack's
 ``stats``, which holds the lfs's lock for one pass), so neither the
 screen nor the server's request path waits on the other. The file list
-costs a walk of the tree, so it is taken every ``FILES_EVERY`` ticks.
+costs a walk of the tree under the file system's lock, so it is taken at most
+every ``FILES_PERIOD`` seconds, and never more than ``FILES_SHARE`` of the time.
 Events (GC runs, checkpoints, kernel faults) of an in-process stack are
 kept as they arrive. Errors are notifications, never tracebacks.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import math
+import time
 
 from rich import box
 from rich.table import Table
@@ -29,7 +31,8 @@ from textual.widgets import (Button, DataTable, Footer, Header, Label, Sparkline
 
 from zcsdfs.tui import report
 
-FILES_EVERY = 8  # ticks between file-list walks
+FILES_PERIOD = 2.0  # seconds between file-list walks, at least
+FILES_SHARE = 0.05  # of the time a file-list walk may take (a big tree is walked less often)
 MAX_FILE_ROWS = 5000  # rows the Files view shows (the JSON has them all)
 HISTORY = 120  # write-amplification samples kept for the chart
 VIEWS = (("zones", "zones", "1"), ("files", "files", "2"), ("log", "log", "3"),
@@ -193,6 +196,7 @@ class Inspector(App):
         self.interval = interval
         self.data: dict | None = None
         self.ticks = 0
+        self._files_due = 0.0  # monotonic time of the next file-list walk
         self.updates = 0  # snapshots shown
         self.said: list[str] = []  # notifications, newest last (tests read them)
         self.wa_history: collections.deque[float] = collections.deque(maxlen=HISTORY)
@@ -268,13 +272,17 @@ class Inspector(App):
         """Take a snapshot in a worker thread, unless one is still being taken."""
         if any(w.group == "poll" and not w.is_finished for w in self.workers):
             return
-        with_files = self.ticks % FILES_EVERY == 0
+        with_files = self.updates > 0 and time.monotonic() >= self._files_due  # the first screen: zones
         self.ticks += 1
         self.run_worker(lambda: self._take(with_files), thread=True, group="poll", exit_on_error=False)
 
     def _take(self, with_files: bool) -> None:
+        started = time.monotonic()
         try:
             data = self.source.snapshot(files=with_files)
+            if with_files:
+                took = time.monotonic() - started
+                self._files_due = started + max(FILES_PERIOD, took / FILES_SHARE)
         except Exception as exc:  # shown, never a traceback: the inspector keeps running
             self.call_from_thread(self.tell, f"snapshot failed: {_message(exc)}", "error")
             return
@@ -292,6 +300,8 @@ class Inspector(App):
             data["files"] = self._files
         self.data = data
         self.updates += 1
+        if self.updates == 1:  # the first screen is up: now the file list, whatever the timer's pace
+            self.run_worker(lambda: self._take(True), thread=True, group="files", exit_on_error=False)
         lfs = data.get("lfs")
         if lfs:
             self.wa_history.append(lfs["write_amplification"])
@@ -512,6 +522,7 @@ class Inspector(App):
             self.call_from_thread(self.tell, f"{action} failed: {_message(exc)}", "error")
             return
         self.call_from_thread(self.tell, said)
+        self._files_due = 0.0  # the action may have moved blocks: walk the files again
         self.call_from_thread(self.poll)
 
 
