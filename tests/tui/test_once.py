@@ -65,3 +65,14 @@ def test_errors_are_one_line(tmp_path):
 def test_full_screen_needs_a_terminal(tmp_path):
     done = cli("inspect", image(tmp_path / "v.zns"))
     assert done.returncode == 1 and "needs a terminal" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_inspectors_fast_conversion_gives_what_plain_gives():
+    from zcsdfs.control import plain
+    from zcsdfs.tui.source import fast_plain
+    from tests.tui.volumes import memory_volume
+    vol = memory_volume()
+    vol.stack.fs.gc(1)
+    stats = vol.stack.stats()
+    assert stats.lfs.recent_gc_runs and fast_plain(stats) == plain(stats)
+    vol.unmount()

@@ -203,6 +203,7 @@ class Inspector(App):
         self.checkpoints: collections.deque = collections.deque(maxlen=16)
         self.faults: collections.deque = collections.deque(maxlen=16)
         self._files: list[dict] = []
+        self._owners: dict[int, list] = {}  # zone -> files owning its blocks (report.owners_index)
         self._files_shown: tuple | None = None
         self._unsubscribe = None
         self.sub_title = f"{source.kind}{', read-only' if source.readonly else ''}: {source.name}"
@@ -280,7 +281,8 @@ class Inspector(App):
         started = time.monotonic()
         try:
             data = self.source.snapshot(files=with_files)
-            if with_files:
+            if with_files:  # who owns each zone's blocks, here rather than on the screen's thread
+                data["owners"] = report.owners_index(data["files"], data["device"]["zone_size"])
                 took = time.monotonic() - started
                 self._files_due = started + max(FILES_PERIOD, took / FILES_SHARE)
         except Exception as exc:  # shown, never a traceback: the inspector keeps running
@@ -295,9 +297,9 @@ class Inspector(App):
     def show(self, data: dict) -> None:
         """Put one snapshot on every view."""
         if "files" in data:
-            self._files = data["files"]
+            self._files, self._owners = data["files"], data["owners"]
         else:
-            data["files"] = self._files
+            data["files"], data["owners"] = self._files, self._owners
         self.data = data
         self.updates += 1
         if self.updates == 1:  # the first screen is up: now the file list, whatever the timer's pace
@@ -351,9 +353,10 @@ class Inspector(App):
                  f"role {first['role'] or '-'}  stream {first['stream'] or '-'}  "
                  f"written {sum(r['blocks_written'] for r in rows)}  read {sum(r['blocks_read'] for r in rows)}  "
                  f"resets {sum(r['resets'] for r in rows)}  finishes {sum(r['finishes'] for r in rows)}"]
-        owners: list[tuple[str, int]] = []
+        blocks: collections.Counter = collections.Counter()
         for z in zones:
-            owners += report.zone_owners(self.data, z)
+            blocks.update(dict(report.zone_owners(self.data, z)))
+        owners = sorted(blocks.items(), key=lambda o: (-o[1], o[0]))
         if owners:
             lines.append("owners: " + ", ".join(f"{p} ({n})" for p, n in owners[:12]))
         elif self.data.get("target", {}).get("live_server"):

@@ -55,17 +55,28 @@ def file_zones(entry: dict, zone_size: int) -> list[int]:
     return sorted(zones)
 
 
+def owners_index(files: list[dict], zone_size: int, limit: int = 20) -> dict[int, list[tuple[str, int]]]:
+    """Zone -> the files with blocks in it and how many, most first (one pass over every extent:
+    taken with the file list, so selecting a zone costs a lookup)."""
+    counts: dict[int, dict[str, int]] = {}
+    for entry in files:
+        path = entry["path"]
+        for _first, lba, count in entry["extents"]:
+            while count:
+                zone = lba // zone_size
+                n = min(count, (zone + 1) * zone_size - lba)
+                owners = counts.setdefault(zone, {})
+                owners[path] = owners.get(path, 0) + n
+                lba += n
+                count -= n
+    return {zone: sorted(owners.items(), key=lambda o: (-o[1], o[0]))[:limit] for zone, owners in counts.items()}
+
+
 def zone_owners(data: dict, zone: int, limit: int = 20) -> list[tuple[str, int]]:
     """Files with blocks in ``zone`` and how many, most first (from the snapshot's file list)."""
-    zs = data["device"]["zone_size"]
-    start, end = zone * zs, (zone + 1) * zs
-    owners = []
-    for entry in data.get("files", ()):
-        n = sum(max(0, min(lba + count, end) - max(lba, start)) for _f, lba, count in entry["extents"])
-        if n:
-            owners.append((entry["path"], n))
-    owners.sort(key=lambda o: (-o[1], o[0]))
-    return owners[:limit]
+    if "owners" not in data:
+        data["owners"] = owners_index(data.get("files", ()), data["device"]["zone_size"], limit)
+    return data["owners"].get(zone, [])[:limit]
 
 
 def extent_strip(entry: dict, zones: int, zone_size: int, width: int) -> str:

@@ -14,9 +14,14 @@ import errno
 import os
 import time
 
+import attrs
+
 from zcsdfs.control import plain, request_stats
 
 ACTIONS = ("gc", "snapshot", "checkpoint")
+_SCALARS = (int, float, str, bool, type(None))
+_NOT_ATTRS = object()
+_fields: dict[type, object] = {}  # type -> its attrs field names, or _NOT_ATTRS
 MAX_FILES = 200_000  # files listed in one snapshot; a bigger tree is cut (``files_truncated``)
 
 
@@ -27,6 +32,26 @@ def is_mount_target(target) -> bool:
     if not os.path.ismount(target):
         raise NotADirectoryError(errno.ENOTDIR, "not an image nor a mount point", os.fspath(target))
     return True
+
+
+def fast_plain(value):
+    """``zcsdfs.control.plain``'s result, several times faster on a snapshot of thousands of
+    zones (field names looked up once per type): the inspector takes one several times a second."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    names = _fields.get(kind)
+    if names is None:
+        names = _fields[kind] = (tuple(f.name for f in attrs.fields(kind)) if attrs.has(kind)
+                                 else _NOT_ATTRS)
+    if names is not _NOT_ATTRS:
+        out = {"type": kind.__name__}
+        for name in names:
+            out[name] = fast_plain(getattr(value, name))
+        return out
+    if isinstance(value, (list, tuple)):
+        return [fast_plain(v) for v in value]
+    return plain(value)  # enums, dicts, bytes: rare
 
 
 def file_list(fs, limit: int = MAX_FILES) -> tuple[list[dict], bool]:
@@ -73,7 +98,7 @@ class StackSource:
         return self.stack.readonly
 
     def snapshot(self, *, files: bool = True) -> dict:
-        data = plain(self.stack.stats(self.server))
+        data = fast_plain(self.stack.stats(self.server))
         data["target"] = {"name": self.name, "kind": self.kind, "readonly": self.readonly,
                           "live_server": False, "taken_ns": time.time_ns()}
         if files and self.stack.fs is not None:
