@@ -17,6 +17,7 @@ import math
 import time
 
 from rich import box
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import events
@@ -130,7 +131,7 @@ class ZoneMap(Widget, can_focus=True):
             state = states.most_common(1)[0][0]
             merged = {"filled": sum(r["filled"] for r in group), "capacity": sum(r["capacity"] for r in group),
                       "valid": None if any(r["valid"] is None for r in group) else sum(r["valid"] for r in group)}
-            letter, colour = report.STATE_STYLE.get(state, ("?", "white"))
+            _letter, colour = report.STATE_STYLE.get(state, ("?", "white"))
             style = f"{colour}{_shade(report.valid_ratio(merged))}"
             if cell == self.cursor:
                 style += " reverse"
@@ -205,6 +206,7 @@ class Inspector(App):
         self._files: list[dict] = []
         self._owners: dict[int, list] = {}  # zone -> files owning its blocks (report.owners_index)
         self._files_shown: tuple | None = None
+        self._told_cut = False  # said that the Files view shows only the first MAX_FILE_ROWS
         self._unsubscribe = None
         self.sub_title = f"{source.kind}{', read-only' if source.readonly else ''}: {source.name}"
 
@@ -241,7 +243,7 @@ class Inspector(App):
     def _legend() -> Text:
         text = Text(no_wrap=True, overflow="crop")
         for state in ("EMPTY", "IMPLICIT_OPEN", "CLOSED", "FULL", "READ_ONLY", "OFFLINE"):
-            letter, colour = report.STATE_STYLE[state]
+            _letter, colour = report.STATE_STYLE[state]
             text.append("█", style=colour)
             text.append(f"{state.split('_')[-1].lower() if state != 'READ_ONLY' else 'ro'} ")
         text.append(" ▁..█ fill, dark: garbage")
@@ -382,7 +384,8 @@ class Inspector(App):
                           ",".join(map(str, zones[:6])) + ("…" if len(zones) > 6 else ""), key=f["path"])
         if current is not None and current in table.rows:
             table.move_cursor(row=table.get_row_index(current))
-        if data.get("files_truncated") or len(data["files"]) > MAX_FILE_ROWS:
+        if (data.get("files_truncated") or len(data["files"]) > MAX_FILE_ROWS) and not self._told_cut:
+            self._told_cut = True
             self.tell(f"the Files view shows the first {len(files)} entries", "warning")
         self._show_file_detail(self._selected_path())
 
@@ -451,7 +454,6 @@ class Inspector(App):
                 cps.add_column(col, justify="right")
             for c in self.checkpoints:
                 cps.add_row(str(c.generation), str(c.zone), str(len(c.freed_zones)), f"{c.seconds * 1e3:.1f}")
-            from rich.console import Group
             self.query_one("#gc-runs", Static).update(Group(runs, cps))
         else:
             self.query_one("#gc-runs", Static).update(runs)
@@ -476,7 +478,6 @@ class Inspector(App):
         if not csd["kernels"]:
             table.add_row("none bound", "", "", "", "", "")
         if self.faults:
-            from rich.console import Group
             faults = Table(title="recent faults", title_justify="left")
             for col in ("kernel", "ino", "offset", "message"):
                 faults.add_column(col)
