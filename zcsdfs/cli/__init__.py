@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "zcsdfs.cli.fuse",
     "zcsdfs.cli.serve",
     "zcsdfs.cli.stats",
+    "zcsdfs.cli.inspect",
     "zcsdfs.cli.run",
 )
 

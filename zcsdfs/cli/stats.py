@@ -33,14 +33,11 @@ def register(sub) -> None:
 
 def collect(target: str | None) -> dict:
     """The stats of ``target`` as plain data (see ``zcsdfs.control.plain``)."""
-    from zcsdfs.control import plain, request_stats
-    if target is not None and os.path.isdir(target):
-        if not os.path.ismount(target):
-            raise NotADirectoryError(20, "not an image nor a mount point", target)
-        return request_stats(target)
-    from zcsdfs.stack import build_stack
-    with build_stack(target, readonly=True) as stack:
-        return plain(stack.stats())
+    from zcsdfs.tui.source import open_source
+    with open_source(target) as source:
+        stats = source.snapshot(files=False)
+    del stats["target"]
+    return stats
 
 
 def cmd_stats(args) -> int:

@@ -1,0 +1,44 @@
+"""Each view at 80x24, rendered from a volume with known contents (pytest-textual-snapshot; the
+accepted SVGs are in ``__snapshots__``: ``pytest tests/tui --snapshot-update`` rewrites them)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.tui.volumes import BS, memory_volume
+from zcsdfs.csd import advice, kernels
+from zcsdfs.tui.app import Inspector
+from zcsdfs.tui.source import volume_source
+
+
+@pytest.fixture
+def volume():
+    vol = memory_volume()
+    fd = vol.open("/big", os.O_RDONLY)  # one kernel bound, one run over 4 blocks
+    vol.posix_fadvise(fd, 0, 0, advice(kernels.load("histogram").with_args(b"")))
+    vol.pread(fd, 4 * BS, 0)
+    yield vol
+    vol.close(fd)
+    vol.unmount()
+
+
+def app_of(vol) -> Inspector:
+    source = volume_source(vol)
+    source.name = "test"
+    return Inspector(source, interval=3600)  # one snapshot, at start: the picture holds still
+
+
+async def first_snapshot(pilot) -> None:
+    """The first snapshot and the file list it asks for are on screen."""
+    while any(not w.is_finished for w in pilot.app.workers):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("keys", [("right", "right"), ("2", "down"), ("3",), ("4",), ("5",)],
+                         ids=["zones", "files", "log", "kernels", "server"])
+def test_view(snap_compare, volume, keys):
+    assert snap_compare(app_of(volume), press=keys, terminal_size=(80, 24), run_before=first_snapshot)
