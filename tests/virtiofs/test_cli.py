@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import struct
@@ -153,12 +154,19 @@ def test_serve_takes_a_descriptor_past_1024(image, tmp_path):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(sock_path)
     listener.listen(1)
-    high = os.dup2(listener.fileno(), 1500)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # CI runs the suite under a soft 1024
+    if hard != resource.RLIM_INFINITY and hard <= 1500:
+        pytest.fail(f"the hard descriptor limit ({hard}) leaves no room for descriptor 1500")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "zcsdfs", "serve", image, "--fd", str(high)],
-                                pass_fds=(high,), stderr=subprocess.PIPE, text=True)
+        high = os.dup2(listener.fileno(), 1500)
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "zcsdfs", "serve", image, "--fd", str(high)],
+                                    pass_fds=(high,), stderr=subprocess.PIPE, text=True)
+        finally:
+            os.close(high)
+            listener.close()
     finally:
-        os.close(high)
-        listener.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     connect(sock_path, proc).close()
     assert proc.wait(WAIT) == 0
