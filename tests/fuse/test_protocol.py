@@ -142,6 +142,22 @@ def test_write_read_getattr_roundtrip(server):
     assert code == errno.EBADF
 
 
+def test_stats_count_requests_per_opcode_with_latencies(server):
+    before = server.stats()
+    nodeid, fh, _ = create(server, "counted")
+    for _ in range(3):
+        ok(server, Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0), nodeid=nodeid)
+    code, _, _ = reply(server, request(Opcode.READ, p.READ_IN.pack(fh + 99, 0, 10, 0, 0, 0, 0), nodeid=nodeid))
+    assert code == errno.EBADF  # a failed request counts too
+    stats = server.stats()
+    assert stats.requests == before.requests + 5
+    assert stats.opcodes["GETATTR"].requests == 3 and stats.opcodes["CREATE"].requests == 1
+    assert stats.opcodes["READ"].requests == 1
+    assert 0 < stats.opcodes["GETATTR"].p50_us <= stats.opcodes["GETATTR"].p99_us <= stats.opcodes["GETATTR"].max_us
+    assert (stats.open_handles, stats.in_flight, stats.unexpected) == (1, 0, 0)
+    assert list(stats.opcodes)[0] == "GETATTR"  # busiest first
+
+
 @pytest.mark.parametrize("flags, direct", [(os.O_WRONLY, True), (os.O_WRONLY | os.O_APPEND, True),
                                           (os.O_RDONLY | os.O_DIRECT, True), (os.O_RDWR, False),
                                           (os.O_RDONLY, False)])

@@ -121,4 +121,13 @@ def tables(stats: dict) -> list[Table]:
             out.append(kernels)
     if stats.get("server"):
         out.append(_pairs("server", stats["server"]))
+        opcodes = stats["server"].get("opcodes") or {}
+        if opcodes:
+            table = Table(title="requests per opcode (latency of the most recent)", title_justify="left")
+            for column in ("opcode", "requests", "p50 µs", "p99 µs", "max µs"):
+                table.add_column(column, justify="left" if column == "opcode" else "right")
+            for name, o in opcodes.items():
+                table.add_row(name, f"{o['requests']:,}", f"{o['p50_us']:.1f}", f"{o['p99_us']:.1f}",
+                              f"{o['max_us']:.1f}")
+            out.append(table)
     return out

@@ -68,6 +68,7 @@ import attrs
 from zcsdfs.fuse import protocol as p
 from zcsdfs.fuse.nodes import NodeTable
 from zcsdfs.fuse.protocol import InitFlag, Opcode, ProtocolError, Request
+from zcsdfs.fuse.stats import RequestTally, ServerStats, server_stats
 from zcsdfs.fuse.transport import Limits, Reply
 from zcsdfs.vfs.caller import Caller
 from zcsdfs.vfs.errors import bad_fd, os_error
@@ -197,6 +198,7 @@ class Server:
         self.max_write = 0  # negotiated at INIT: the most a WRITE carries
         self.max_read = DEFAULT_MAX_PAGES * PAGE  # the most a READ or READDIR reply carries
         self.unexpected = 0
+        self.tally = RequestTally()  # requests per opcode and their latencies (stats.py)
         self.strict = False
         self.initialized = threading.Event()
         self.destroyed = threading.Event()
@@ -244,6 +246,7 @@ class Server:
 
     def run(self, req: Request) -> Reply | None:
         """Execute a registered request and build its reply."""
+        started = time.perf_counter_ns()
         try:
             if req.interrupted:
                 raise os_error(errno.EINTR)
@@ -267,6 +270,7 @@ class Server:
             return self._failed(req, errno.EIO)
         finally:
             self._in_flight.pop(req.unique, None)
+            self.tally.record(req.opcode, time.perf_counter_ns() - started)
         if req.opcode in p.NO_REPLY:
             return None
         if isinstance(payload, list):
@@ -339,6 +343,11 @@ class Server:
             self._next_fh += 1
             self._handles[fh] = Handle(of, direct)
             return fh
+
+    def stats(self, transport: str = "fuse") -> ServerStats:
+        """Requests per opcode with latency percentiles, requests in flight, open handles."""
+        return server_stats(self.tally, transport=transport, in_flight=len(self._in_flight),
+                            open_handles=len(self._handles), unexpected=self.unexpected)
 
     def close_handles(self) -> int:
         """Close every handle the client left open (a guest that rebooted never sends RELEASE

@@ -94,7 +94,16 @@ def server_lines(data: dict) -> list[tuple[str, str]]:
     target = data.get("target", {})
     server = data.get("server")
     if server:
-        return [(k.replace("_", " "), str(v)) for k, v in server.items() if k != "type"]
+        rows = []
+        for k, v in server.items():
+            if k == "type":
+                continue
+            if isinstance(v, dict):  # per opcode, busiest first
+                rows += [(name, f"{o['requests']:,} requests, p50 {o['p50_us']:.0f} µs, p99 {o['p99_us']:.0f} µs")
+                         for name, o in v.items()]
+            else:
+                rows.append((k.replace("_", " "), str(v)))
+        return rows
     if target.get("live_server"):
         return [("transport", "fuse (control socket)"), ("counters", "the server reports none")]
     return [("server", f"not a server: {target.get('kind', 'image')} opened in this process")]
