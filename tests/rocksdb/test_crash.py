@@ -19,6 +19,15 @@ from .crashchild import OPTIONS, synced_key, value
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def assert_fsck_clean(image) -> None:
+    device = ZonedDevice.open(image)
+    try:
+        report = fsck(device)
+        assert report.clean, report.errors
+    finally:
+        device.close_device()
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_sigkill_during_synced_writes_loses_nothing_synced(tmp_path, seed):
     image = tmp_path / "crash.zns"
@@ -38,12 +47,7 @@ def test_sigkill_during_synced_writes_loses_nothing_synced(tmp_path, seed):
     child.stdout.close()
     child.stderr.close()
 
-    device = ZonedDevice.open(image)
-    try:
-        report = fsck(device)
-        assert report.clean, report.errors
-    finally:
-        device.close_device()
+    assert_fsck_clean(image)
     with zcsdfs.Volume(image) as vol:
         with DB("/db", volume=vol, options=OPTIONS) as db:
             for i in range(acked + 1):
@@ -56,9 +60,4 @@ def test_sigkill_during_synced_writes_loses_nothing_synced(tmp_path, seed):
             db[b"after"] = b"the crash"
             db.flush()
     print(f"seed {seed}: killed after {acked + 1} synced writes; all present")
-    device = ZonedDevice.open(image)
-    try:
-        report = fsck(device)
-        assert report.clean, report.errors
-    finally:
-        device.close_device()
+    assert_fsck_clean(image)
