@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import inspect
 import itertools
 import os
@@ -168,3 +169,34 @@ def test_pool_options_are_bounded():
     for bad in (dict(threads=0), dict(threads=100_000), dict(poll_us=-1), dict(awake_ms=10**9)):
         with pytest.raises(ValueError):
             PoolOptions(**bad)
+
+
+@pytest.mark.parametrize("code", [errno.ENODEV, errno.ECONNABORTED])
+def test_devfuse_receiver_ends_when_the_kernel_drops_the_connection(monkeypatch, code):
+    """ENODEV after an unmount, ECONNABORTED after an abort (newer kernels): both end the worker
+    quietly; the pool must not record them as errors."""
+    def gone(fd, buffers):
+        raise OSError(code, os.strerror(code))
+
+    r, w = os.pipe()
+    try:
+        monkeypatch.setattr(os, "readv", gone)
+        assert DevFuse(r, 8192).receiver()() is None
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_devfuse_receiver_raises_what_is_not_an_end(monkeypatch):
+    def broken(fd, buffers):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    r, w = os.pipe()
+    try:
+        monkeypatch.setattr(os, "readv", broken)
+        with pytest.raises(OSError) as caught:
+            DevFuse(r, 8192).receiver()()
+        assert caught.value.errno == errno.EIO
+    finally:
+        os.close(r)
+        os.close(w)

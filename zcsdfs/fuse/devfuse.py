@@ -6,8 +6,8 @@ root, from Debian's fuse3) does the mount and passes the descriptor back
 over a socket, as libfuse does. ``DevFuse`` is the ``Transport`` over that
 descriptor: each worker reads whole requests into its own preallocated
 buffer (big enough for ``max_write`` plus headers, as the kernel demands)
-and writes each reply with one ``writev``. Reading ENODEV means the file
-system was unmounted: receivers return None and the workers stop.
+and writes each reply with one ``writev``. Reading ENODEV (or ECONNABORTED) means the file
+system was unmounted (or its connection aborted): receivers return None and the workers stop.
 ``Session`` puts the pieces together: mount, transport, server, worker pool
 (``pool.py``).
 
@@ -209,8 +209,8 @@ class DevFuse:
                 except OSError as exc:
                     if exc.errno in (errno.ENOENT, errno.EINTR, errno.EAGAIN):
                         continue  # the request was interrupted before we read it
-                    if exc.errno == errno.ENODEV:
-                        return None  # unmounted
+                    if exc.errno in (errno.ENODEV, errno.ECONNABORTED):
+                        return None  # unmounted, or the connection was aborted: nothing left to serve
                     raise
                 return Incoming((view[:n],))
 
