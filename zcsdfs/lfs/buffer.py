@@ -46,6 +46,56 @@ def _settled(method):
 class WriteBuffer(TreeReader):
     """The write buffer's operations, mixed into ``FileSystem``."""
 
+    def _queue_behind(self, recs: tuple, encoded: bytes) -> tuple[tuple, bytes]:
+        """Let an operation's records wait for the unit that writes the buffer, instead of
+        writing the buffer out first: a create, a close or a utime between small writes then
+        costs no unit of its own. Returns the records and their encoding; inode records of
+        buffered files are given the buffered size and times (the buffer's own inode record,
+        written after them, would otherwise undo them).
+
+        The buffer goes out first when a record needs its data on the device (freeing,
+        truncating or mapping a buffered file), and when its unit might need a zone from the
+        reserve: reclaiming space part way through would checkpoint the queued records, or move
+        them in a GC unit, ahead of writes made before them. Free zones are counted once per
+        buffer; until it goes out nothing else is appended, so they cannot run lower.
+        """
+        dirty, held = self._dirty, self._dirty_attrs
+        merged = None
+        flush = False
+        for i, rec in enumerate(recs):
+            ino = getattr(rec, "ino", None)
+            if ino not in dirty:
+                continue
+            kind = type(rec)
+            if kind is records.Inode:
+                size, mtime = held[ino]
+                node = self.ns.inodes[ino]
+                changes = {"size": max(rec.size, size)}
+                if mtime is not None:  # times the operation did not set are the last write's
+                    if rec.mtime_ns == node.mtime_ns:
+                        changes["mtime_ns"] = mtime
+                    if rec.ctime_ns == node.ctime_ns:
+                        changes["ctime_ns"] = mtime
+                if merged is None:
+                    merged = list(recs)
+                merged[i] = attrs_evolve(rec, **changes)
+            elif kind is not records.Xattr and kind is not records.Unxattr:
+                flush = True
+        if not flush and not self._mixing:
+            flush = len(self.writer.free_zones()) <= self.writer.reserve
+            self._mixing = not flush
+        if merged is None:
+            if flush:
+                self._flush_dirty()
+            return recs, encoded
+        if flush:
+            self._flush_dirty()
+        else:
+            for rec in merged:
+                if type(rec) is records.Inode and rec.ino in held:
+                    held[rec.ino] = (held[rec.ino][0], None)  # the record carries them now
+        return merged, b"".join(records.encode(rec) for rec in merged)
+
     def _buffer(self, node: Inode, offset: int, data: memoryview, cold: bool) -> None:
         """Hold a small write in the buffer, patching partial blocks from what the file holds.
 
@@ -130,7 +180,10 @@ class WriteBuffer(TreeReader):
             if prev is not None:
                 recs.append(records.Data(ino, run_start, prev + 1 - run_start))
             size, mtime = attrs[ino]
-            recs.append(node.record(size=max(size, node.size), mtime_ns=mtime, ctime_ns=mtime))
+            if mtime is None:  # a record queued since the last write carries the times
+                recs.append(node.record(size=max(size, node.size)))
+            else:
+                recs.append(node.record(size=max(size, node.size), mtime_ns=mtime, ctime_ns=mtime))
         stream = Stream.HOT if self._dirty_hot and not self._dirty_cold else Stream.COLD
         hinted = {self.write_hints.get(ino) for ino in dirty}
         if len(hinted) == 1 and None not in hinted:  # all of one declared lifetime: its zones
@@ -145,7 +198,7 @@ class WriteBuffer(TreeReader):
         lba = self.writer.append(stream, self._take_pending() + encoded, b"".join(chunks))
         self._dirty, self._dirty_attrs, self._dirty_new = {}, {}, {}
         self._dirty_blocks = 0
-        self._dirty_hot = self._dirty_cold = False
+        self._dirty_hot = self._dirty_cold = self._mixing = False
         self.ns.apply_unit(recs, lba)
         self._maybe_checkpoint()
 
@@ -156,5 +209,7 @@ class WriteBuffer(TreeReader):
             return st
         size, mtime = held
         extra = self._dirty_new.get(ino, 0)
+        if mtime is None:
+            return attrs_evolve(st, st_size=max(size, st.st_size), st_blocks=st.st_blocks + extra * (self.block_size // 512))
         return attrs_evolve(st, st_size=max(size, st.st_size), st_mtime_ns=mtime, st_ctime_ns=mtime,
                             st_blocks=st.st_blocks + extra * (self.block_size // 512))

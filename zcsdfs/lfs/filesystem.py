@@ -105,6 +105,7 @@ class FileSystem(DataPath):
         self._dirty_new: dict[int, int] = {}  # ino -> buffered blocks not mapped yet (for st_blocks)
         self._dirty_blocks = 0
         self._dirty_hot = False
+        self._mixing = False  # records queued behind buffered writes: the buffer's unit must not reclaim
         self._dirty_cold = False
         self.write_hints: dict[int, Stream] = {}  # ino -> lifetime stream (set_write_hint)
         self._flushing = False
@@ -128,8 +129,8 @@ class FileSystem(DataPath):
     def _log(self, *recs) -> None:
         """Apply one operation's records and queue them for the log, as one atomic group."""
         encoded = b"".join(records.encode(rec) for rec in recs)  # first: a record that cannot be stored changes nothing
-        if self._dirty:
-            self._flush_dirty()
+        if self._dirty:  # they travel in the buffer's unit, ahead of its data (buffer.py)
+            recs, encoded = self._queue_behind(recs, encoded)
         for rec in recs:
             self.ns.apply(rec)
         self._pending.append(encoded)
@@ -334,7 +335,6 @@ class FileSystem(DataPath):
         """Create an empty regular file; EEXIST if the name is taken."""
         return self.mknod(dir_ino, name, stat.S_IFREG | (mode & 0o7777), 0, uid, gid)
 
-    @_settled
     def mknod(self, dir_ino: int, name: str | bytes, mode: int, rdev: int = 0, uid: int = 0, gid: int = 0) -> int:
         """Create a regular file, FIFO, socket, or character or block device numbered ``rdev``.
 
@@ -358,7 +358,6 @@ class FileSystem(DataPath):
                       d.record(mtime_ns=rec.ctime_ns, ctime_ns=rec.ctime_ns))
             return rec.ino
 
-    @_settled
     def mkdir(self, dir_ino: int, name: str | bytes, mode: int = 0o755, uid: int = 0, gid: int = 0) -> int:
         with self._lock:
             d, name = self._prepare_new(dir_ino, name)
@@ -369,7 +368,6 @@ class FileSystem(DataPath):
                       d.record(nlink=d.nlink + 1, mtime_ns=rec.ctime_ns, ctime_ns=rec.ctime_ns))
             return rec.ino
 
-    @_settled
     def symlink(self, dir_ino: int, name: str | bytes, target: str | bytes, uid: int = 0, gid: int = 0) -> int:
         with self._lock:
             d, name = self._prepare_new(dir_ino, name)
@@ -384,7 +382,6 @@ class FileSystem(DataPath):
                       d.record(mtime_ns=rec.ctime_ns, ctime_ns=rec.ctime_ns))
             return rec.ino
 
-    @_settled
     def link(self, ino: int, dir_ino: int, name: str | bytes) -> None:
         """A new name for an existing non-directory inode."""
         with self._lock:
@@ -404,7 +401,6 @@ class FileSystem(DataPath):
             return [records.Free(node.ino)]
         return [node.record(nlink=node.nlink - 1, ctime_ns=now)]
 
-    @_settled
     def unlink(self, dir_ino: int, name: str | bytes) -> None:
         with self._lock:
             d = self._dir(dir_ino)
@@ -417,7 +413,6 @@ class FileSystem(DataPath):
             self._log(records.Undentry(d.ino, name), *self._drop_link(node, now),
                       d.record(mtime_ns=now, ctime_ns=now))
 
-    @_settled
     def rmdir(self, dir_ino: int, name: str | bytes) -> None:
         with self._lock:
             d = self._dir(dir_ino)
@@ -437,7 +432,6 @@ class FileSystem(DataPath):
             self._log(records.Undentry(d.ino, name), gone,
                       d.record(nlink=d.nlink - 1, mtime_ns=now, ctime_ns=now))
 
-    @_settled
     def rename(self, old_dir: int, old_name: str | bytes, new_dir: int, new_name: str | bytes,
                flags: int = 0) -> None:
         """Move an entry, replacing what ``new_name`` named (POSIX rules); atomic across crashes.
@@ -528,7 +522,6 @@ class FileSystem(DataPath):
             self._node(ino)
             self._held[ino] = self._held.get(ino, 0) + 1
 
-    @_settled
     def release(self, ino: int) -> None:
         """Drop one hold; an inode with no links and no holds is freed."""
         with self._lock:
@@ -545,7 +538,6 @@ class FileSystem(DataPath):
 
     # -- attributes ---------------------------------------------------------------------------
 
-    @_settled
     def setattr(self, ino: int, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
                 size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None) -> Stat:
         """Change attributes (the vfs checks who may); ctime becomes now. Returns the new attributes."""
@@ -560,10 +552,11 @@ class FileSystem(DataPath):
                                ("mtime_ns", _clamp_time(mtime_ns))):
                 if value is not None:
                     changes[key] = value
+            if mtime_ns is not None and ino in self._dirty_attrs:  # the time given wins over the last write's
+                self._dirty_attrs[ino] = (self._dirty_attrs[ino][0], None)
             self._log(node.record(**changes))
             return self.getattr(ino)
 
-    @_settled
     def setxattr(self, ino: int, name: str | bytes, value: bytes, flags: int = 0) -> None:
         with self._lock:
             node = self._node(ino)
@@ -577,7 +570,6 @@ class FileSystem(DataPath):
                 raise NoData(f"no extended attribute {name!r}", name)
             self._log(records.Xattr(ino, name, value), node.record(ctime_ns=_now()))
 
-    @_settled
     def removexattr(self, ino: int, name: str | bytes) -> None:
         with self._lock:
             node = self._node(ino)

@@ -108,6 +108,7 @@ class LogWriter:
         self.next_seq = next_seq
         self.reserve = reserve
         self.blocks_written = 0
+        self.units_written = 0
         self.since_checkpoint = 0
         self.on_low_space = None  # called (once per allocation) when data would dip into the reserve
 
@@ -193,6 +194,7 @@ class LogWriter:
             self.sums.store(lba + len(head) // self.block_size, sums)
         self.modified[zone] = self.next_seq
         self.next_seq += 1
+        self.units_written += 1
         self.wp[zone] = lba + nblocks
         self.blocks_written += nblocks
         self.since_checkpoint += nblocks

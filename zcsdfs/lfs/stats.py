@@ -89,6 +89,7 @@ class LfsStats:
     frozen_zones: int  # zones pinned by frozen views or reads in flight
     replayed_units: int  # rolled forward at mount
     dropped_units: int
+    units_written: int  # log units appended this mount (small files share them: buffer.py)
 
 
 class Tally:
@@ -148,4 +149,5 @@ def lfs_stats(fs) -> LfsStats:
             usage.device_blocks / usage.user_blocks if usage.user_blocks else 0.0,
             fs.tally.gc_runs, tuple(fs.tally.recent_gc), fs.tally.checkpoints, fs.checkpointer.generation,
             fs.checkpointer.zone, w.since_checkpoint, tuple(sorted(fs.snapshots)),
-            sum(1 for z in w.log_zones if fs.viewed[z]), fs.recovery.replayed, fs.recovery.dropped)
+            sum(1 for z in w.log_zones if fs.viewed[z]), fs.recovery.replayed, fs.recovery.dropped,
+            w.units_written)
