@@ -1,11 +1,18 @@
 """The os-compatible API: latency and throughput next to the real os and a Python FUSE file system.
 
-Prints, from one run, for each contender:
+Prints, for each contender, min / median / max over ``--runs`` runs (at
+least 3; the contenders take turns within each run, so the anchors are
+measured in the same run and under the same load, which is printed):
 
-- 4 KiB random ``pread`` and ``pwrite`` latency (median and p99) on a
-  ``--mib`` MiB file;
-- 1 MiB sequential write and read throughput over the same file size;
+- 4 KiB random ``pread`` and ``pwrite`` latency (each run's median and p99)
+  on a ``--mib`` MiB file;
+- 4 KiB ``pwrite`` latency appending to a new file, and overwriting at random
+  over a 16 MiB file;
+- 1 MiB sequential write and read throughput over the ``--mib`` file;
 - file create+close and ``stat`` rates over ``--files`` files.
+
+Targets (issue 20) are judged on medians: 4 KiB pwrite (random, append and
+16 MiB overwrite) at most 2x ``os`` on tmpfs, creates at least 20,000/s.
 
 Contenders: zcsdfs on the memory backend and on the image backend (image
 in tmpfs), the real ``os`` on tmpfs (/dev/shm) and on the disk (/var/tmp),
@@ -16,7 +23,7 @@ dependency of zcsdfs). A last table shows what posix_fadvise changes:
 device bytes read by sequential reads with and without SEQUENTIAL, and by
 reads after WILLNEED and after DONTNEED.
 
-    python bench/api.py [--mib M] [--files N] [--ops N] [--only NAME]
+    python bench/api.py [--runs R] [--mib M] [--files N] [--ops N] [--only NAME]
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from zcsdfs.zns import Geometry, ZonedDevice
 from zcsdfs.lfs import mkfs
 
 KiB, MiB = 1 << 10, 1 << 20
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 220)  # a file or a pipe gets the whole table
 
 
 class RealOs:
@@ -209,6 +216,21 @@ def run_one(c, mib: int, files: int, ops: int) -> dict:
         out["pwrite"] = latencies(c.pwrite, [(fd, page, off) for _, _, off in offsets])
     finally:
         c.close(fd)
+    fd = c.open(c.path("appended"), os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o644)
+    try:
+        pages = min(ops, size // (4 * KiB))
+        out["pwrite append"] = latencies(c.pwrite, [(fd, page, i * 4 * KiB) for i in range(pages)])
+    finally:
+        c.close(fd)
+    fd = c.open(c.path("overwritten"), os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o644)
+    try:
+        for i in range(16):
+            c.pwrite(fd, block, i * MiB)
+        rng = random.Random(2)
+        spread = [(fd, page, rng.randrange(16 * MiB // (4 * KiB)) * 4 * KiB) for _ in range(ops)]
+        out["pwrite 16M"] = latencies(c.pwrite, spread)
+    finally:
+        c.close(fd)
     names = [c.path(f"f{i:06d}") for i in range(files)]
     t0 = time.perf_counter()
     for name in names:
@@ -263,35 +285,87 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=5000, help="files for create and stat rates")
     parser.add_argument("--ops", type=int, default=20000, help="4 KiB operations timed")
     parser.add_argument("--only", help="run only contenders whose name contains this")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved runs (at least 3)")
     args = parser.parse_args()
+    if args.runs < 3:
+        parser.error("--runs: at least 3, so that a median means something")
 
-    results = {}
-    for make in contenders(args.only):
-        try:
-            c = make()
-        except (ImportError, OSError, RuntimeError) as exc:
-            console.print(f"[yellow]skipped a contender: {exc}[/yellow]")
-            continue
-        try:
-            results[c.name] = run_one(c, args.mib, args.files, args.ops)
-        finally:
-            c.cleanup()
+    runs: dict[str, list[dict]] = {}
+    loads = []
+    makers = contenders(args.only)
+    for run in range(args.runs):  # interleaved: every contender once per run, anchors included
+        loads.append(os.getloadavg()[0])
+        for make in makers:
+            try:
+                c = make()
+            except (ImportError, OSError, RuntimeError) as exc:
+                if run == 0:
+                    console.print(f"[yellow]skipped a contender: {exc}[/yellow]")
+                continue
+            try:
+                runs.setdefault(c.name, []).append(run_one(c, args.mib, args.files, args.ops))
+            finally:
+                c.cleanup()
+    loads.append(os.getloadavg()[0])
+    console.print(table_of(runs, args))
+    console.print(f"load average (1 min) at the start of each run and at the end: "
+                  f"{', '.join(f'{x:.2f}' for x in loads)} on {os.cpu_count()} CPUs")
+    console.print(ratios(runs))
+    if args.only is None or "fadvise" in args.only:
+        console.print(fadvise_effects(min(args.mib, 64)))
 
-    table = Table(title=f"os API: {args.mib} MiB file, {args.ops:,} 4 KiB ops, {args.files:,} files")
-    for column in ("contender", "pread 4K med/p99 µs", "pwrite 4K med/p99 µs", "seq write MiB/s",
-                   "seq read MiB/s", "creates/s", "stats/s"):
-        table.add_column(column, justify="left" if column == "contender" else "right")
-    for name, r in results.items():
-        table.add_row(name, "%.2f / %.2f" % r["pread"], "%.2f / %.2f" % r["pwrite"],
-                      f"{r['seq write']:,.0f}", f"{r['seq read']:,.0f}", f"{r['creates']:,.0f}",
-                      f"{r['stats']:,.0f}")
-    console.print(table)
-    anchor = results.get("os tmpfs")
+
+def spread(values, fmt: str) -> str:
+    """min / median / max."""
+    return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+
+
+COLUMNS = (  # key, heading, which value of a (median, p99) pair, format
+    ("pread", "pread 4K µs", 0, "{:.2f}"), ("pwrite", "pwrite 4K µs", 0, "{:.2f}"),
+    ("pwrite append", "pwrite 4K append µs", 0, "{:.2f}"), ("pwrite 16M", "pwrite 4K over 16 MiB µs", 0, "{:.2f}"),
+    ("pwrite", "pwrite 4K p99 µs", 1, "{:.1f}"),
+    ("seq write", "seq write MiB/s", None, "{:,.0f}"), ("seq read", "seq read MiB/s", None, "{:,.0f}"),
+    ("creates", "creates/s", None, "{:,.0f}"), ("stats", "stats/s", None, "{:,.0f}"),
+)
+
+
+def table_of(runs: dict[str, list[dict]], args) -> Table:
+    table = Table(title=f"os API: {args.mib} MiB file, {args.ops:,} 4 KiB ops, {args.files:,} files; "
+                        f"min / median / max of {args.runs} interleaved runs (latency: each run's median, "
+                        f"or p99)")
+    table.add_column("contender")
+    for _, heading, _, _ in COLUMNS:
+        table.add_column(heading, justify="right")
+    for name, results in runs.items():
+        cells = []
+        for key, _, pick, fmt in COLUMNS:
+            cells.append(spread([r[key] if pick is None else r[key][pick] for r in results], fmt))
+        table.add_row(name, *cells)
+    return table
+
+
+def ratios(runs: dict[str, list[dict]]) -> Table:
+    """Each zcsdfs latency over the os-on-tmpfs anchor of the same run: min / median / max."""
+    table = Table(title="zcsdfs / os on tmpfs, same run (median latency; targets: pwrite <= 2x, creates >= 20,000/s)")
+    table.add_column("contender")
+    keys = ("pread", "pwrite", "pwrite append", "pwrite 16M")
+    for key in keys:
+        table.add_column(key, justify="right")
+    table.add_column("creates/s (target >= 20,000)", justify="right")
+    anchor = runs.get("os tmpfs")
     for name in ("zcsdfs memory", "zcsdfs image (tmpfs)"):
-        if anchor and name in results:
-            r = results[name]
-            console.print(f"{name}: pread {r['pread'][0] / anchor['pread'][0]:.1f}x and pwrite "
-                          f"{r['pwrite'][0] / anchor['pwrite'][0]:.1f}x os on tmpfs (median)")
+        if name not in runs:
+            continue
+        ours = runs[name]
+        cells = []
+        for key in keys:
+            if anchor:
+                cells.append(spread([o[key][0] / a[key][0] for o, a in zip(ours, anchor)], "{:.2f}x"))
+            else:
+                cells.append("no anchor")
+        cells.append(spread([o["creates"] for o in ours], "{:,.0f}"))
+        table.add_row(name, *cells)
+    return table
     if args.only is None or "fadvise" in args.only:
         console.print(fadvise_effects(min(args.mib, 64)))
 
