@@ -47,7 +47,13 @@ class DataPath(WriteBuffer):
         ``cold`` places the blocks with data not expected to change (posix_fadvise NOREUSE).
         """
         with self._lock:
-            node = self._file(ino)
+            node = self.ns.inodes.get(ino)
+            if node is None or node.extents is None or not self._mounted:
+                node = self._file(ino)  # which says why not
+            bs = self.block_size
+            if type(data) is bytes and len(data) == bs and self._dirty and self._dirty_blocks < self.buffer_limit \
+                    and 0 <= offset < MAX_FILE_SIZE and not offset % bs and self._buffer_block(node, offset, data, cold):
+                return bs  # the usual small write, one whole block into a buffer that is filling
             data = memoryview(data).cast("B")
             size = data.nbytes
             if offset < 0:
@@ -57,7 +63,6 @@ class DataPath(WriteBuffer):
             end = offset + size
             if end > MAX_FILE_SIZE:
                 raise TooBig(f"write to {end} bytes exceeds the maximum file size {MAX_FILE_SIZE}")
-            bs = self.block_size
             first, last = offset // bs, -(-end // bs)
             if last - first <= SMALL_WRITE:
                 if self._dirty_blocks + last - first > self.buffer_limit:

@@ -84,15 +84,32 @@ class Namespace:
         self.dirty.add((rec.ino if owner is None else owner) >> GROUP_BITS)
 
     def apply_unit(self, recs: Iterable, data_lba: int) -> None:
-        """Apply a log unit's records; its ``Data`` records take its data blocks in order."""
+        """Apply a log unit's records; its ``Data`` records take its data blocks in order.
+
+        A flushed write buffer is mostly ``Data`` records (one per run of blocks; random
+        overwrites make one per block), so they skip ``apply``'s dispatch."""
+        data, dirty = records.Data, self.dirty
         for rec in recs:
+            if type(rec) is data:
+                self._map(rec.ino, rec.first_block, rec.count, data_lba)
+                dirty.add(rec.ino >> GROUP_BITS)
+                data_lba += rec.count
+                continue
             self.apply(rec, data_lba)
-            if isinstance(rec, (records.Data, records.Kept)):
+            if isinstance(rec, records.Kept):
                 data_lba += rec.count
 
     def _map(self, ino: int, first: int, count: int, lba: int) -> None:
-        self._release(self.inodes[ino].extents.map(first, count, lba))
-        self._account(lba, count, 1)
+        valid, zs = self.valid, self._zone_size
+        for old, n in self.inodes[ino].extents.map(first, count, lba):  # _release and _account, inlined
+            if old // zs == (old + n - 1) // zs:
+                valid[old // zs] -= n
+            else:
+                self._account(old, n, -1)
+        if lba // zs == (lba + count - 1) // zs:
+            valid[lba // zs] += count
+        else:
+            self._account(lba, count, 1)
 
     def _release(self, displaced: list[tuple[int, int]]) -> None:
         for lba, count in displaced:
