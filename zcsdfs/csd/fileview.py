@@ -12,10 +12,12 @@ any object with
 - ``read(offset, size) -> bytes``: the file's bytes, holes as zeros, short
   at the end.
 
-That is what ``zcsdfs.lfs.frozen.FrozenView`` offers. Such a view is read
-through Python, one ``read`` per kernel read. A :class:`MemoryFile` holds
-the bytes in memory instead (views into a device's zones, or test data);
-the kernel then reads them without leaving native code under the JIT.
+That is what ``zcsdfs.lfs.frozen.FrozenView`` offers. A view that also has
+``window(start, end)``, the bytes as buffers (or None when it cannot lend
+them), is read from those without leaving native code under the JIT; one
+without is read through Python, one ``read`` per kernel read. A
+:class:`MemoryFile` holds the bytes in memory (test data); a FrozenView
+lends the device's memory, checked against the data checksums.
 """
 
 from __future__ import annotations

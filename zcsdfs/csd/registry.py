@@ -190,15 +190,25 @@ class Kernel:
     def _opencsd_env(self, view, limit: int) -> opencsd.OpenCsdEnv:
         common = dict(block_size=view.block_size, file_size=view.size, output_limit=limit, name=self.name,
                       lbas=view.lbas(), zone_size=view.zone_size, zone_capacity=view.zone_capacity)
-        if isinstance(view, MemoryFile):
-            return opencsd.OpenCsdEnv(view.window(0, view.size), **common)
+        extents = _lent(view, 0, view.size)
+        if extents is not None:
+            return opencsd.OpenCsdEnv(extents, **common)
         return opencsd.OpenCsdEnv(reader=_reader(view, 0), **common)
+
+
+def _lent(view, start: int, end: int):
+    """Bytes ``[start, end)`` of ``view`` as buffers a JIT kernel reads without leaving native
+    code, when the view can lend them (a MemoryFile; a frozen view whose device lends its
+    memory); None otherwise: then the kernel reads through ``view.read``."""
+    window = getattr(view, "window", None)
+    return None if window is None else window(start, end)
 
 
 def _window_env(view, start: int, end: int, limit: int, name: str) -> stdlib.StorageEnv:
     """The range ``[start, end)`` of ``view`` as a whole file, for our ABI."""
-    if isinstance(view, MemoryFile):
-        return stdlib.StorageEnv(view.window(start, end), block_size=view.block_size, output_limit=limit, name=name)
+    extents = _lent(view, start, end)
+    if extents is not None:
+        return stdlib.StorageEnv(extents, block_size=view.block_size, output_limit=limit, name=name)
     return stdlib.StorageEnv(reader=_reader(view, start), file_size=end - start, block_size=view.block_size,
                              output_limit=limit, name=name)
 

@@ -51,6 +51,39 @@ class FrozenView:
         plan = ReadPlan.of(self._extents, self.block_size, self.size, offset, size)
         return plan.copy(self._fs.device, self._fs.sums, self.ino)
 
+    def window(self, start: int, end: int) -> tuple[memoryview, ...] | None:
+        """Bytes ``[start, end)`` as views of the device's memory, holes as zeros, without a copy
+        (what csd's ``MemoryFile`` offers), so a JIT kernel reads them natively instead of through
+        a Python ``read`` per request, which concurrent writers holding the GIL would stall.
+        Every block is checked against its checksum first; None when the device cannot lend its
+        memory or a block fails (``read`` then copies, and raises EIO for the bad block).
+        The views stay valid while the view is held: its zones are pinned."""
+        self._check()
+        lend = getattr(self._fs.device, "lend", None)
+        end = min(end, self.size)
+        if lend is None:
+            return None
+        if start >= end:
+            return ()
+        bs = self.block_size
+        first, last = start // bs, -(-end // bs)
+        sums = self._fs.sums
+        out = []
+        for _block, count, lba in self._extents.runs(first, last - first):
+            if lba is None:
+                out.append(memoryview(bytes(count * bs)))
+                continue
+            run = lend(lba, count)
+            if run is None or not sums.ok(lba, run):
+                return None
+            out.append(run)
+        skip, total = start - first * bs, (last - first) * bs - (end - first * bs)
+        if skip:
+            out[0] = out[0][skip:]
+        if total:
+            out[-1] = out[-1][:len(out[-1]) - total]
+        return tuple(piece for piece in out if len(piece))
+
     def release(self) -> None:
         """Unpin the blocks; GC may move or free them from now on."""
         self._check()

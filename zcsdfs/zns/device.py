@@ -206,6 +206,23 @@ class ZonedDevice:
         skip = offset % bs
         return bytes(memoryview(buf)[skip:skip + length])
 
+    def lend(self, lba: int, nblocks: int) -> memoryview | None:
+        """Written blocks ``[lba, lba + nblocks)`` of one zone as a read-only view of the device's
+        memory, without a copy (counted as read), for native code to read without a callback;
+        None when a copying read is needed (faults armed, the device closed, the range not all
+        written, or not in one zone). The view is valid until the zone is reset: pin it first.
+        """
+        if self._closed or self.faults.active or nblocks <= 0 or not 0 <= lba < self.geometry.blocks:
+            return None
+        z = self._zones[lba // self.geometry.zone_size]
+        if lba + nblocks > z.wp or z.state is OFFLINE:
+            return None
+        if z.buffer is None:
+            z.buffer = self._backend.zone_buffer(z.index)
+        at = (lba - z.start) * self.block_size
+        self.counters.zones[z.index].blocks_read += nblocks
+        return z.buffer[at:at + nblocks * self.block_size].toreadonly()
+
     def read_into(self, lba: int, buffer) -> None:
         """Fill ``buffer`` (a whole number of blocks) from ``lba`` on.
 
