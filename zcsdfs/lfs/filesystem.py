@@ -77,7 +77,7 @@ class FileSystem(DataPath):
     readonly = False  # ReadOnlyFileSystem (readonly.py) refuses every change
 
     def __init__(self, device: Device, gc_policy: str = "greedy"):
-        # Fewer than 30 instance attributes: past CPython's shared-key limit the instance
+        # At most 30 instance attributes (there are 30): past CPython's shared-key limit the instance
         # dict is materialised and every self.x on the write path gets slower (measured:
         # 4 KiB pwrite 3.7 -> 4.1 us in bench/api.py). Group new state in a record instead.
         self.gc_policy = check_policy(gc_policy)  # foreground GC's victim selection
