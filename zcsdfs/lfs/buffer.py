@@ -112,13 +112,13 @@ class WriteBuffer(TreeReader):
         if blocks is None:
             blocks = self._dirty[ino] = {}
         if cold:
-            self._dirty_cold = True
+            self._dirty_stream = Stream.COLD
         if block not in blocks:  # _hold_block, inlined
             self._dirty_blocks += 1
             if not node.extents.mapped(block):
                 self._dirty_new[ino] = self._dirty_new.get(ino, 0) + 1
             elif not cold:
-                self._dirty_hot = True
+                self._dirty_stream = self._dirty_stream or Stream.HOT
         blocks[block] = data
         end = offset + bs
         self._dirty_attrs[ino] = (end if end > size else size, _clock(CLOCK_REALTIME_COARSE))
@@ -168,13 +168,13 @@ class WriteBuffer(TreeReader):
         """Hold ``data`` as file block ``block``, noting whether it is new to the file (for
         st_blocks) and whether the buffer overwrites data (hot) or is cold."""
         if cold:
-            self._dirty_cold = True
+            self._dirty_stream = Stream.COLD
         if block not in blocks:
             self._dirty_blocks += 1
             if not node.extents.mapped(block):
                 self._dirty_new[node.ino] = self._dirty_new.get(node.ino, 0) + 1
             elif not cold:
-                self._dirty_hot = True
+                self._dirty_stream = self._dirty_stream or Stream.HOT
         blocks[block] = data
 
     def _block_now(self, node: Inode, blocks: dict, block: int, size: int) -> bytearray:
@@ -215,7 +215,7 @@ class WriteBuffer(TreeReader):
                 recs.append(node.record(size=max(size, node.size)))
             else:
                 recs.append(node.record(size=max(size, node.size), mtime_ns=mtime, ctime_ns=mtime))
-        stream = Stream.HOT if self._dirty_hot and not self._dirty_cold else Stream.COLD
+        stream = Stream.HOT if self._dirty_stream is Stream.HOT else Stream.COLD
         hinted = {self.write_hints.get(ino) for ino in dirty}
         if len(hinted) == 1 and None not in hinted:  # all of one declared lifetime: its zones
             stream = hinted.pop()
@@ -229,7 +229,8 @@ class WriteBuffer(TreeReader):
         lba = self.writer.append(stream, self._take_pending() + encoded, b"".join(chunks))
         self._dirty, self._dirty_attrs, self._dirty_new = {}, {}, {}
         self._dirty_blocks = 0
-        self._dirty_hot = self._dirty_cold = self._mixing = False
+        self._dirty_stream = None
+        self._mixing = False
         self.ns.apply_unit(recs, lba)
         self._maybe_checkpoint()
 

@@ -77,7 +77,7 @@ class FileSystem(DataPath):
     readonly = False  # ReadOnlyFileSystem (readonly.py) refuses every change
 
     def __init__(self, device: Device, gc_policy: str = "greedy"):
-        # At most 30 instance attributes (there are 30): past CPython's shared-key limit the instance
+        # Fewer than 30 instance attributes: past CPython's shared-key limit the instance
         # dict is materialised and every self.x on the write path gets slower (measured:
         # 4 KiB pwrite 3.7 -> 4.1 us in bench/api.py). Group new state in a record instead.
         self.gc_policy = check_policy(gc_policy)  # foreground GC's victim selection
@@ -104,9 +104,8 @@ class FileSystem(DataPath):
         self._dirty_attrs: dict[int, tuple[int, int]] = {}  # ino -> buffered (size, mtime)
         self._dirty_new: dict[int, int] = {}  # ino -> buffered blocks not mapped yet (for st_blocks)
         self._dirty_blocks = 0
-        self._dirty_hot = False
+        self._dirty_stream = None  # HOT once the buffer overwrites data, COLD for good once it holds cold data
         self._mixing = False  # records queued behind buffered writes: the buffer's unit must not reclaim
-        self._dirty_cold = False
         self.write_hints: dict[int, Stream] = {}  # ino -> lifetime stream (set_write_hint)
         self._flushing = False
         zone_room = device.geometry.zone_capacity // 2
