@@ -404,3 +404,18 @@ def test_polling_workers_and_plain_notifications(volume, features):
             assert error == 0
     finally:
         fe.close()
+
+
+def test_cpu_per_opcode_is_sampled_and_the_rest_counted(volume):
+    fe = FrontEnd(volume.vfs)
+    fe.setup()
+    fe.init()
+    for _ in range(20):
+        error, _ = fe.fuse(Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0))
+        assert error == 0
+    fe.close()  # the workers end, and say how much CPU they used in all
+    per, outside = fe.device.cpu_report()
+    assert set(per) == {"INIT", "GETATTR"}
+    assert per["GETATTR"][0] == 20 and per["GETATTR"][1] > 0  # requests counted; CPU from 3 samples
+    assert fe.device.opcode_sampled[Opcode.GETATTR] == 3  # the 1st, 9th and 17th
+    assert fe.device.worker_cpu_ns > 0 and outside >= 0
