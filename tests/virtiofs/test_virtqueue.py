@@ -89,3 +89,39 @@ def test_merging_keeps_readable_before_writable(guest):
     chain(writer, DESC_AT, [(0x8000, 40, DESC_F_WRITE), (0x8028, 40, 0)])
     with pytest.raises(QueueError, match="readable descriptor after a writable one"):
         queue._walk(0)
+
+
+def test_event_idx_interrupts_once_until_the_driver_catches_up(guest):
+    queue, writer = guest
+    queue = Virtqueue(queue.mem, NUM, DESC_AT, AVAIL_AT, USED_AT, event_idx=True)
+    used_event = AVAIL_AT + 4 + 2 * NUM
+
+    def push():
+        queue.push(0, 16)
+        return queue.should_interrupt()
+    writer[used_event:used_event + 2] = (0).to_bytes(2, "little")  # the driver has seen nothing yet
+    assert [push(), push(), push()] == [True, False, False]  # one interrupt for the batch
+    writer[used_event:used_event + 2] = (3).to_bytes(2, "little")  # it has now seen all three
+    assert push() is True
+
+
+def test_event_idx_asks_for_the_next_kick_at_the_next_chain(guest):
+    queue, writer = guest
+    queue = Virtqueue(queue.mem, NUM, DESC_AT, AVAIL_AT, USED_AT, event_idx=True)
+    queue.last_avail = 7
+    queue.want_kicks(True)
+    avail_event = USED_AT + 4 + 8 * NUM
+    assert int.from_bytes(writer[avail_event:avail_event + 2], "little") == 7
+
+
+def test_without_event_idx_the_flags_decide(guest):
+    queue, writer = guest
+    writer[AVAIL_AT:AVAIL_AT + 2] = (1).to_bytes(2, "little")  # VRING_AVAIL_F_NO_INTERRUPT
+    queue.push(0, 16)
+    assert not queue.should_interrupt()
+    writer[AVAIL_AT:AVAIL_AT + 2] = (0).to_bytes(2, "little")
+    assert queue.should_interrupt()
+    queue.want_kicks(False)
+    assert writer[USED_AT:USED_AT + 2] == (1).to_bytes(2, "little")  # VRING_USED_F_NO_NOTIFY
+    queue.want_kicks(True)
+    assert writer[USED_AT:USED_AT + 2] == (0).to_bytes(2, "little")
