@@ -151,7 +151,7 @@ def cmd_serve(args) -> int:
              image, served, cpu, cpu / max(1, served) * 1e6)
     per, outside = device.cpu_report()
     log.info("CPU per request: %s; outside the handler (rings, eventfds, wake-ups): %.1f us",
-             ", ".join(f"{name} {count} x {us:.1f} us" for name, (count, us) in per.items()), outside)
+             ", ".join(f"{name} {count} x {us:.1f} us" for name, (count, us) in per.items()) or "none", outside)
     return 0
 
 
