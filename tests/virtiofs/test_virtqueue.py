@@ -125,3 +125,12 @@ def test_without_event_idx_the_flags_decide(guest):
     assert writer[USED_AT:USED_AT + 2] == (1).to_bytes(2, "little")  # VRING_USED_F_NO_NOTIFY
     queue.want_kicks(True)
     assert writer[USED_AT:USED_AT + 2] == (0).to_bytes(2, "little")
+
+
+def test_an_empty_writable_descriptor_names_nothing(guest):
+    queue, writer = guest
+    # as before the walk merged: an empty buffer adds no view, wherever it points
+    chain(writer, DESC_AT, [(0x8000, 40, 0), (0x9000, 16, DESC_F_WRITE), (0x9000, 0, DESC_F_WRITE),
+                            (1 << 40, 0, DESC_F_WRITE)])
+    got = queue._walk(0)
+    assert [len(v) for v in got.readable] == [40] and [len(v) for v in got.writable] == [16]

@@ -148,6 +148,7 @@ class Virtqueue:
         writable: list[list] = []
         table, size, index, seen, indirect, total = self.desc, self.num, head, 0, False, 0
         unpack, spans = DESC.unpack_from, self.mem.spans
+        hit = None  # the region the last buffer was found in: the next is most likely there too
         while True:
             addr, length, flags, nxt = unpack(table, DESC.size * index)
             seen += 1
@@ -177,6 +178,8 @@ class Virtqueue:
             last = into[-1] if into else None
             if last is not None and addr - last[0].gpa == last[2] and last[2] + length <= last[0].size:
                 last[2] += length  # continues the previous buffer, inside the same region
+            elif length and hit is not None and 0 <= addr - hit.gpa <= hit.size - length:
+                into.append([hit, addr - hit.gpa, addr - hit.gpa + length])  # in the region of the last one
             else:
                 try:
                     found = spans(addr, length)
@@ -187,6 +190,7 @@ class Virtqueue:
                         into[-1][2] = end
                     else:
                         into.append([region, start, end])
+                    hit = region
             if not flags & DESC_F_NEXT:
                 return Chain(head, [r.view[a:b] for r, a, b in readable], [r.view[a:b] for r, a, b in writable])
             if nxt >= size:
