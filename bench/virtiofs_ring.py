@@ -43,7 +43,8 @@ from zcsdfs.fuse.guestmem import GuestMemory, map_region  # noqa: E402
 from zcsdfs.fuse.protocol import Opcode  # noqa: E402
 from zcsdfs.fuse.transport import scatter  # noqa: E402
 from zcsdfs.fuse.virtiofs import VirtioFs, serve_request  # noqa: E402
-from zcsdfs.fuse.virtqueue import DESC, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, Virtqueue, signal_eventfd  # noqa: E402
+from zcsdfs.fuse.virtqueue import (DESC, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, Virtqueue,  # noqa: E402
+                                   signal_eventfd)
 from zcsdfs.volume import Volume  # noqa: E402
 
 DPFS_QD1_US = (38.6, 43.3)
