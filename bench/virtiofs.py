@@ -70,7 +70,7 @@ def main() -> int:
                          "splits it into 496 KiB parts)")
     ap.add_argument("-o", dest="options", default="", help="zcsdfs serve -o options (e.g. poll_us=100)")
     ap.add_argument("--py-spy", metavar="FILE",
-                    help="record the server with py-spy (raw collapsed stacks, active samples only) into FILE")
+                    help="record the server with py-spy (pip install py-spy) into FILE, as raw collapsed stacks")
     ap.add_argument("--cache9p", default="none", help="the 9p mount's cache= mode (default none, its own default)")
     args = ap.parse_args()
     missing = guest.missing_tools()
