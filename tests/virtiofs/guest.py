@@ -196,9 +196,11 @@ def initramfs(script: str, tag: str, extra: dict[str, bytes] | None = None) -> b
 
 
 def boot(socket_path: str, script: str, *, tag: str = "zcsdfs", queues: int = 1, timeout: float = 300,
-         memory_mb: int = 512,
+         memory_mb: int = 512, queue_size: int | None = None,
          extra_args: list[str] = (), extra_files: dict[str, bytes] | None = None, workdir: str) -> str:
-    """Boot a guest that runs ``script``; the console text. Raises GuestError if it never got there."""
+    """Boot a guest that runs ``script``; the console text. Raises GuestError if it never got there.
+
+    ``queue_size``: the request queues' size (QEMU's default 128 lets a request carry 124 pages)."""
     vmlinuz, _ = kernel()
     initrd = Path(workdir) / "initrd.cpio"
     initrd.write_bytes(initramfs(script, tag, extra_files))
@@ -206,7 +208,8 @@ def boot(socket_path: str, script: str, *, tag: str = "zcsdfs", queues: int = 1,
     cmd = [QEMU, "-accel", "tcg", "-m", str(memory_mb), "-smp", "1",
            "-object", f"memory-backend-memfd,id=mem,size={memory_mb}M,share=on", "-numa", "node,memdev=mem",
            "-chardev", f"socket,id=vufs,path={socket_path}",
-           "-device", f"vhost-user-fs-pci,chardev=vufs,tag={tag},num-request-queues={queues}",
+           "-device", f"vhost-user-fs-pci,chardev=vufs,tag={tag},num-request-queues={queues}"
+                      + (f",queue-size={queue_size}" if queue_size else ""),
            *extra_args,
            "-kernel", str(vmlinuz), "-initrd", str(initrd),
            "-append", "console=ttyS0 panic=-1 loglevel=4 tsc=reliable",

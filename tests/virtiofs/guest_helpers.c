@@ -5,6 +5,9 @@
  *   zh csd PATH KERNEL SIZE          bind KERNEL (by inode) to PATH for this process, read SIZE
  *                                    bytes through O_DIRECT, print the histogram's 256 counts
  *   zh fill PATH                     write 1 MiB blocks until an error; print "FILLED bytes errno"
+ *   zh pattern write|check PATH MIB SEED
+ *                                    write (through the page cache: O_RDWR) or check MIB MiB of the
+ *                                    pattern word[i] = splitmix64(SEED + i), so the host can check it too
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +20,14 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+
+/* splitmix64: cheap enough under TCG, and numpy computes the same words on the host. */
+static uint64_t mix(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
 
 static int fail(const char *what) {
     fprintf(stderr, "zh: %s: %s\n", what, strerror(errno));
@@ -83,6 +94,32 @@ int main(int argc, char **argv) {
         printf("FILLED %lld %d\n", total, err);
         close(fd);
         return 0;
+    }
+    if (argc >= 6 && !strcmp(argv[1], "pattern")) {
+        static uint64_t block[(1 << 20) / 8], got[(1 << 20) / 8];
+        int writing = !strcmp(argv[2], "write");
+        long mib = atol(argv[4]);
+        uint64_t seed = strtoull(argv[5], NULL, 0), word = 0;
+        int fd = open(argv[3], writing ? O_RDWR | O_CREAT | O_TRUNC : O_RDONLY, 0644);
+        if (fd < 0) return fail("open");
+        for (long m = 0; m < mib; m++) {
+            for (size_t i = 0; i < sizeof block / 8; i++) block[i] = mix(seed + word++);
+            if (writing) {
+                if (write(fd, block, sizeof block) != (ssize_t)sizeof block) return fail("write");
+                continue;
+            }
+            size_t have = 0;
+            while (have < sizeof got) {
+                ssize_t n = read(fd, (char *)got + have, sizeof got - have);
+                if (n < 0) return fail("read");
+                if (n == 0) { fprintf(stderr, "zh: pattern ends at %ld MiB + %zu\n", m, have); return 1; }
+                have += n;
+            }
+            if (memcmp(block, got, sizeof got)) { fprintf(stderr, "zh: pattern differs in MiB %ld\n", m); return 1; }
+        }
+        if (!writing && read(fd, got, 1) != 0) { fprintf(stderr, "zh: pattern file is longer\n"); return 1; }
+        if (writing && fsync(fd)) return fail("fsync");
+        return close(fd) ? fail("close") : 0;
     }
     fprintf(stderr, "zh: unknown command\n");
     return 2;

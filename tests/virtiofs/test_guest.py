@@ -1,5 +1,10 @@
 """A real Linux guest (Debian's kernel under QEMU's TCG) mounting a zcsdfs volume with virtiofs.
 
+``test_a_file_larger_than_the_guest_s_memory``: a guest with the least RAM
+it boots with writes a file half as large again through its page cache, and
+reads it back intact from what the server holds (after drop_caches, after a
+remount); the host then finds the same bytes.
+
 One QEMU run, two boots: the first does coreutils-style work, tar, dd with
 checksums, fsync, renames over files, xattrs, a second uid, a CSD kernel
 through O_DIRECT and ENOSPC, then reboots while mounted; the second boot
@@ -171,3 +176,71 @@ def test_guest_works_on_a_zcsdfs_share_and_the_host_sees_it(image, tmp_path):
         assert sorted(vol.listdir("/")) == sorted(
             ["csd", "d1", "a", "big", "big.sha", "synced", "x", "private", "pub", "rootfile", "after",
              "phase1", "phase2", "reload"])
+
+
+GUEST_MB = 96  # the least this kernel and initramfs boot with (64 MiB hangs before the script)
+HUGE_MIB = 144  # half as large again as the guest's RAM: the page cache cannot hold it
+PATTERN_SEED = 11
+
+HUGE_SCRIPT = f"""
+r() {{ n=$1; shift; if "$@" >/tmp/out 2>&1; then echo "RESULT $n ok"; else echo "RESULT $n FAIL $(tail -c 300 /tmp/out | tr '\\n' ' ')"; fi; }}
+echo "MEMTOTAL $(sed -n 's/^MemTotal: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo)"
+r huge_write /bin/zh pattern write /mnt/huge {HUGE_MIB} {PATTERN_SEED}
+echo "CACHED $(sed -n 's/^Cached: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo)"
+r huge_read /bin/zh pattern check /mnt/huge {HUGE_MIB} {PATTERN_SEED}
+sync; echo 3 > /proc/sys/vm/drop_caches
+r huge_read_dropped /bin/zh pattern check /mnt/huge {HUGE_MIB} {PATTERN_SEED}
+cd /
+r remount sh -c 'umount /mnt && mount -t virtiofs zcsdfs /mnt'
+r huge_read_remounted /bin/zh pattern check /mnt/huge {HUGE_MIB} {PATTERN_SEED}
+"""
+
+
+def pattern(mib: int, seed: int) -> bytes:
+    """What ``zh pattern`` writes: little-endian words splitmix64(seed + i)."""
+    z = np.arange(mib << 17, dtype=np.uint64) + np.uint64(seed)
+    z += np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return (z ^ (z >> np.uint64(31))).astype("<u8").tobytes()
+
+
+def test_a_file_larger_than_the_guest_s_memory(tmp_path):
+    image = str(tmp_path / "huge.zns")
+    ZonedDevice.create(image, Geometry.preset("qemu", zones=8)).close_device()
+    Volume(image, create=True).unmount()
+    sock_path = str(tmp_path / "vhost.sock")
+    server = serve(image, sock_path)
+    try:
+        console = guest.boot(sock_path, HUGE_SCRIPT, queues=2, workdir=str(tmp_path), timeout=400,
+                             memory_mb=GUEST_MB)
+    except guest.GuestError as exc:
+        server.kill()
+        server.wait()
+        pytest.fail(f"{exc}\nserver: {server.stderr.read()[-3000:]}")
+    finally:
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    log = server.stderr.read()
+    results = guest.results(console)
+    assert results == {name: "ok" for name in ("huge_write", "huge_read", "huge_read_dropped", "remount",
+                                                "huge_read_remounted")}, console[-3000:]
+    assert server.returncode == 0, log
+    memtotal_kib = int(next(line.split()[1] for line in console.splitlines() if line.startswith("MEMTOTAL")))
+    cached_kib = int(next(line.split()[1] for line in console.splitlines() if line.startswith("CACHED")))
+    assert HUGE_MIB << 10 > memtotal_kib > cached_kib, (memtotal_kib, cached_kib)
+    device = ZonedDevice.open(image)
+    try:
+        report = fsck(device)
+    finally:
+        device.close_device()
+    assert report.clean, report.errors
+    with Volume(image, readonly=True) as vol:
+        fd = vol.open("/huge", os.O_RDONLY)
+        data = vol.read(fd, (HUGE_MIB + 1) << 20)
+        vol.close(fd)
+    assert len(data) == HUGE_MIB << 20
+    assert data == pattern(HUGE_MIB, PATTERN_SEED)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import select
 import struct
+import time
 
 import pytest
 
@@ -16,7 +18,7 @@ from zcsdfs.fuse.virtqueue import DESC, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRI
 from zcsdfs.lfs.fsck import fsck
 from zcsdfs.volume import Volume
 
-from tests.virtiofs.frontend import GPA, REGION_SIZE, UADDR_BASE, FrontEnd
+from tests.virtiofs.frontend import GPA, REGION_SIZE, UADDR_BASE, WAIT, FrontEnd
 
 NAME = b"hello.txt\0"
 
@@ -404,3 +406,44 @@ def test_polling_workers_and_plain_notifications(volume, features):
             assert error == 0
     finally:
         fe.close()
+
+
+def test_cpu_per_opcode_is_sampled_and_the_rest_counted(volume):
+    fe = FrontEnd(volume.vfs)
+    fe.setup()
+    fe.init()
+    for _ in range(20):
+        error, _ = fe.fuse(Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0))
+        assert error == 0
+    fe.close()  # the workers end, and say how much CPU they used in all
+    per, outside = fe.device.cpu_report()
+    assert set(per) == {"INIT", "GETATTR"}
+    assert per["GETATTR"][0] == 20 and per["GETATTR"][1] > 0  # requests counted; CPU from 3 samples
+    assert fe.device.opcode_sampled[Opcode.GETATTR] == 3  # the 1st, 9th and 17th
+    assert fe.device.worker_cpu_ns > 0 and outside >= 0
+
+
+def test_chains_waiting_at_a_wake_up_are_served_together_with_one_interrupt(fe):
+    """EVENT_IDX: the driver has seen no used buffer yet, so the first answer interrupts it
+    and the three after it, served in the same pass, do not."""
+    fe.init()
+    ring = fe.rings[1]
+    base = fe.stop_ring(ring)
+    while True:  # let go of what the earlier answers signalled
+        try:
+            os.eventfd_read(ring.call)
+        except BlockingIOError:
+            break
+    heads = []
+    for _ in range(4):  # posted while the ring is stopped: waiting together when it starts
+        head, _ = ring.post([p.IN_HEADER.pack(p.IN_HEADER.size + p.GETATTR_IN.size, Opcode.GETATTR, 50, 1,
+                                              0, 0, 1, 0, 0), p.GETATTR_IN.pack(0, 0, 0)], [16, 256])
+        heads.append(head)
+    fe.start_ring(ring, base=base)
+    assert select.select([ring.call], [], [], WAIT)[0]  # the first answer's interrupt (not read here)
+    deadline = time.monotonic() + WAIT
+    while ring.used_idx() != (ring.used_seen + 4) & 0xFFFF:  # the rest come in the same pass, unsignalled
+        assert time.monotonic() < deadline, "the chains posted with the first were not served"
+        os.sched_yield()
+    assert os.eventfd_read(ring.call) == 1  # one interrupt for the four
+    assert [ring.wait_used()[0] for _ in range(4)] == heads

@@ -149,6 +149,9 @@ def cmd_serve(args) -> int:
     cpu, served = sum(os.times()[:2]) - cpu_before, device.requests
     log.info("stopped; %s checkpointed; %d requests served, %.2f s of CPU serving (%.0f us a request)",
              image, served, cpu, cpu / max(1, served) * 1e6)
+    per, outside = device.cpu_report()
+    log.info("CPU per request: %s; outside the handler (rings, eventfds, wake-ups): %.1f us",
+             ", ".join(f"{name} {count} x {us:.1f} us" for name, (count, us) in per.items()) or "none", outside)
     return 0
 
 

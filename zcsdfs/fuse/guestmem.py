@@ -116,6 +116,29 @@ class GuestMemory:
             if addr >= end:
                 return views
 
+    def spans(self, gpa: int, length: int) -> list[tuple[Region, int, int]]:
+        """The guest-physical range as (region, start, end) offsets into each region it covers
+        (more than one where it crosses adjacent regions); checked as ``view`` checks."""
+        if length <= 0 or gpa < 0:
+            if length == 0 and gpa >= 0:
+                return []
+            raise GuestMemoryError(f"negative address or length {gpa:#x}+{length:#x}")
+        for region in self.regions:  # the common case: wholly inside one region
+            start = gpa - region.gpa
+            if 0 <= start and start + length <= region.size:
+                return [(region, start, start + length)]
+        found, addr, end = [], gpa, gpa + length
+        while addr < end:
+            for region in self.regions:
+                if region.gpa <= addr < region.gpa + region.size:
+                    stop = min(end, region.gpa + region.size)
+                    found.append((region, addr - region.gpa, stop - region.gpa))
+                    addr = stop
+                    break
+            else:
+                raise GuestMemoryError(f"guest range {addr:#x}+{end - addr:#x} is outside guest memory")
+        return found
+
     def view(self, gpa: int, length: int) -> list[memoryview]:
         """The guest-physical range as views (more than one where it crosses adjacent regions)."""
         if length == 0:

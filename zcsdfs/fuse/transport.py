@@ -92,16 +92,33 @@ def scatter(reply: Sequence[Buffer], writable: Sequence[memoryview]) -> int:
     room = sum(map(len, writable))
     if need > room:
         raise ReplyTooLarge(need, room)
-    targets = iter(writable)
-    target, at = None, 0
+    if not need:
+        return 0
+    # one pass, indexes instead of re-sliced views: a 1 MiB reply into ~200 guest pages costs
+    # about half of what slicing the source and the target afresh for each page did
+    index, at = 0, 0
+    target = _bytes_view(writable[0])
+    room = len(target)
     for piece in reply:
-        src = memoryview(piece).cast("B")
-        while len(src):
-            if target is None or at == len(target):
-                target, at = next(targets).cast("B"), 0
+        src = _bytes_view(piece)
+        n, off = len(src), 0
+        while off < n:
+            k = room - at
+            if k <= 0:
+                index += 1
+                target = writable[index]
+                if type(target) is not memoryview or target.format != "B" or target.ndim != 1:
+                    target = _bytes_view(target)
+                room, at = len(target), 0
                 continue
-            n = min(len(src), len(target) - at)
-            target[at:at + n] = src[:n]
-            at += n
-            src = src[n:]
+            if k > n - off:
+                k = n - off
+            target[at:at + k] = src[off:off + k]
+            at += k
+            off += k
     return need
+
+
+def _bytes_view(buffer: Buffer) -> memoryview:
+    view = memoryview(buffer)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")

@@ -199,8 +199,9 @@ class Backend:
     """One vhost-user connection's device state; ``serve_chain(queue_index, chain) -> used length``."""
 
     def __init__(self, features: int, num_queues: int, serve_chain: Callable[[int, Chain], int],
-                 config: bytes = b"", poll_us: int = 0):
+                 config: bytes = b"", poll_us: int = 0, on_worker_exit: Callable[[int], None] | None = None):
         self.poll_s = poll_us / 1e6
+        self.on_worker_exit = on_worker_exit  # told each worker's CPU time (ns) as it ends
         self.device_features = (features | 1 << F_VERSION_1 | 1 << F_INDIRECT_DESC | 1 << F_EVENT_IDX
                                 | 1 << F_PROTOCOL_FEATURES)
         self.features = 0
@@ -353,6 +354,9 @@ class Backend:
             vring.broken = True
             log.exception("ring %d stopped", vring.index)
             vring.signal("err")
+        finally:
+            if self.on_worker_exit is not None:
+                self.on_worker_exit(time.thread_time_ns())
 
     def _poll(self, vring: Vring, queue: Virtqueue) -> bool:
         """Look for the driver's next chain for a moment before sleeping (waking costs more)."""

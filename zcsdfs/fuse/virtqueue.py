@@ -139,12 +139,18 @@ class Virtqueue:
         return chain
 
     def _walk(self, head: int) -> Chain:
+        """Follow the chain from ``head``. Descriptors that continue one another in guest memory
+        (the pages of one buffer, often) become one view, so a 1 MiB request is walked and
+        scattered in a few pieces rather than 256."""
         if head >= self.num:
             raise QueueError(f"chain head {head} past the queue's {self.num} descriptors")
-        chain = Chain(head, [], [])
+        readable: list[list] = []  # [region, start, end] spans, merged where contiguous
+        writable: list[list] = []
         table, size, index, seen, indirect, total = self.desc, self.num, head, 0, False, 0
+        unpack, spans = DESC.unpack_from, self.mem.spans
+        hit = None  # the region the last buffer was found in: the next is most likely there too
         while True:
-            addr, length, flags, nxt = DESC.unpack_from(table, DESC.size * index)
+            addr, length, flags, nxt = unpack(table, DESC.size * index)
             seen += 1
             if seen > self.num:
                 raise QueueError(f"chain from {head} longer than the queue ({self.num}): a loop?")
@@ -153,7 +159,7 @@ class Virtqueue:
                     raise QueueError(f"chain from {head}: an indirect table inside an indirect table")
                 if not self.indirect:
                     raise QueueError(f"chain from {head}: indirect descriptor not negotiated")
-                if flags & DESC_F_NEXT or chain.readable or chain.writable:
+                if flags & DESC_F_NEXT or readable or writable:
                     raise QueueError(f"chain from {head}: an indirect descriptor must be alone")
                 if length == 0 or length % DESC.size or length // DESC.size > self.num:
                     raise QueueError(f"chain from {head}: indirect table of {length} bytes")
@@ -163,15 +169,30 @@ class Virtqueue:
             total += length
             if total > self.max_bytes:
                 raise QueueError(f"chain from {head}: more than {self.max_bytes} bytes")
-            views = self._views(addr, length, head)
             if flags & DESC_F_WRITE:
-                chain.writable += views
-            elif chain.writable:
+                into = writable
+            elif writable:
                 raise QueueError(f"chain from {head}: a readable descriptor after a writable one")
             else:
-                chain.readable += views
+                into = readable
+            last = into[-1] if into else None
+            if last is not None and addr - last[0].gpa == last[2] and last[2] + length <= last[0].size:
+                last[2] += length  # continues the previous buffer, inside the same region
+            elif length and hit is not None and 0 <= addr - hit.gpa <= hit.size - length:
+                into.append([hit, addr - hit.gpa, addr - hit.gpa + length])  # in the region of the last one
+            else:
+                try:
+                    found = spans(addr, length)
+                except GuestMemoryError as exc:
+                    raise QueueError(f"chain from {head}: {exc.strerror}") from None
+                for region, start, end in found:
+                    if into and into[-1][0] is region and into[-1][2] == start:
+                        into[-1][2] = end
+                    else:
+                        into.append([region, start, end])
+                    hit = region
             if not flags & DESC_F_NEXT:
-                return chain
+                return Chain(head, [r.view[a:b] for r, a, b in readable], [r.view[a:b] for r, a, b in writable])
             if nxt >= size:
                 raise QueueError(f"chain from {head}: next {nxt} past the table's {size} descriptors")
             index = nxt
