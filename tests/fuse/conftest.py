@@ -83,7 +83,7 @@ def clear_dead_mounts():
 
 def detach_dead_mounts() -> None:
     for point in mounts_of_tests():
-        if stat_errno(point) != errno.ENOTCONN:
+        if stat_errno(point) not in (errno.ENOTCONN, errno.ECONNABORTED):  # the latter: over io_uring
             continue  # alive (or busy: another run's server may be paused; not ours to judge)
         abort_connection(point)
         try:

@@ -137,8 +137,8 @@ class FuseUring:
     def __init__(self, fd: int, buffer_size: int, depth: int = DEPTH, queues: int | None = None):
         if not 1 <= depth <= 64:
             raise OSError(errno.EINVAL, f"ring depth {depth} out of range 1-64")
-        self.fd = fd
         self.dev = DevFuse(fd, buffer_size)
+        self._fd = fd  # for the SQEs: the ring holds its own reference to the file once submitted
         self.queues = possible_cpus() if queues is None else queues
         self.depth = depth
         self.ring = uring.Ring(self.queues * depth + 1)  # an SQE per entry, one for the /dev/fuse read
@@ -156,6 +156,11 @@ class FuseUring:
         self._dev_addr = uring.address(self._dev_memory)
         self._poll = select.poll()
         self._poll.register(self.ring.fd, select.POLLIN)
+
+    @property
+    def fd(self) -> int:
+        """The /dev/fuse descriptor (-1 once closed)."""
+        return self.dev.fd
 
     # -- Transport -----------------------------------------------------------------------------
 
@@ -243,16 +248,16 @@ class FuseUring:
         """Queue ``command`` for ``entry`` (the SQ lock held)."""
         entry.command = command
         if command == CMD_REGISTER:
-            self.ring.prepare(uring.OP_URING_CMD, self.fd, off=CMD_REGISTER, addr=uring.address(entry.iovecs),
+            self.ring.prepare(uring.OP_URING_CMD, self._fd, off=CMD_REGISTER, addr=uring.address(entry.iovecs),
                               length=2, user_data=entry.index, cmd=CMD_REQ.pack(0, 0, entry.qid))
         else:
-            self.ring.prepare(uring.OP_URING_CMD, self.fd, off=CMD_COMMIT_AND_FETCH, user_data=entry.index,
+            self.ring.prepare(uring.OP_URING_CMD, self._fd, off=CMD_COMMIT_AND_FETCH, user_data=entry.index,
                               cmd=CMD_REQ.pack(0, entry.commit_id, entry.qid))
         if self._waiting:  # the leader sleeps: it would not see this SQE until it wakes
             self.ring.submit()
 
     def _prepare_dev_read(self) -> None:
-        self.ring.prepare(uring.OP_READ, self.fd, addr=self._dev_addr, length=len(self._dev_memory), user_data=DEV)
+        self.ring.prepare(uring.OP_READ, self._fd, addr=self._dev_addr, length=len(self._dev_memory), user_data=DEV)
         if self._waiting:
             self.ring.submit()
 
