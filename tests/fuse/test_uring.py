@@ -17,7 +17,7 @@ from tests.fuse.conftest import needs_fuse
 from zcsdfs.cli.fuse import parse_options
 from zcsdfs.fuse import fuse_uring, uring
 from zcsdfs.fuse.devfuse import DevFuse, MountOptions, Session, mounted_at
-from zcsdfs.fuse.protocol import IN_HEADER, OUT_HEADER, Opcode, out_header
+from zcsdfs.fuse.protocol import IN_HEADER, INIT_OUT, OUT_HEADER, InitFlag, Opcode, out_header
 from zcsdfs.volume import Volume
 
 needs_io_uring = pytest.mark.skipif(uring.supported() is not None, reason=str(uring.supported()))
@@ -212,3 +212,27 @@ def test_uring_off_keeps_devfuse_where_the_ring_is_on(uring_enabled, mount_facto
     m = mount_factory(MountOptions(uring="off"))
     assert type(m.session.transport) is DevFuse
     os.stat(m.path)
+
+
+def _init_reply(flags2: int) -> list:
+    body = INIT_OUT.pack(7, 45, 0, 0, 64, 48, 1 << 20, 1, 256, 0, flags2, 0)
+    return [out_header(1, 0, len(body)), body]
+
+
+def test_init_keeps_io_uring_only_when_the_entries_can_be_made(transport, monkeypatch):
+    transport._entries = []
+    flag = int(InitFlag.OVER_IO_URING) >> 32
+    reply = _init_reply(flag)
+    assert transport._set_up(reply) is reply  # accepted: the entries are made before it goes out
+    assert len(transport._entries) == 1 and transport.payload_size == 1 << 20
+    transport._entries = []
+
+    def no_memory(index, qid):
+        raise OSError(errno.ENOMEM, "no memory")
+
+    monkeypatch.setattr(transport, "_entry", no_memory)
+    (sent,) = transport._set_up(_init_reply(flag | 1))
+    fields = INIT_OUT.unpack_from(sent, OUT_HEADER.size)
+    assert fields[10] == 1 and fields[6] == 1 << 20  # the flag withdrawn, the rest as it was
+    assert transport._entries == []
+    assert transport._set_up(_init_reply(0)) is not None and transport._entries == []  # not offered

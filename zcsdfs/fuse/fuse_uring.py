@@ -193,12 +193,16 @@ class FuseUring:
     def reply(self, incoming: Incoming, reply: Reply | None) -> None:
         token = incoming.token
         if token is None:  # read on /dev/fuse before the ring (INIT), or without one
-            self.dev.reply(incoming, reply)
-            if not self.settled.is_set() and _opcode(incoming.request) == Opcode.INIT and reply is not None:
-                try:
-                    self._start(reply)
-                finally:
-                    self.settled.set()
+            if self.settled.is_set() or reply is None or _opcode(incoming.request) != Opcode.INIT:
+                self.dev.reply(incoming, reply)
+                return
+            try:
+                reply = self._set_up(reply)
+                self.dev.reply(incoming, reply)
+                if self._entries:
+                    self._register()
+            finally:
+                self.settled.set()
             return
         if self._closed:
             return
@@ -216,21 +220,33 @@ class FuseUring:
 
     # -- the ring ------------------------------------------------------------------------------
 
-    def _start(self, reply: Reply) -> None:
-        """After the INIT reply: if the kernel took FUSE_OVER_IO_URING, register every entry."""
+    def _set_up(self, reply: Reply) -> Reply:
+        """Before the INIT reply goes out: if it accepts FUSE_OVER_IO_URING, make the entries.
+        Once the kernel reads that reply it waits for them, so where they cannot be made the
+        reply is sent without the flag instead (the connection stays on /dev/fuse)."""
         data = b"".join(bytes(piece) for piece in reply)
         if len(data) < OUT_HEADER.size + INIT_OUT.size or OUT_HEADER.unpack_from(data)[1] != 0:
-            return
-        fields = INIT_OUT.unpack_from(data, OUT_HEADER.size)
-        flags = fields[3] | fields[10] << 32
-        if not flags & InitFlag.OVER_IO_URING:
+            return reply
+        fields = list(INIT_OUT.unpack_from(data, OUT_HEADER.size))
+        if not (fields[3] | fields[10] << 32) & InitFlag.OVER_IO_URING:
             log.info("the kernel did not offer FUSE over io_uring; serving /dev/fuse")
-            return
+            return reply
         max_write, max_pages = fields[6], fields[8]
         self.payload_size = max(MIN_PAYLOAD, max_write, max_pages * 4096)
-        for qid in range(self.queues):
-            for _ in range(self.depth):
-                self._entries.append(self._entry(len(self._entries), qid))
+        try:
+            for qid in range(self.queues):
+                for _ in range(self.depth):
+                    self._entries.append(self._entry(len(self._entries), qid))
+        except OSError as exc:
+            log.warning("no memory for the io_uring entries (%s); serving /dev/fuse", exc)
+            self._entries = []
+            fields[10] &= ~(InitFlag.OVER_IO_URING >> 32)
+            return [data[:OUT_HEADER.size] + INIT_OUT.pack(*fields) + data[OUT_HEADER.size + INIT_OUT.size:]]
+        return reply
+
+    def _register(self) -> None:
+        """After the INIT reply: register every entry, and queue the read of /dev/fuse. The
+        kernel takes them in one enter; one it refuses turns io_uring off for the connection."""
         with self._sq:
             for entry in self._entries:
                 self._prepare(entry, CMD_REGISTER)
