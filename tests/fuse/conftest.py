@@ -24,6 +24,11 @@ from zcsdfs.fuse.fuse_uring import ENABLE as ENABLE_URING
 from zcsdfs.fuse.uring import supported as uring_supported
 from zcsdfs.volume import Volume
 
+# What a mount whose server died answers: ENOTCONN; over io_uring, a request that comes while
+# the kernel tears the connection down (after the process is gone, when the ring lets go of
+# /dev/fuse) may be ended ECONNABORTED, or ECANCELED if it was handed to the dead ring.
+DEAD = (errno.ENOTCONN, errno.ECONNABORTED, errno.ECANCELED)
+
 needs_fuse = pytest.mark.skipif(not os.path.exists("/dev/fuse") or os.geteuid() != 0,
                                 reason="mounting needs /dev/fuse and root (as in CI)")
 
@@ -85,7 +90,7 @@ def clear_dead_mounts():
 
 def detach_dead_mounts() -> None:
     for point in mounts_of_tests():
-        if stat_errno(point) not in (errno.ENOTCONN, errno.ECONNABORTED):  # the latter: over io_uring
+        if stat_errno(point) not in DEAD:
             continue  # alive (or busy: another run's server may be paused; not ours to judge)
         abort_connection(point)
         try:
