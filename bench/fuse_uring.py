@@ -4,8 +4,10 @@ Mounts one image twice in turn (``zcsdfs mount IMAGE MNT -o uring=on`` and
 ``-o uring=off``, the server in its own process), interleaved for
 ``--runs`` rounds, and measures on each: creates (create + 4 KiB write +
 close) per second, stats per second, and 4 KiB O_DIRECT random reads per
-second (QD1: each reaches the server). Prints min / median / max over the
-rounds and the machine's load before and after. Needs root: it switches the
+second (QD1: each reaches the server), and the server's CPU time per
+operation (all its threads, from /proc/PID/task/*/schedstat: less bent by
+other load than the rates). Prints min / median / max over the rounds and
+the machine's load before and after. Needs root: it switches the
 fuse module's enable_uring on for the run and puts it back.
 
     python bench/fuse_uring.py [--runs 3] [--files 2000] [--reads 5000] [-o OPTIONS]
@@ -64,14 +66,43 @@ def reads(root: str, count: int) -> float:
         os.close(fd)
 
 
+def server_pid(mnt: str) -> int:
+    """The daemon serving ``mnt`` (its command line names the mount point)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    args = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"mount" in args and os.fsencode(mnt) in args and int(entry) != os.getpid():
+                return int(entry)
+    raise SystemExit(f"no server process found for {mnt}")
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time so far of every thread of ``pid``."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+            total += int(f.read().split()[0])
+    return total
+
+
 def round_of(kind: str, image: str, mnt: str, args) -> dict:
     zcsdfs = [sys.executable, "-m", "zcsdfs"]
     options = ",".join(filter(None, [f"uring={'on' if kind == 'uring' else 'off'}", args.options]))
     subprocess.run([*zcsdfs, "mkfs", "--force", image], check=True, capture_output=True)
     subprocess.run([*zcsdfs, "mount", image, mnt, "-o", options], check=True)
     try:
-        return {"creates/s": creates(mnt, args.files), "stats/s": stats(mnt, args.files),
-                "4 KiB reads/s": reads(mnt, args.reads)}
+        pid = server_pid(mnt)
+        out = {}
+        for name, work, count in (("creates", creates, args.files), ("stats", stats, args.files),
+                                  ("4 KiB reads", reads, args.reads)):
+            before = cpu_ns(pid)
+            out[f"{name}/s"] = work(mnt, count)
+            out[f"{name}: server us"] = (cpu_ns(pid) - before) / count / 1000
+        return out
     finally:
         subprocess.run([*zcsdfs, "umount", mnt], check=True)
 
@@ -107,14 +138,14 @@ def main() -> None:
     load_after = os.getloadavg()
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
           f"({os.cpu_count()} CPUs); {args.runs} interleaved runs; min / median / max")
-    print(f"{'workload':<16}" + "".join(f"{kind:>30}" for kind in KINDS) + f"{'uring/devfuse':>15}")
+    print(f"{'workload':<24}" + "".join(f"{kind:>30}" for kind in KINDS) + f"{'uring/devfuse':>15}")
     for key in results[KINDS[0]][0]:
         cells, medians = [], []
         for kind in KINDS:
             values = sorted(run[key] for run in results[kind])
             medians.append(statistics.median(values))
-            cells.append(f"{values[0]:>9,.0f} {medians[-1]:>9,.0f} {values[-1]:>9,.0f}")
-        print(f"{key:<16}" + "".join(f"{cell:>30}" for cell in cells) + f"{medians[1] / medians[0]:>14.2f}x")
+            cells.append(f"{values[0]:>9,.1f} {medians[-1]:>9,.1f} {values[-1]:>9,.1f}")
+        print(f"{key:<24}" + "".join(f"{cell:>30}" for cell in cells) + f"{medians[1] / medians[0]:>14.2f}x")
 
 
 if __name__ == "__main__":

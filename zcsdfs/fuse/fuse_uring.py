@@ -73,6 +73,7 @@ MIN_PAYLOAD = 8192                        # FUSE_MIN_READ_BUFFER: the kernel's f
 DEPTH = 8                                 # entries per queue
 MAX_QUEUES = 1024
 DEV = 1 << 62                             # user_data of the /dev/fuse read kept on the ring
+PAYLOAD_SZ = struct.Struct("<I")
 
 
 def enabled() -> bool | None:
@@ -339,7 +340,7 @@ class FuseUring:
         """The request in ``entry``'s buffers, as one readable buffer (see the module's docstring);
         None for one this transport cannot read, answered EIO at once."""
         view = entry.view
-        length = IN_HEADER.unpack_from(view)[0]
+        length = PAYLOAD_SZ.unpack_from(view)[0]  # the in header's first field
         _flags, commit_id, payload = ENT_IN_OUT.unpack_from(view, ENT_IN_OUT_AT)
         entry.commit_id = commit_id
         fixed = length - IN_HEADER.size - payload
@@ -353,17 +354,39 @@ class FuseUring:
         view[PAGE - fixed:PAGE] = view[OP_IN:OP_IN + fixed]
         return Incoming((view[start:PAGE + payload],), entry)
 
+    def _place(self, view: memoryview, reply: Reply) -> int:
+        """Write ``reply`` into an entry: its out header to ``in_out``, the rest to the payload
+        buffer; returns its length. The server's replies start with a header of their own
+        (written directly); any other split goes through ``scatter``."""
+        head = reply[0]
+        if type(head) is not bytes or len(head) != OUT_HEADER.size:
+            return scatter(reply, [view[:OUT_HEADER.size], view[PAGE:PAGE + self.payload_size]])
+        at, end = PAGE, PAGE + self.payload_size
+        for i in range(1, len(reply)):
+            piece = reply[i]
+            if type(piece) is memoryview:
+                piece = piece.cast("B") if piece.format != "B" or piece.ndim != 1 else piece
+                n = piece.nbytes
+            else:
+                n = len(piece)
+            if at + n > end:
+                raise ReplyTooLarge(OUT_HEADER.size + sum(map(len, map(memoryview, reply[1:]))), end - PAGE)
+            view[at:at + n] = piece
+            at += n
+        view[:OUT_HEADER.size] = head
+        return OUT_HEADER.size + at - PAGE
+
     def _commit(self, entry: Entry, reply: Reply | None) -> None:
         """Write ``reply`` into ``entry`` and queue its COMMIT_AND_FETCH."""
         view = entry.view
         if reply is None:  # every ring request takes an answer, or its entry never returns
             reply = [out_header(entry.commit_id, errno.EIO, 0)]
         try:
-            length = scatter(reply, [view[:OUT_HEADER.size], view[PAGE:PAGE + self.payload_size]])
+            length = self._place(view, reply)
         except ReplyTooLarge as exc:
             log.error("ring entry %d: %s", entry.index, exc)
-            length = scatter([out_header(entry.commit_id, errno.EIO, 0)], [view[:OUT_HEADER.size]])
-        struct.pack_into("<I", view, ENT_IN_OUT_AT + 16, length - OUT_HEADER.size)
+            length = self._place(view, [out_header(entry.commit_id, errno.EIO, 0)])
+        PAYLOAD_SZ.pack_into(view, ENT_IN_OUT_AT + 16, length - OUT_HEADER.size)
         with self._sq:
             self._prepare(entry, CMD_COMMIT_AND_FETCH)
 

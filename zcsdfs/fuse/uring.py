@@ -55,8 +55,9 @@ CQE = struct.Struct("<QiI")  # user_data res flags
 # then io_sqring_offsets (head tail ring_mask ring_entries flags dropped array resv1 user_addr)
 # and io_cqring_offsets (head tail ring_mask ring_entries overflow cqes flags resv1 user_addr).
 PARAMS = struct.Struct("<7I12x" + "8IQ" + "8IQ")
-# sqe: opcode flags ioprio fd off|cmd_op addr len op_flags user_data buf_index personality file_index
-SQE_HEAD = struct.Struct("<BBHiQQIIQHHI")
+# sqe: opcode flags ioprio fd off|cmd_op addr len op_flags user_data buf_index personality file_index,
+# then the command area (zero-padded)
+SQE = struct.Struct(f"<BBHiQQIIQHHI{CMD_SIZE}s")
 U32 = struct.Struct("<I")
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -160,10 +161,8 @@ class Ring:
             raise OSError(errno.EINVAL, f"a command of {len(cmd)} bytes does not fit {CMD_SIZE}")
         if self.space() <= 0:
             raise OSError(errno.EBUSY, "the submission queue is full")
-        at = (self._tail & self._sq_mask) * SQE_SIZE
-        sqe = self._sqes[at:at + SQE_SIZE]
-        SQE_HEAD.pack_into(sqe, 0, opcode, 0, 0, fd, off, addr, length, op_flags, user_data, 0, 0, 0)
-        sqe[48:48 + CMD_SIZE] = cmd.ljust(CMD_SIZE, b"\0")
+        SQE.pack_into(self._sqes, (self._tail & self._sq_mask) * SQE_SIZE,
+                      opcode, 0, 0, fd, off, addr, length, op_flags, user_data, 0, 0, 0, cmd)
         self._tail = (self._tail + 1) & 0xFFFFFFFF
         U32.pack_into(self._sq, self._sq_tail, self._tail)  # after the SQE: x86-64 keeps the order
 
