@@ -20,7 +20,14 @@ import threading
 import pytest
 
 from zcsdfs.fuse.devfuse import MountOptions, Session, unmount
+from zcsdfs.fuse.fuse_uring import ENABLE as ENABLE_URING
+from zcsdfs.fuse.uring import supported as uring_supported
 from zcsdfs.volume import Volume
+
+# What a mount whose server died answers: ENOTCONN; over io_uring, a request that comes while
+# the kernel tears the connection down (after the process is gone, when the ring lets go of
+# /dev/fuse) may be ended ECONNABORTED, or ECANCELED if it was handed to the dead ring.
+DEAD = (errno.ENOTCONN, errno.ECONNABORTED, errno.ECANCELED)
 
 needs_fuse = pytest.mark.skipif(not os.path.exists("/dev/fuse") or os.geteuid() != 0,
                                 reason="mounting needs /dev/fuse and root (as in CI)")
@@ -83,7 +90,7 @@ def clear_dead_mounts():
 
 def detach_dead_mounts() -> None:
     for point in mounts_of_tests():
-        if stat_errno(point) != errno.ENOTCONN:
+        if stat_errno(point) not in DEAD:
             continue  # alive (or busy: another run's server may be paused; not ours to judge)
         abort_connection(point)
         try:
@@ -141,10 +148,49 @@ def mount_factory():
             m.volume.unmount()
 
 
+def set_enable_uring(on: bool) -> bool:
+    """Switch FUSE over io_uring on or off in the fuse module (root only); returns what it was.
+    Connections made meanwhile keep what they negotiated."""
+    with open(ENABLE_URING) as f:
+        was = f.read().strip() in ("Y", "1")
+    with open(ENABLE_URING, "w") as f:
+        f.write("Y" if on else "N")
+    return was
+
+
 @pytest.fixture
-def mnt(mount_factory) -> str:
-    """A mount point of a fresh volume, with allow_other so a second uid can be tried."""
-    return mount_factory(MountOptions(allow_other=True)).path
+def uring_enabled():
+    """FUSE over io_uring switched on for the test (as CI runs: root), then put back."""
+    if not os.path.exists(ENABLE_URING) or os.geteuid() != 0:
+        pytest.skip(f"FUSE over io_uring needs {ENABLE_URING} (Linux 6.14+) and root to switch it on")
+    why = uring_supported()
+    if why:
+        pytest.skip(why)
+    was = set_enable_uring(True)
+    yield
+    set_enable_uring(was)
+
+
+@pytest.fixture
+def uring_disabled():
+    """FUSE over io_uring switched off for the test, then put back."""
+    if not os.path.exists(ENABLE_URING) or os.geteuid() != 0:
+        pytest.skip(f"needs {ENABLE_URING} (Linux 6.14+) and root to switch it off")
+    was = set_enable_uring(False)
+    yield
+    set_enable_uring(was)
+
+
+@pytest.fixture(params=["devfuse", "uring"])
+def mnt(request, mount_factory) -> str:
+    """A mount point of a fresh volume, with allow_other so a second uid can be tried; served
+    over /dev/fuse, and again over io_uring."""
+    over_uring = request.param == "uring"
+    if over_uring:
+        request.getfixturevalue("uring_enabled")
+    m = mount_factory(MountOptions(allow_other=True, uring="on" if over_uring else "off"))
+    assert m.session.uring == over_uring
+    return m.path
 
 
 def require(*programs: str) -> None:

@@ -26,7 +26,7 @@ import attrs
 
 from zcsdfs.cli import describe, subcommand
 from zcsdfs.control import ControlServer
-from zcsdfs.fuse.devfuse import MountOptions, Session, mounted_at, unmount
+from zcsdfs.fuse.devfuse import URING_MODES, MountOptions, Session, mounted_at, unmount
 from zcsdfs.fuse.pool import MAX_THREADS
 from zcsdfs.fuse.server import Options
 from zcsdfs.stack import build_stack
@@ -42,7 +42,8 @@ VALUES = {"entry_timeout": (float, 0.0, DAY), "attr_timeout": (float, 0.0, DAY),
 HELP_OPTIONS = ("allow_other (implies default_permissions), default_permissions, ro, writeback_cache, "
                 "entry_timeout=SECONDS, attr_timeout=SECONDS, negative_timeout=SECONDS (default 0), "
                 f"threads=N (1-{MAX_THREADS}, default 4), poll_us=MICROSECONDS (0: sleep at once), "
-                "awake_ms=MILLISECONDS (0: let idle CPUs halt), snapshot=NAME (serve that snapshot, read-only)")
+                "awake_ms=MILLISECONDS (0: let idle CPUs halt), uring=auto|on|off (FUSE over io_uring; "
+                "auto: where the kernel serves it), snapshot=NAME (serve that snapshot, read-only)")
 UMOUNT_TIMEOUT = 60.0
 
 
@@ -84,6 +85,10 @@ def parse_options(texts: list[str], fsname: str) -> MountOptions:
             key, eq, value = item.partition("=")
             if not eq and key in FLAGS:
                 flags.add(key)
+            elif eq and key == "uring":
+                if value not in URING_MODES:
+                    raise OSError(errno.EINVAL, f"mount option uring={value}: expected auto, on or off")
+                values[key] = value
             elif eq and key in VALUES:
                 kind, low, high = VALUES[key]
                 try:
@@ -100,7 +105,7 @@ def parse_options(texts: list[str], fsname: str) -> MountOptions:
                         if key in values})
     return MountOptions(allow_other="allow_other" in flags, default_permissions="default_permissions" in flags,
                         readonly="ro" in flags, fsname=fsname, server=server,
-                        **{key: values[key] for key in ("threads", "poll_us", "awake_ms") if key in values})
+                        **{key: values[key] for key in ("threads", "poll_us", "awake_ms", "uring") if key in values})
 
 
 def cmd_mount(args) -> int:

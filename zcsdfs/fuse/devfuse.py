@@ -25,6 +25,7 @@ ENOTCONN until it is unmounted; the image is recovered at its next mount.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import select
 import shutil
@@ -41,11 +42,14 @@ from zcsdfs.fuse.server import Options
 from zcsdfs.fuse.serving import Serving, start
 from zcsdfs.fuse.transport import Incoming, Limits, Reply
 
+log = logging.getLogger(__name__)
+
 MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
 MNT_DETACH = 2
 HEADROOM = 4096  # request header and WRITE's fixed part, rounded up to a page
+URING_MODES = ("auto", "on", "off")
 
 _ffi = cffi.FFI()
 _ffi.cdef("""
@@ -67,6 +71,7 @@ class MountOptions:
     threads: int = 4
     poll_us: int = 50  # how long the leader polls before sleeping in read(2); 0: never
     awake_ms: int = 20  # how long idle CPUs are kept from halting after a request (cpulatency.py); 0: never
+    uring: str = "auto"  # FUSE over io_uring (fuse_uring.py): auto (where the kernel serves it), on, off
     server: Options = Options()
 
     @property
@@ -80,6 +85,19 @@ class MountOptions:
             return PoolOptions(threads=self.threads, poll_us=self.poll_us, awake_ms=self.awake_ms)
         except ValueError as exc:
             raise OSError(errno.EINVAL, f"mount options: {exc}") from None
+
+    def use_uring(self) -> bool:
+        """Whether to serve over io_uring: "auto" where the kernel serves it; "on" refuses
+        (EOPNOTSUPP, with the reason) where it cannot."""
+        from zcsdfs.fuse import fuse_uring  # here, not at the top: fuse_uring builds on DevFuse
+        if self.uring not in URING_MODES:
+            raise OSError(errno.EINVAL, f"mount options: uring={self.uring} (expected auto, on or off)")
+        if self.uring == "off":
+            return False
+        why = fuse_uring.unavailable()
+        if why is not None and self.uring == "on":
+            raise OSError(errno.EOPNOTSUPP, f"uring=on: {why}")
+        return why is None
 
     def kernel_options(self) -> list[str]:
         opts = []
@@ -238,21 +256,43 @@ class DevFuse:
             self.fd = -1
 
 
+def _uring_transport(fd: int, options: MountOptions):
+    """The io_uring transport over ``fd``; with uring=auto, /dev/fuse's when the ring cannot
+    be set up (the reason is logged)."""
+    from zcsdfs.fuse.fuse_uring import FuseUring  # see MountOptions.use_uring
+    try:
+        return FuseUring(fd, options.server.max_write + HEADROOM)
+    except OSError as exc:
+        if options.uring == "on":
+            raise
+        log.warning("FUSE over io_uring unavailable (%s); serving /dev/fuse", exc)
+        return DevFuse(fd, options.server.max_write + HEADROOM)
+
+
 class Session:
-    """One mount served over /dev/fuse: mount, transport, server and worker pool."""
+    """One mount: mount, transport (io_uring or /dev/fuse, ``MountOptions.uring``), server and
+    worker pool."""
 
     def __init__(self, vfs, mountpoint, options: MountOptions = MountOptions()):
         self.mountpoint = os.path.abspath(os.fspath(mountpoint))
         self.options = options
         pool = options.pool()  # out-of-range numbers fail here, before anything is mounted
+        uring = options.use_uring()
         fd = mount(self.mountpoint, vfs.getattr(vfs.root).st_mode, options)
         self.transport = DevFuse(fd, options.server.max_write + HEADROOM)
         try:
+            if uring:
+                self.transport = _uring_transport(fd, options)
             self.serving: Serving = start(vfs, self.transport, options.server, pool)
         except BaseException:
             self._abandon()
             raise
         self.server = self.serving.server
+
+    @property
+    def uring(self) -> bool:
+        """Whether requests come over io_uring (known once INIT has been answered)."""
+        return getattr(self.transport, "active", None) == "uring"
 
     def _abandon(self) -> None:
         """Undo a mount nobody will serve: detach it, so no process waits on it."""
@@ -273,7 +313,10 @@ class Session:
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Whether the kernel's INIT has been answered (the mount serves requests); False when
         the workers stopped first, or on timeout."""
-        return self.serving.ready(timeout)
+        if not self.serving.ready(timeout):
+            return False
+        settled = getattr(self.transport, "settled", None)  # io_uring's: the ring set up, or not
+        return settled is None or settled.wait(timeout)
 
     def unmount(self, lazy: bool = False) -> None:
         unmount(self.mountpoint, lazy)

@@ -110,6 +110,7 @@ class InitFlag(enum.IntFlag):
     SETXATTR_EXT = 1 << 29
     INIT_EXT = 1 << 30
     DIRECT_IO_ALLOW_MMAP = 1 << 36  # 7.39: shared mmap of a direct-I/O handle, kept coherent by the kernel
+    OVER_IO_URING = 1 << 41  # 7.42: requests may be served over io_uring (fuse_uring.py)
 
 
 # OPEN/CREATE reply flags.

@@ -389,7 +389,7 @@ class Server:
         offered = flags
         if flags & InitFlag.INIT_EXT and len(req.body) >= p.INIT_IN.size:
             offered |= p.unpack(p.INIT_IN, req)[4] << 32
-        wanted = WANTED | (InitFlag.WRITEBACK_CACHE if self.options.writeback_cache else 0)
+        wanted = WANTED | self.limits.init_flags | (InitFlag.WRITEBACK_CACHE if self.options.writeback_cache else 0)
         self.flags = InitFlag(offered & wanted)
         self.minor = min(minor, p.MINOR)
         pages = MAX_PAGES if InitFlag.MAX_PAGES in self.flags else DEFAULT_MAX_PAGES

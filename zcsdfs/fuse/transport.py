@@ -37,12 +37,15 @@ class Limits:
     ``notifications``: whether the server may send unsolicited messages.
     ``local_callers``: a request's pid is a process of this machine, so its
     supplementary groups can be read from /proc.
+    ``init_flags``: INIT flags the transport itself speaks (FUSE over io_uring), accepted
+    when the kernel offers them.
     """
 
     max_pages: int | None = None
     interrupts: bool = True
     notifications: bool = False
     local_callers: bool = False
+    init_flags: int = 0
 
 
 @attrs.define(slots=True)
