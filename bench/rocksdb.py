@@ -28,8 +28,12 @@ Prints, from one run:
    iterator, and what the kernels returned for the offloaded scan. Targets: >= 20x
    fewer bytes to the host, and faster than the host iterator.
 
-    python bench/rocksdb.py [--keys N] [--reads N] [--wa-keys N] [--wa-turns T] [--scan-keys N]
-                            [--sections perf,fuse,wa,scan]
+    python bench/rocksdb.py [--keys N] [--reads N] [--rounds R] [--wa-keys N] [--wa-turns T]
+                            [--scan-keys N] [--sections perf,fuse,wa,scan] [--quick]
+
+The perf section runs ``--rounds`` (default 3) rounds, each side freshly created in each,
+alternating which goes first, and prints min / median / max and the load average: on a
+shared machine one run says little. ``--quick`` is every section at small sizes (tests).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,19 +143,43 @@ def workload(db, keys, blob, reads: int, seed: int) -> dict:
     return out
 
 
+WORKLOADS = ("fillrandom", "readrandom", "seekrandom", "overwrite")
+
+
+def spread(values) -> str:
+    """min / median / max of ops/s over the rounds."""
+    v = sorted(values)
+    return f"{v[0]:,.0f} / {statistics.median(v):,.0f} / {v[-1]:,.0f}"
+
+
 def perf(args, fuse: bool) -> None:
     keys, blob = keys_and_values(args.keys, 1)
     work = tempfile.mkdtemp(prefix="zcsdfs-rocksdb-", dir="/dev/shm")
-    results = {}
     try:
-        contenders = [("ours", Ours), ("tmpfs", lambda: Rocksdict("rocksdict on tmpfs", os.path.join(work, "db")))]
-        for label, make in contenders:
-            db = make()
-            try:
-                results[label] = (db.name, workload(db, keys, blob, args.reads, 2))
-            finally:
-                db.close()
-        if fuse:
+        import rocksdict  # noqa: F401
+        have_rocksdict = True
+    except ImportError:
+        have_rocksdict = False
+        console.print("rocksdict is not installed (pip install rocksdict, or the bench extra): "
+                      "zcsdfs.rocksdb alone")
+    names, runs = {}, {}  # label -> name, label -> [ops/s dict per round]
+    load = [os.getloadavg()[0]]
+    try:
+        contenders = [("ours", Ours)]
+        if have_rocksdict:
+            contenders.append(("tmpfs", lambda: Rocksdict("rocksdict on tmpfs", os.path.join(work, "db"))))
+        for round_ in range(args.rounds):
+            # interleaved, first one way then the other: a change of load hits both sides
+            for label, make in contenders[::-1] if round_ % 2 else contenders:
+                db = make()
+                try:
+                    names[label] = db.name
+                    runs.setdefault(label, []).append(workload(db, keys, blob, args.reads, 2 + round_))
+                finally:
+                    db.close()
+                    shutil.rmtree(os.path.join(work, "db"), ignore_errors=True)
+                load.append(os.getloadavg()[0])
+        if fuse and have_rocksdict:
             image, mnt = os.path.join(work, "vol.zns"), os.path.join(work, "mnt")
             os.mkdir(mnt)
             cli = [sys.executable, "-m", "zcsdfs"]
@@ -159,21 +188,30 @@ def perf(args, fuse: bool) -> None:
             try:
                 db = Rocksdict("rocksdict on a zcsdfs FUSE mount", os.path.join(mnt, "db"))
                 try:
-                    results["fuse"] = (db.name, workload(db, keys, blob, args.reads, 2))
+                    names["fuse"] = db.name
+                    runs["fuse"] = [workload(db, keys, blob, args.reads, 2)]
                 finally:
                     db.close()
             finally:
                 subprocess.run([*cli, "umount", mnt], check=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    table = Table(title=f"{args.keys:,} keys, {VALUE}-byte values; {args.reads:,} reads and seeks (ops/s)")
+    table = Table(title=f"{args.keys:,} keys, {VALUE}-byte values; {args.reads:,} reads and seeks: ops/s, "
+                        f"min / median / max of {args.rounds} interleaved rounds; load average "
+                        f"{min(load):.1f}-{max(load):.1f} on {os.cpu_count()} CPUs")
     table.add_column("workload")
-    for label, (name, _) in results.items():
-        table.add_column(name, justify="right")
-    table.add_column("ours / tmpfs", justify="right")
-    for w in ("fillrandom", "readrandom", "seekrandom", "overwrite"):
-        row = [w] + [f"{r[w]:,.0f}" for _, r in results.values()]
-        row.append(f"{results['ours'][1][w] / results['tmpfs'][1][w]:.2f}")
+    for label in runs:
+        table.add_column(names[label], justify="right")
+    if "tmpfs" in runs:
+        table.add_column("ours / tmpfs (medians)", justify="right")
+        table.add_column("per round", justify="right")
+    for w in WORKLOADS:
+        row = [w] + [spread([r[w] for r in rounds]) for rounds in runs.values()]
+        if "tmpfs" in runs:
+            ours, theirs = [r[w] for r in runs["ours"]], [r[w] for r in runs["tmpfs"]]
+            row.append(f"{statistics.median(ours) / statistics.median(theirs):.2f}")
+            ratios = sorted(a / b for a, b in zip(ours, theirs))
+            row.append(f"{ratios[0]:.2f}-{ratios[-1]:.2f}")
         table.add_row(*row)
     console.print(table)
 
@@ -285,8 +323,12 @@ def main() -> None:
     ap.add_argument("--wa-keys", type=int, default=50_000)
     ap.add_argument("--wa-turns", type=int, default=3)
     ap.add_argument("--scan-keys", type=int, default=1_000_000)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the perf section")
     ap.add_argument("--sections", default="perf,wa,scan", help="perf, fuse (root and fuse3), wa, scan")
+    ap.add_argument("--quick", action="store_true", help="small sizes, every section, a few seconds (the tests)")
     args = ap.parse_args()
+    if args.quick:
+        args.keys, args.reads, args.wa_keys, args.wa_turns, args.scan_keys = 5000, 1000, 2000, 1, 20000
     args.reads = args.reads or args.keys // 10
     sections = set(args.sections.split(","))
     if sections & {"perf", "fuse"}:
