@@ -291,16 +291,24 @@ class DB:
                 it.close()
         return walk()
 
-    def scan_prefix(self, prefix, *, offload: bool = False):
+    def scan_prefix(self, prefix, *, offload: bool = False, value_at=None):
         """``(key, value)`` for every key starting with ``prefix``, in key order, as
-        ``items(prefix=prefix)`` gives them. ``offload=True`` runs the CSD kernel
-        ``sst_prefix`` next to each live SST file, so only matching entries reach the host,
-        and merges them with the memtables by sequence number (``scan.py``); the bytes read
-        on the device side and returned are in ``last_scan`` afterwards."""
-        if not offload:
-            return self.items(prefix=prefix)
-        from .scan import offloaded_scan
-        return iter(offloaded_scan(self, key_bytes(prefix, "prefix")))
+        ``items(prefix=prefix)`` gives them; with ``value_at=(offset, field)`` (a field of
+        1 to 8 bytes) only those whose value holds ``field`` at ``offset``.
+
+        ``offload=True`` runs the CSD kernel ``sst_prefix`` next to each live SST file, so
+        only the selected entries reach the host, and merges them with the memtables by
+        sequence number (``scan.py``); the bytes read on the device side and returned are
+        in ``last_scan`` afterwards."""
+        from .scan import check_value_at, offloaded_scan, value_holds
+        prefix = key_bytes(prefix, "prefix")
+        value_at = check_value_at(value_at)
+        if offload:
+            return iter(offloaded_scan(self, prefix, value_at))
+        items = self.items(prefix=prefix)
+        if value_at is None:
+            return items
+        return ((k, v) for k, v in items if value_holds(v, value_at))
 
     # -- snapshots, maintenance ---------------------------------------------------------------
 
