@@ -189,13 +189,14 @@ class DB:
 
     def put(self, key, value, *, sync: bool = False, disable_wal: bool = False) -> None:
         try:
-            _fast.put(self._addr, self._waddr[sync, disable_wal], key, value)
+            _fast.put(self._addr, self._waddr[sync, disable_wal] if sync or disable_wal else self._waddr0,
+                      key, value)
         except RocksDBError as exc:
             self._env.raise_with(exc)
 
     def delete(self, key, *, sync: bool = False, disable_wal: bool = False) -> None:
         try:
-            _fast.delete(self._addr, self._waddr[sync, disable_wal], key)
+            _fast.delete(self._addr, self._waddr[sync, disable_wal] if sync or disable_wal else self._waddr0, key)
         except RocksDBError as exc:
             self._env.raise_with(exc)
 
