@@ -25,7 +25,7 @@ Prints, from one run:
    field at the start of the value (the matching keys are spread over the whole DB),
    each by the host iterator (``scan_prefix(...)``) and offloaded
    (``scan_prefix(..., offload=True)``), each on a freshly opened DB (cold block
-   cache; the kernel is loaded and verified before the clock starts). Bytes from the
+   cache; the kernel is loaded, verified and run once before the clock starts). Bytes from the
    file system to the host: "at open" is what RocksDB reads when it opens the tables
    (footers, index, filter, properties blocks: both sides pay it); "during the scan"
    is what RocksDB read meanwhile, plus what the kernels returned. Targets: >= 20x
@@ -277,9 +277,11 @@ def wa(args) -> None:
 
 
 def scan(args) -> None:
-    from zcsdfs.rocksdb.scan import kernel
-    kernel()  # verified and compiled once per process: not part of any measurement
     vol = zcsdfs.Volume(ZonedDevice.memory("qemu"))
+    with DB("/warm", volume=vol) as db:  # the kernel verified and compiled, its first run: before any clock
+        db[b"k"] = b"v"
+        db.flush()
+        list(db.scan_prefix(b"k", offload=True))
     # no file cache: tables would cross to the host whole when opened, before either scan
     opts = Options(write_buffer_size=16 * MiB, target_file_size_base=16 * MiB, compression="none", file_cache_size=0)
     pad = b"v" * (VALUE - 2)

@@ -75,18 +75,19 @@ def kernel():
 def parse(output: bytes):
     """(user key, sequence, type, value) of each entry in a kernel's output."""
     view = memoryview(output)
+    end = len(view)
+    unpack = _HEAD.unpack_from
     at = 0
-    while at < len(view):
-        if at + _HEAD.size > len(view):
+    while at < end:
+        if at + 16 > end:
             raise OSError(errno.EIO, f"sst_prefix output cut short at byte {at}")
-        ulen, vlen, trailer = _HEAD.unpack_from(view, at)
-        at += _HEAD.size
-        if at + ulen + vlen > len(view):
-            raise OSError(errno.EIO, f"sst_prefix output: an entry at byte {at - _HEAD.size} runs past its end")
-        key = bytes(view[at:at + ulen])
-        at += ulen
-        yield key, trailer >> 8, trailer & 0xFF, bytes(view[at:at + vlen])
-        at += vlen
+        ulen, vlen, trailer = unpack(view, at)
+        k = at + 16
+        v = k + ulen
+        at = v + vlen
+        if at > end:
+            raise OSError(errno.EIO, f"sst_prefix output: an entry at byte {k - 16} runs past its end")
+        yield bytes(view[k:v]), trailer >> 8, trailer & 0xFF, bytes(view[v:at])
 
 
 def kernel_args(sequence: int, prefix: bytes, value_at, shadows: bool) -> bytes:
@@ -136,11 +137,12 @@ def _table_entries(db, files, advice: int, tally: list):
         finally:
             vol.close(fd)
         tally[0] += size
+        get = newest.get
         for key, seq, kind, value in parse(out):
-            tally[1] += 1
-            old = newest.get(key)
+            old = get(key)
             if old is None or seq > old[0]:
                 newest[key] = (seq, kind, value)
+            tally[1] += 1
     return newest
 
 
