@@ -1,24 +1,33 @@
-"""The native half: RocksDB's C API plus our FileSystem (filesystem.cc), through cffi in ABI mode.
+"""The native half: RocksDB's C API plus our FileSystem (filesystem.cc), through cffi in ABI
+mode, and the hot paths (fast.cc) as a CPython module, ``_fast``, in the same library.
 
-filesystem.cc is compiled with g++ against Debian's librocksdb-dev on first import, into a
-cache directory keyed by the source and the library's version, so later imports only load
-it. Without g++ or librocksdb-dev this module raises ImportError saying what to install;
-nothing else in zcsdfs imports it.
+Both are compiled with g++ against Debian's librocksdb-dev and this Python's headers on first
+import, into a cache directory keyed by the sources, the library's version and the Python
+ABI, so later imports only load it. Without g++, librocksdb-dev or Python.h this module
+raises ImportError saying what to install; nothing else in zcsdfs imports it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 import tempfile
 
 import cffi
 
-INSTALL_HINT = "apt-get install g++ librocksdb-dev"
+INSTALL_HINT = "apt-get install g++ librocksdb-dev python3-dev"
+# Debian's python3 has its headers in python3-dev; another build of Python ships its own.
+PYTHON_HINT = (INSTALL_HINT if sys.executable.startswith("/usr/bin/") or sys.base_prefix == "/usr"
+               else f"a Python with its development headers ({sys.base_prefix} has none)")
 HEADER = "/usr/include/rocksdb/c.h"
-SOURCE = os.path.join(os.path.dirname(__file__), "filesystem.cc")
+SOURCES = [os.path.join(os.path.dirname(__file__), name) for name in ("filesystem.cc", "fast.cc")]
+PYTHON_INCLUDE = sysconfig.get_paths()["include"]
 
 CDEF = """
 typedef struct rocksdb_t rocksdb_t;
@@ -175,10 +184,13 @@ def _cache_dir() -> str:
 
 
 def _fingerprint() -> str:
-    """Source, compiler-visible library version and the librocksdb file: a change rebuilds."""
+    """Sources, compiler-visible library version, the librocksdb file and the Python ABI:
+    a change rebuilds."""
     h = hashlib.sha256()
-    with open(SOURCE, "rb") as f:
-        h.update(f.read())
+    for source in SOURCES:
+        with open(source, "rb") as f:
+            h.update(f.read())
+    h.update(f"{sys.implementation.cache_tag}:{sysconfig.get_config_var('EXT_SUFFIX')}".encode())
     for path in ("/usr/include/rocksdb/version.h", "/usr/lib/x86_64-linux-gnu/librocksdb.so"):
         try:
             st = os.stat(path)
@@ -188,9 +200,9 @@ def _fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
-def _missing(detail: str) -> ImportError:
-    return ImportError(f"zcsdfs.rocksdb needs g++ and librocksdb-dev to build its native part "
-                       f"({detail}): {INSTALL_HINT}")
+def _missing(detail: str, hint: str = INSTALL_HINT) -> ImportError:
+    return ImportError(f"zcsdfs.rocksdb needs g++, librocksdb-dev and Python's headers to build its native "
+                       f"part ({detail}): {hint}")
 
 
 def _build(target: str) -> None:
@@ -199,18 +211,21 @@ def _build(target: str) -> None:
         raise _missing("no g++ found")
     if not os.path.exists(HEADER):
         raise _missing(f"no {HEADER}")
+    if not os.path.exists(os.path.join(PYTHON_INCLUDE, "Python.h")):
+        raise _missing(f"no Python.h in {PYTHON_INCLUDE}", PYTHON_HINT)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(target))
     os.close(fd)
     try:
-        run = subprocess.run([compiler, "-std=c++17", "-O2", "-fPIC", "-shared", "-o", tmp, SOURCE,
-                              "-lrocksdb"], capture_output=True, text=True)
+        run = subprocess.run([compiler, "-std=c++17", "-O2", "-fPIC", "-shared",
+                              f"-I{PYTHON_INCLUDE}", "-o", tmp, *SOURCES, "-lrocksdb"],
+                             capture_output=True, text=True)
         if run.returncode != 0:
             lines = run.stderr.strip().splitlines() or ["no output"]
             first = next((line for line in lines if "error" in line), lines[-1])
             if "rocksdb" in first and ("No such file" in first or "cannot find" in first):
                 raise _missing(f"g++ failed: {first}")
-            raise ImportError(f"zcsdfs.rocksdb: compiling {SOURCE} failed: {first}")
+            raise ImportError(f"zcsdfs.rocksdb: compiling {' '.join(SOURCES)} failed: {first}")
         os.replace(tmp, target)  # atomic: a concurrent importer sees the old file or the whole new one
     finally:
         if os.path.exists(tmp):
@@ -218,7 +233,7 @@ def _build(target: str) -> None:
 
 
 def load():
-    """(ffi, lib): the library built for this source, built now if the cache lacks it."""
+    """(ffi, lib, fast): the library built for these sources, built now if the cache lacks it."""
     target = os.path.join(_cache_dir(), f"zcsdfs_rocksdb_{_fingerprint()}.so")
     if not os.path.exists(target):
         _build(target)
@@ -228,7 +243,12 @@ def load():
         lib = ffi.dlopen(target)
     except OSError as exc:
         raise _missing(f"cannot load {target}: {exc}") from None
-    return ffi, lib
+    # the same file again, as a module: dlopen hands back the library cffi opened
+    spec = importlib.util.spec_from_file_location(
+        f"{__package__}._fast", target, loader=importlib.machinery.ExtensionFileLoader(f"{__package__}._fast", target))
+    fast = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fast)
+    return ffi, lib, fast
 
 
-ffi, lib = load()
+ffi, lib, fast = load()

@@ -1,8 +1,8 @@
 """``DB``: RocksDB on a zcsdfs volume, shaped after rocksdict's ``Rdict`` (bytes in, bytes out).
 
-Every call into RocksDB goes through cffi, which releases the GIL for its duration: other
-Python threads run meanwhile, and RocksDB's threads can take the GIL for the file
-system's callbacks (bridge.py) without waiting on the caller.
+Every call into RocksDB releases the GIL for its duration (fast.cc for get, put and delete,
+cffi for the rest): other Python threads run meanwhile, and RocksDB's threads can take the
+GIL for the file system's callbacks (bridge.py) without waiting on the caller.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import posixpath
 import threading
 import weakref
 
+from ._native import fast as _fast
 from ._native import ffi, lib
 from .batch import WriteBatch
 from .bridge import Bridge
@@ -23,25 +24,7 @@ from .snapshot import Snapshot
 
 _open_dbs: "weakref.WeakSet[DB]" = weakref.WeakSet()
 _MISSING = object()
-_local = threading.local()
-
-
-def _buffers():
-    """This thread's error pointer and size cell, reused by every call (an error is freed and
-    the pointer set back to NULL before anyone else looks)."""
-    try:
-        return _local.cells
-    except AttributeError:
-        cells = _local.cells = _Cells()
-        return cells
-
-
-class _Cells:
-    __slots__ = ("err", "size")
-
-    def __init__(self):
-        self.err = ffi.new("char**")
-        self.size = ffi.new("size_t*")
+_fast.init(RocksDBError)
 
 
 def _volume(volume):
@@ -82,6 +65,11 @@ class _Env:
             raise RocksDBError(message) from failure
         if failure is not None:
             raise failure
+
+    def raise_with(self, exc: BaseException):
+        """Raise ``exc`` (from fast.cc) from what a callback raised that was no OSError, if any."""
+        failure, self.bridge.failure = self.bridge.failure, None
+        raise exc from failure
 
     def free(self) -> None:
         if self.env is not None:
@@ -127,6 +115,11 @@ class DB:
                 self._write[sync, no_wal] = w
         self._write = _WriteOptions(self._write)
         self._read = lib.rocksdb_readoptions_create()
+        # the addresses fast.cc takes (0 once closed: it raises "the DB is closed")
+        self._addr = _address(db)
+        self._waddr = _WriteOptions({k: _address(w) for k, w in self._write.items()})
+        self._waddr0 = self._waddr[False, False]
+        self._raddr = _address(self._read)
         self.last_scan = None  # a scan.ScanStats after scan_prefix(..., offload=True)
         self.range_deleted = False  # whether this handle wrote range deletions (scan.py)
         _open_dbs.add(self)
@@ -145,6 +138,7 @@ class DB:
             for child in list(self._children):
                 child._release()
             db, self._db = self._db, None
+            self._addr = 0
             lib.rocksdb_close(db)
             for w in self._write.values():
                 lib.rocksdb_writeoptions_destroy(w)
@@ -191,56 +185,54 @@ class DB:
     def _check(self, err) -> None:
         self._env.check(err)
 
-    # -- single keys (the hot paths: one C call, buffers reused per thread) ---------------------
+    # -- single keys (the hot paths: one call each into fast.cc, no cffi) -----------------------
 
     def put(self, key, value, *, sync: bool = False, disable_wal: bool = False) -> None:
-        if type(key) is not bytes:
-            key = key_bytes(key)
-        if type(value) is not bytes:
-            value = key_bytes(value, "value")
-        err = _buffers().err
-        lib.rocksdb_put(self._db or self._handle(), self._write[sync, disable_wal], key, len(key),
-                        value, len(value), err)
-        if err[0] != ffi.NULL:
-            self._env.check(err)
+        try:
+            _fast.put(self._addr, self._waddr[sync, disable_wal] if sync or disable_wal else self._waddr0,
+                      key, value)
+        except RocksDBError as exc:
+            self._env.raise_with(exc)
 
     def delete(self, key, *, sync: bool = False, disable_wal: bool = False) -> None:
-        if type(key) is not bytes:
-            key = key_bytes(key)
-        err = _buffers().err
-        lib.rocksdb_delete(self._db or self._handle(), self._write[sync, disable_wal], key, len(key), err)
-        if err[0] != ffi.NULL:
-            self._env.check(err)
+        try:
+            _fast.delete(self._addr, self._waddr[sync, disable_wal] if sync or disable_wal else self._waddr0, key)
+        except RocksDBError as exc:
+            self._env.raise_with(exc)
 
     def get(self, key, default=None, *, _read=None):
-        if type(key) is not bytes:
-            key = key_bytes(key)
-        b = _buffers()
-        err, size = b.err, b.size
-        p = lib.rocksdb_get(self._db or self._handle(), _read or self._read, key, len(key), size, err)
-        if err[0] != ffi.NULL:
-            self._env.check(err)
-        if p == ffi.NULL:
-            return default
-        value = ffi.unpack(p, size[0])
-        lib.rocksdb_free(p)
-        return value
+        try:
+            return _fast.get(self._addr, _read or self._raddr, key, default)
+        except RocksDBError as exc:
+            self._env.raise_with(exc)
 
     def __getitem__(self, key):
-        value = self.get(key, _MISSING)
+        try:
+            value = _fast.get(self._addr, self._raddr, key, _MISSING)
+        except RocksDBError as exc:
+            self._env.raise_with(exc)
         if value is _MISSING:
             raise KeyError(key)
         return value
 
     def __setitem__(self, key, value) -> None:
-        self.put(key, value)
+        try:
+            _fast.put(self._addr, self._waddr0, key, value)
+        except RocksDBError as exc:
+            self._env.raise_with(exc)
 
     def __delitem__(self, key) -> None:
         """Delete ``key`` (RocksDB deletes are blind: no KeyError for a missing key, as rocksdict)."""
-        self.delete(key)
+        try:
+            _fast.delete(self._addr, self._waddr0, key)
+        except RocksDBError as exc:
+            self._env.raise_with(exc)
 
     def __contains__(self, key) -> bool:
-        return self.get(key, _MISSING) is not _MISSING
+        try:
+            return _fast.get(self._addr, self._raddr, key, _MISSING) is not _MISSING
+        except RocksDBError as exc:
+            self._env.raise_with(exc)
 
     def write(self, batch: WriteBatch, *, sync: bool = False, disable_wal: bool = False) -> None:
         """Apply ``batch`` atomically."""
@@ -269,16 +261,15 @@ class DB:
               _snapshot=None):
         """``(key, value)`` pairs in key order from ``from_key`` (or the first/last key),
         forwards or backwards, within the bounds."""
-        return self._walk(lambda it: (it.key(), it.value()), from_key, backwards, prefix, lower, upper,
-                          _snapshot)
+        return self._walk(Iterator.item, from_key, backwards, prefix, lower, upper, _snapshot)
 
     def keys(self, from_key=None, *, backwards: bool = False, prefix=None, lower=None, upper=None,
              _snapshot=None):
-        return self._walk(lambda it: it.key(), from_key, backwards, prefix, lower, upper, _snapshot)
+        return self._walk(Iterator.key, from_key, backwards, prefix, lower, upper, _snapshot)
 
     def values(self, from_key=None, *, backwards: bool = False, prefix=None, lower=None, upper=None,
                _snapshot=None):
-        return self._walk(lambda it: it.value(), from_key, backwards, prefix, lower, upper, _snapshot)
+        return self._walk(Iterator.value, from_key, backwards, prefix, lower, upper, _snapshot)
 
     def __iter__(self):
         return self.keys()
@@ -301,16 +292,24 @@ class DB:
                 it.close()
         return walk()
 
-    def scan_prefix(self, prefix, *, offload: bool = False):
+    def scan_prefix(self, prefix, *, offload: bool = False, value_at=None):
         """``(key, value)`` for every key starting with ``prefix``, in key order, as
-        ``items(prefix=prefix)`` gives them. ``offload=True`` runs the CSD kernel
-        ``sst_prefix`` next to each live SST file, so only matching entries reach the host,
-        and merges them with the memtables by sequence number (``scan.py``); the bytes read
-        on the device side and returned are in ``last_scan`` afterwards."""
-        if not offload:
-            return self.items(prefix=prefix)
-        from .scan import offloaded_scan
-        return iter(offloaded_scan(self, key_bytes(prefix, "prefix")))
+        ``items(prefix=prefix)`` gives them; with ``value_at=(offset, field)`` (a field of
+        1 to 8 bytes) only those whose value holds ``field`` at ``offset``.
+
+        ``offload=True`` runs the CSD kernel ``sst_prefix`` next to each live SST file, so
+        only the selected entries reach the host, and merges them with the memtables by
+        sequence number (``scan.py``); the bytes read on the device side and returned are
+        in ``last_scan`` afterwards."""
+        from .scan import check_value_at, offloaded_scan, value_holds
+        prefix = key_bytes(prefix, "prefix")
+        value_at = check_value_at(value_at)
+        if offload:
+            return iter(offloaded_scan(self, prefix, value_at))
+        items = self.items(prefix=prefix)
+        if value_at is None:
+            return items
+        return ((k, v) for k, v in items if value_holds(v, value_at))
 
     # -- snapshots, maintenance ---------------------------------------------------------------
 
@@ -383,6 +382,10 @@ class DB:
     def bytes_read(self) -> int:
         """Bytes RocksDB read from its files since open (through the vfs, to the host)."""
         return self._env.bridge.bytes_read
+
+
+def _address(cdata) -> int:
+    return int(ffi.cast("uintptr_t", cdata))
 
 
 class _WriteOptions(dict):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from ._native import fast as _fast
 from ._native import ffi, lib
+from .errors import RocksDBError
 
 
 def key_bytes(value, what: str = "key") -> bytes:
@@ -26,73 +28,80 @@ def successor(prefix: bytes) -> bytes | None:
 
 
 class Iterator:
-    """Unpositioned until a seek. ``key()``/``value()`` are valid while ``valid()``."""
+    """Unpositioned until a seek. ``key()``/``value()`` are valid while ``valid()``.
+
+    Its steps are single calls into fast.cc; a plain one (no bounds, snapshot or tier)
+    borrows the DB's read options instead of building its own."""
 
     def __init__(self, db, lower, upper, fill_cache: bool, snapshot, memtable_only: bool = False):
         self._db = db
-        self._read = lib.rocksdb_readoptions_create()
-        # RocksDB keeps pointers to the bounds: they live as long as this object.
-        self._bounds = (None if lower is None else key_bytes(lower),
-                        None if upper is None else key_bytes(upper))
-        self._bound_buffers = []
-        for value, setter in ((self._bounds[0], lib.rocksdb_readoptions_set_iterate_lower_bound),
-                              (self._bounds[1], lib.rocksdb_readoptions_set_iterate_upper_bound)):
-            if value is not None:
-                buf = ffi.new("char[]", value or b"\0")
-                self._bound_buffers.append(buf)
-                setter(self._read, buf, len(value))
-        lib.rocksdb_readoptions_set_fill_cache(self._read, fill_cache)
-        if memtable_only:
-            lib.rocksdb_readoptions_set_read_tier(self._read, 3)  # kMemtableTier: no table is read
-        if snapshot is not None:
-            lib.rocksdb_readoptions_set_snapshot(self._read, snapshot._handle())
-            self._snapshot = snapshot  # released only after this iterator
-        self._it = lib.rocksdb_create_iterator(db._handle(), self._read)
-        self._size = ffi.new("size_t*")
+        self._read = None
+        if lower is None and upper is None and fill_cache and snapshot is None and not memtable_only:
+            read = db._raddr
+        else:
+            self._read = lib.rocksdb_readoptions_create()
+            # RocksDB keeps pointers to the bounds: they live as long as this object.
+            self._bound_buffers = []
+            for value, setter in ((lower, lib.rocksdb_readoptions_set_iterate_lower_bound),
+                                  (upper, lib.rocksdb_readoptions_set_iterate_upper_bound)):
+                if value is not None:
+                    value = key_bytes(value)
+                    buf = ffi.new("char[]", value or b"\0")
+                    self._bound_buffers.append(buf)
+                    setter(self._read, buf, len(value))
+            lib.rocksdb_readoptions_set_fill_cache(self._read, fill_cache)
+            if memtable_only:
+                lib.rocksdb_readoptions_set_read_tier(self._read, 3)  # kMemtableTier: no table is read
+            if snapshot is not None:
+                lib.rocksdb_readoptions_set_snapshot(self._read, snapshot._handle())
+                self._snapshot = snapshot  # released only after this iterator
+            read = int(ffi.cast("uintptr_t", self._read))
+        self._it = _fast.iterator(db._addr, read)
 
-    def _handle(self):
+    def _handle(self) -> int:
         if self._it is None:
             raise ValueError("the iterator is closed")
         return self._it
 
     def valid(self) -> bool:
-        return self._it is not None and bool(lib.rocksdb_iter_valid(self._it))
+        return self._it is not None and _fast.valid(self._it)
 
     def seek_to_first(self) -> None:
-        lib.rocksdb_iter_seek_to_first(self._handle())
+        _fast.seek_to_first(self._it or self._handle())
 
     def seek_to_last(self) -> None:
-        lib.rocksdb_iter_seek_to_last(self._handle())
+        _fast.seek_to_last(self._it or self._handle())
 
     def seek(self, key) -> None:
         """Position at the first key >= ``key``."""
-        key = key_bytes(key)
-        lib.rocksdb_iter_seek(self._handle(), key, len(key))
+        _fast.seek(self._it or self._handle(), key)
 
     def seek_for_prev(self, key) -> None:
         """Position at the last key <= ``key``."""
-        key = key_bytes(key)
-        lib.rocksdb_iter_seek_for_prev(self._handle(), key, len(key))
+        _fast.seek_for_prev(self._it or self._handle(), key)
 
     def next(self) -> None:
-        lib.rocksdb_iter_next(self._handle())
+        _fast.next(self._it or self._handle())
 
     def prev(self) -> None:
-        lib.rocksdb_iter_prev(self._handle())
+        _fast.prev(self._it or self._handle())
 
     def key(self) -> bytes:
-        p = lib.rocksdb_iter_key(self._handle(), self._size)
-        return ffi.unpack(p, self._size[0])
+        return _fast.key(self._it or self._handle())
 
     def value(self) -> bytes:
-        p = lib.rocksdb_iter_value(self._handle(), self._size)
-        return ffi.unpack(p, self._size[0])
+        return _fast.value(self._it or self._handle())
+
+    def item(self) -> tuple[bytes, bytes]:
+        """``(key(), value())`` in one call."""
+        return _fast.item(self._it or self._handle())
 
     def check(self) -> None:
         """Raise the error that ended the iteration, if one did (valid() is False then)."""
-        err = ffi.new("char**")
-        lib.rocksdb_iter_get_error(self._handle(), err)
-        self._db._check(err)
+        try:
+            _fast.check(self._handle())
+        except RocksDBError as exc:
+            self._db._env.raise_with(exc)
 
     def close(self) -> None:
         self._release()
@@ -100,9 +109,10 @@ class Iterator:
 
     def _release(self) -> None:
         if self._it is not None:
-            lib.rocksdb_iter_destroy(self._it)
-            lib.rocksdb_readoptions_destroy(self._read)
-            self._it = None
+            it, self._it = self._it, None
+            _fast.iterator_free(it)
+            if self._read is not None:
+                lib.rocksdb_readoptions_destroy(self._read)
 
     def __enter__(self) -> "Iterator":
         return self

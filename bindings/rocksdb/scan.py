@@ -1,14 +1,20 @@
 """Prefix scans pushed down to the device: the ``sst_prefix`` CSD kernel over each live SST.
 
 The kernel (sst_prefix.c, shipped compiled next to its source) parses a block-based table
-and returns only the entries whose user key starts with the prefix: user key, value and
-the internal key's trailer (sequence number and type). The host then
+and returns, of each user key under the prefix, its newest entry at or below a snapshot's
+sequence number: user key, value and the internal key's trailer (sequence and type). With
+``value_at=(offset, field)`` it returns the value only where the value holds ``field`` at
+``offset`` (a field of up to 8 bytes); the entries it did not select come back as their key
+alone ("shadows": a newer entry hides an older one of another file whatever its value),
+or not at all when no key can be in two of the files scanned (their key ranges are
+disjoint, as after a full compaction). The host then
 
 1. takes a snapshot and notes its sequence number, so that nothing newer counts;
 2. reads the memtables (live and immutable) through a memtable-only iterator at that
    snapshot: what is there is newer than any table's entry for the same key;
-3. binds the kernel to every live SST file (``posix_fadvise`` with its advice value, one
-   ``pread``), keeping for each user key its newest entry at or below the snapshot;
+3. binds the kernel to every live SST file whose key range meets the prefix
+   (``posix_fadvise`` with its advice value, one ``pread``), keeping for each user key
+   its newest entry;
 4. drops table values that a memtable deletion hides: only when the memtables hold
    deletions at all (``rocksdb.num-deletes-*``), by asking RocksDB whether the key may
    exist at the snapshot without any I/O (``KeyMayExist``).
@@ -33,9 +39,12 @@ from ._native import ffi, lib
 from .iterator import successor
 
 KERNEL_PATH = os.path.join(os.path.dirname(__file__), "sst_prefix.o")
-TYPE_DELETION, TYPE_VALUE, TYPE_SINGLE_DELETION = 0x0, 0x1, 0x7
+TYPE_DELETION, TYPE_VALUE, TYPE_SINGLE_DELETION, UNSELECTED = 0x0, 0x1, 0x7, 0xFF
+VALUE_AT, SHADOWS = 1, 2  # the kernel's flags
+MAX_PREFIX, MAX_FIELD = 256, 8
 RETRIES = 8
 _HEAD = struct.Struct("<IIQ")
+_ARGS = struct.Struct("<QIIII")  # snapshot sequence, flags, value offset, prefix and field lengths
 _kernel = None
 _kernel_lock = threading.Lock()
 
@@ -66,21 +75,52 @@ def kernel():
 def parse(output: bytes):
     """(user key, sequence, type, value) of each entry in a kernel's output."""
     view = memoryview(output)
+    end = len(view)
+    unpack = _HEAD.unpack_from
     at = 0
-    while at < len(view):
-        if at + _HEAD.size > len(view):
+    while at < end:
+        if at + 16 > end:
             raise OSError(errno.EIO, f"sst_prefix output cut short at byte {at}")
-        ulen, vlen, trailer = _HEAD.unpack_from(view, at)
-        at += _HEAD.size
-        if at + ulen + vlen > len(view):
-            raise OSError(errno.EIO, f"sst_prefix output: an entry at byte {at - _HEAD.size} runs past its end")
-        key = bytes(view[at:at + ulen])
-        at += ulen
-        yield key, trailer >> 8, trailer & 0xFF, bytes(view[at:at + vlen])
-        at += vlen
+        ulen, vlen, trailer = unpack(view, at)
+        k = at + 16
+        v = k + ulen
+        at = v + vlen
+        if at > end:
+            raise OSError(errno.EIO, f"sst_prefix output: an entry at byte {k - 16} runs past its end")
+        yield bytes(view[k:v]), trailer >> 8, trailer & 0xFF, bytes(view[v:at])
 
 
-def _table_entries(db, files, prefix: bytes, advice: int, tally: list):
+def kernel_args(sequence: int, prefix: bytes, value_at, shadows: bool) -> bytes:
+    """The kernel's argument blob (sst_prefix.c's head comment)."""
+    offset, field = value_at if value_at is not None else (0, b"")
+    flags = (VALUE_AT if value_at is not None else 0) | (SHADOWS if shadows else 0)
+    return _ARGS.pack(sequence, flags, offset, len(prefix), len(field)) + prefix + field
+
+
+def check_value_at(value_at):
+    """``(offset, field)`` with a field of 1 to 8 bytes, or None."""
+    if value_at is None:
+        return None
+    offset, field = value_at
+    if type(offset) is not int or not 0 <= offset < 1 << 32:
+        raise ValueError(f"value_at's offset must be an int in [0, 2**32), not {offset!r}")
+    if not isinstance(field, (bytes, bytearray, memoryview)) or not 1 <= len(field) <= MAX_FIELD:
+        raise ValueError(f"value_at's field must be 1 to {MAX_FIELD} bytes")
+    return offset, bytes(field)
+
+
+def value_holds(value: bytes, value_at) -> bool:
+    offset, field = value_at
+    return value[offset:offset + len(field)] == field
+
+
+def disjoint(files) -> bool:
+    """Whether no two of ``files`` (live_files records) have overlapping key ranges."""
+    spans = sorted((f["smallest"], f["largest"]) for f in files)
+    return all(a[1] < b[0] for a, b in zip(spans, spans[1:]))
+
+
+def _table_entries(db, files, advice: int, tally: list):
     """The newest entry of each user key over ``files`` (FileNotFoundError if one went)."""
     vol = db.volume
     newest: dict[bytes, tuple[int, int, bytes]] = {}
@@ -97,21 +137,23 @@ def _table_entries(db, files, prefix: bytes, advice: int, tally: list):
         finally:
             vol.close(fd)
         tally[0] += size
+        get = newest.get
         for key, seq, kind, value in parse(out):
-            tally[1] += 1
-            if seq > tally[2]:
-                continue
-            old = newest.get(key)
+            old = get(key)
             if old is None or seq > old[0]:
                 newest[key] = (seq, kind, value)
+            tally[1] += 1
     return newest
 
 
-def offloaded_scan(db, prefix: bytes) -> list[tuple[bytes, bytes]]:
+def offloaded_scan(db, prefix: bytes, value_at=None) -> list[tuple[bytes, bytes]]:
     if db.range_deleted:
         raise OSError(errno.EOPNOTSUPP, "scan_prefix(offload=True) does not see range deletions, and this "
                                         "DB has them: use offload=False")
-    advice = None
+    if len(prefix) > MAX_PREFIX:
+        raise OSError(errno.EINVAL, f"scan_prefix(offload=True) takes prefixes of at most {MAX_PREFIX} bytes")
+    from zcsdfs.csd import advice as advice_for
+    end = successor(prefix)
     before = db.volume.csd_stats()
     for _ in range(RETRIES):
         with db.snapshot() as snap:
@@ -120,27 +162,27 @@ def offloaded_scan(db, prefix: bytes) -> list[tuple[bytes, bytes]]:
                 it.seek_to_first()
                 memtable = {}
                 while it.valid():
-                    memtable[it.key()] = it.value()
+                    key, value = it.item()
+                    memtable[key] = value
                     it.next()
                 it.check()
             deletes = sum(int(db.property_value(p) or 0) for p in
                           ("rocksdb.num-deletes-active-mem-table", "rocksdb.num-deletes-imm-mem-tables"))
-            files = [f["name"] for f in db.live_files()
-                     if f["largest"] >= prefix and (successor(prefix) is None or f["smallest"] < successor(prefix))]
-            if advice is None:
-                from zcsdfs.csd import advice as advice_for
-                advice = advice_for(kernel().with_args(prefix))
-            tally = [0, 0, sequence]
+            live = [f for f in db.live_files() if f["largest"] >= prefix and (end is None or f["smallest"] < end)]
+            files = [f["name"] for f in live]
+            shadows = not disjoint(live)
+            advice = advice_for(kernel().with_args(kernel_args(sequence, prefix, value_at, shadows)))
+            tally = [0, 0]
             try:
-                tables = _table_entries(db, files, prefix, advice, tally)
+                tables = _table_entries(db, files, advice, tally)
             except FileNotFoundError:
                 continue  # a compaction replaced a table meanwhile: again, from a new snapshot
-            result = dict(memtable)
+            result = {k: v for k, v in memtable.items() if value_at is None or value_holds(v, value_at)}
             read = snap._read
             for key, (_, kind, value) in tables.items():
-                if key in result:
+                if key in memtable:
                     continue
-                if kind in (TYPE_DELETION, TYPE_SINGLE_DELETION):
+                if kind in (TYPE_DELETION, TYPE_SINGLE_DELETION, UNSELECTED):
                     continue
                 if kind != TYPE_VALUE:
                     raise OSError(errno.EOPNOTSUPP, f"entry type {kind} (merge, blob or wide column) in a "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._native import lib
+from ._native import ffi, lib
 
 
 class Snapshot:
@@ -11,6 +11,7 @@ class Snapshot:
         self._snap = lib.rocksdb_create_snapshot(db._handle())
         self._read = lib.rocksdb_readoptions_create()
         lib.rocksdb_readoptions_set_snapshot(self._read, self._snap)
+        self._raddr = int(ffi.cast("uintptr_t", self._read))
 
     def _handle(self):
         if self._snap is None:
@@ -19,7 +20,7 @@ class Snapshot:
 
     def get(self, key, default=None):
         self._handle()
-        return self._db.get(key, default, _read=self._read)
+        return self._db.get(key, default, _read=self._raddr)
 
     def __getitem__(self, key):
         missing = object()

@@ -1,11 +1,12 @@
 """zcsdfs.rocksdb tests: a real RocksDB (Debian's librocksdb) on zcsdfs volumes.
 
-The binding needs g++ and librocksdb-dev; where they are missing these tests skip, saying
-so. Where they are there, a binding that fails to build fails the tests.
+The binding needs g++, librocksdb-dev and Python's headers; where they are missing these
+tests skip, saying so. Where they are there, a binding that fails to build fails the tests.
 """
 
 import os
 import shutil
+import sysconfig
 
 import pytest
 
@@ -13,9 +14,10 @@ import zcsdfs
 from zcsdfs.zns import ZonedDevice
 from zcsdfs.zns.geometry import Geometry
 
-if shutil.which(os.environ.get("CXX", "g++")) is None or not os.path.exists("/usr/include/rocksdb/c.h"):
-    pytest.skip("zcsdfs.rocksdb needs g++ and librocksdb-dev: apt-get install g++ librocksdb-dev",
-                allow_module_level=True)
+if (shutil.which(os.environ.get("CXX", "g++")) is None or not os.path.exists("/usr/include/rocksdb/c.h")
+        or not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))):
+    pytest.skip("zcsdfs.rocksdb needs g++, librocksdb-dev and Python's headers: "
+                "apt-get install g++ librocksdb-dev python3-dev", allow_module_level=True)
 import zcsdfs.rocksdb as rocksdb  # noqa: E402
 
 #: 64 zones of 4 MiB: room for a few hundred MiB of RocksDB files, zones small enough to turn over.

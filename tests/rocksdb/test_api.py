@@ -101,7 +101,7 @@ def test_raw_iterator(db):
         assert not it.valid()
         it.check()
         it.seek_to_first()
-        assert it.key() == b"k000"
+        assert it.key() == b"k000" and it.item() == (b"k000", b"v0")
 
 
 def test_iterator_sees_the_db_as_of_its_creation(db):
@@ -195,6 +195,39 @@ def test_second_open_in_the_same_process_fails_with_rocksdbs_message(db, vol):
     assert "lock hold by current process" in str(e.value) and e.value.errno == errno.EIO
 
 
+class _FailingReads:
+    """A vfs whose reads fail with ``error``; everything else is the real one's."""
+
+    def __init__(self, vfs, error):
+        self._vfs, self._error = vfs, error
+
+    def read(self, *args):
+        raise self._error
+
+    def __getattr__(self, name):
+        return getattr(self._vfs, name)
+
+
+@pytest.mark.parametrize("error", [OSError(errno.EIO, "injected"), RuntimeError("a bug in a callback")])
+def test_a_failed_read_reaches_get_and_iterators_as_rocksdbs_status(vol, monkeypatch, error):
+    """Reads of a table go through the file system's callbacks; a failure there is RocksDB's
+    IO error in the caller's get, [], in, and iterator, with a non-OSError as its cause."""
+    opts = Options(block_cache_size=None, file_cache_size=0, **SMALL)
+    with DB("/db", volume=vol, options=opts) as db:
+        db[b"k"] = b"v"
+        db.flush()
+        bridge = db._env.bridge
+        monkeypatch.setattr(bridge, "vfs", _FailingReads(bridge.vfs, error))
+        calls = [lambda: db.get(b"k"), lambda: db[b"k"], lambda: b"k" in db, lambda: list(db.items())]
+        for call in calls:
+            with pytest.raises(RocksDBError) as e:
+                call()
+            assert str(e.value).startswith("IO error") and e.value.errno == errno.EIO
+            assert e.value.__cause__ is (None if isinstance(error, OSError) else error)
+        monkeypatch.undo()
+        assert db[b"k"] == b"v" and list(db.items()) == [(b"k", b"v")]
+
+
 def test_errors_carry_rocksdbs_status(vol):
     with DB("/db", volume=vol):
         pass
@@ -216,8 +249,11 @@ def test_closed_db_refuses_calls(vol):
     db.close()
     db.close()  # twice is fine
     assert db.closed
-    with pytest.raises(RocksDBError):
-        db[b"a"] = b"b"
+    for call in (lambda: db.__setitem__(b"a", b"b"), lambda: db[b"a"], lambda: db.get(b"a"),
+                 lambda: b"a" in db, lambda: db.delete(b"a"), lambda: db.put(b"a", b"b", sync=True),
+                 lambda: db.iter()):
+        with pytest.raises(RocksDBError, match="the DB is closed"):
+            call()
     with pytest.raises(ValueError):
         it.seek_to_first()
     with pytest.raises(ValueError):

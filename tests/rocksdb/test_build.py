@@ -32,3 +32,13 @@ def test_a_fresh_cache_builds_and_a_second_import_reuses_it(tmp_path):
     again = python("import zcsdfs.rocksdb", XDG_CACHE_HOME=str(cache), CXX=str(tmp_path / "no-g++"))
     assert again.returncode == 0, again.stderr  # no compiler needed once built
     assert built[0].stat().st_mtime_ns == stamp
+
+
+def test_without_python_headers_the_import_error_says_so(tmp_path):
+    code = ("import sysconfig; paths = sysconfig.get_paths; "
+            "sysconfig.get_paths = lambda *a, **k: {**paths(*a, **k), 'include': '/nonexistent/include'}; "
+            "import zcsdfs.rocksdb")
+    done = python(code, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    assert done.returncode != 0
+    assert "ImportError" in done.stderr and "no Python.h in /nonexistent/include" in done.stderr
+    assert not list((tmp_path / "cache").glob("**/*.so"))  # nothing half-built left behind
