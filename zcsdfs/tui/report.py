@@ -17,21 +17,35 @@ STATE_STYLE = {  # zone state -> (short name, colour)
 FILL = " ▁▂▃▄▅▆▇█"  # a cell's glyph: how far the write pointer is into the zone
 
 
-def zone_rows(data: dict) -> list[dict]:
-    """One row per zone: the device's view joined with the log's (valid blocks, role, stream)."""
+def zone_rows(data: dict, cache: dict | None = None) -> list[dict]:
+    """One row per zone: the device's view joined with the log's (valid blocks, role, stream).
+    ``cache`` (kept by the caller between snapshots): a zone whose two records are the same
+    objects as last time (``zcsdfs.tui.source.PlainMemo``) gets the same row back."""
     lfs = data.get("lfs")
     log = {z["zone"]: z for z in lfs["zone_list"]} if lfs else {}
     rows = []
     for z in data["device"]["zone_list"]:
-        extra = log.get(z["index"], {})
-        filled = z["write_pointer"] - z["start"]
-        rows.append({"zone": z["index"], "state": z["state"], "write_pointer": z["write_pointer"],
-                     "filled": min(filled, z["capacity"]), "capacity": z["capacity"],
-                     "valid": extra.get("valid_blocks"), "pinned": extra.get("pinned_blocks"),
-                     "role": extra.get("role", "checkpoint" if lfs else None), "stream": extra.get("stream"),
-                     "blocks_written": z["blocks_written"], "blocks_read": z["blocks_read"],
-                     "resets": z["resets"], "finishes": z["finishes"]})
+        extra = log.get(z["index"])
+        if cache is not None:
+            hit = cache.get(z["index"])
+            if hit is not None and hit[0] is z and hit[1] is extra:
+                rows.append(hit[2])
+                continue
+        row = _zone_row(z, extra or {}, lfs is not None)
+        if cache is not None:
+            cache[z["index"]] = (z, extra, row)
+        rows.append(row)
     return rows
+
+
+def _zone_row(z: dict, extra: dict, lfs: bool) -> dict:
+    filled = z["write_pointer"] - z["start"]
+    return {"zone": z["index"], "state": z["state"], "write_pointer": z["write_pointer"],
+            "filled": min(filled, z["capacity"]), "capacity": z["capacity"],
+            "valid": extra.get("valid_blocks"), "pinned": extra.get("pinned_blocks"),
+            "role": extra.get("role", "checkpoint" if lfs else None), "stream": extra.get("stream"),
+            "blocks_written": z["blocks_written"], "blocks_read": z["blocks_read"],
+            "resets": z["resets"], "finishes": z["finishes"]}
 
 
 def zone_glyph(row: dict) -> str:

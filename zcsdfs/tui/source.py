@@ -23,6 +23,7 @@ _SCALARS = (int, float, str, bool, type(None))
 _NOT_ATTRS = object()
 _fields: dict[type, object] = {}  # type -> its attrs field names, or _NOT_ATTRS
 MAX_FILES = 200_000  # files listed in one snapshot; a bigger tree is cut (``files_truncated``)
+PAGE = 500  # entries walked per hold of the file system's lock
 
 
 def is_mount_target(target) -> bool:
@@ -34,9 +35,11 @@ def is_mount_target(target) -> bool:
     return True
 
 
-def fast_plain(value):
+def fast_plain(value, memo: "PlainMemo | None" = None):
     """``zcsdfs.control.plain``'s result, several times faster on a snapshot of thousands of
-    zones (field names looked up once per type): the inspector takes one several times a second."""
+    zones (field names looked up once per type): the inspector takes one several times a second.
+    With ``memo``, a record converted last time (the same object: an unchanged zone's, see
+    ``Stack.stats(previous=)``) gives the same dict back; treat those dicts as read-only."""
     kind = type(value)
     if kind in _SCALARS:
         return value
@@ -45,41 +48,89 @@ def fast_plain(value):
         names = _fields[kind] = (tuple(f.name for f in attrs.fields(kind)) if attrs.has(kind)
                                  else _NOT_ATTRS)
     if names is not _NOT_ATTRS:
+        if memo is not None:
+            return memo.record(value, names)
         out = {"type": kind.__name__}
         for name in names:
             out[name] = fast_plain(getattr(value, name))
         return out
     if isinstance(value, (list, tuple)):
-        return [fast_plain(v) for v in value]
+        return [fast_plain(v) for v in value] if memo is None else memo.sequence(value)
     return plain(value)  # enums, dicts, bytes: rare
 
 
-def file_list(fs, limit: int = MAX_FILES) -> tuple[list[dict], bool]:
+class PlainMemo:
+    """The dicts of the last snapshot's records, by record: the next conversion reuses those of
+    records it meets again and forgets the rest."""
+
+    def __init__(self):
+        self._last: dict[int, tuple] = {}  # id(record) -> (record, dict): the record kept, so its id stays its own
+        self._next: dict[int, tuple] = {}
+
+    def record(self, value, names) -> dict:
+        key = id(value)
+        hit = self._last.get(key)
+        if hit is not None and hit[0] is value:
+            self._next[key] = hit
+            return hit[1]
+        out = {"type": type(value).__name__}
+        for name in names:
+            out[name] = fast_plain(getattr(value, name), self)
+        self._next[key] = (value, out)
+        return out
+
+    def sequence(self, values) -> list:
+        last, remembered, out = self._last, self._next, []
+        for value in values:
+            hit = last.get(id(value))
+            if hit is not None and hit[0] is value:
+                remembered[id(value)] = hit
+                out.append(hit[1])
+            else:
+                out.append(fast_plain(value, self))
+        return out
+
+    def convert(self, value):
+        """``value`` as plain data; the records met now are the ones remembered for next time."""
+        self._next = {}
+        out = fast_plain(value, self)
+        self._last = self._next
+        return out
+
+
+def file_list(fs, limit: int = MAX_FILES, page: int = PAGE) -> tuple[list[dict], bool]:
     """Every regular file, directory and symlink of ``fs``'s live tree, depth first, with its
-    extents ``[first file block, lba, blocks]``; (list, whether it was cut at ``limit``)."""
+    extents ``[first file block, lba, blocks]``; (list, whether it was cut at ``limit``).
+
+    The walk holds the file system's lock for ``page`` entries at a time, so a writer waits for
+    one page, never for the whole tree; a directory's entries are read when it is reached (a
+    file removed meanwhile is left out, as if the walk had passed it already)."""
     out: list[dict] = []
-    with fs._lock:
-        inodes = fs.ns.inodes
-        stack = [("/", 1, 0)]
-        while stack:
-            path, ino, depth = stack.pop()
-            node = inodes.get(ino)
-            if node is None:
-                continue
-            if len(out) >= limit:
-                return out, True
-            entry = {"path": path, "ino": ino, "depth": depth, "size": node.size,
-                     "kind": "dir" if node.is_dir else "file" if node.is_reg else "symlink" if node.is_symlink
-                     else "other", "blocks": 0, "extents": []}
-            if node.is_reg:
-                entry["blocks"] = node.extents.blocks
-                entry["extents"] = [[first, lba, count] for first, lba, count in node.extents]
-            out.append(entry)
-            if node.is_dir:
-                base = path.rstrip("/")
-                for name, child in sorted(node.entries.items(), reverse=True):
-                    shown = name.decode(errors="replace") if isinstance(name, bytes) else name
-                    stack.append((f"{base}/{shown}", child, depth + 1))
+    stack = [("/", 1, 0)]
+    while stack:
+        with fs._lock:
+            inodes = fs.ns.inodes
+            for _ in range(page):
+                if not stack:
+                    break
+                path, ino, depth = stack.pop()
+                node = inodes.get(ino)
+                if node is None:
+                    continue
+                if len(out) >= limit:
+                    return out, True
+                entry = {"path": path, "ino": ino, "depth": depth, "size": node.size,
+                         "kind": "dir" if node.is_dir else "file" if node.is_reg else "symlink" if node.is_symlink
+                         else "other", "blocks": 0, "extents": []}
+                if node.is_reg:
+                    entry["blocks"] = node.extents.blocks
+                    entry["extents"] = [[first, lba, count] for first, lba, count in node.extents]
+                out.append(entry)
+                if node.is_dir:
+                    base = path.rstrip("/")
+                    for name, child in sorted(node.entries.items(), reverse=True):
+                        shown = name.decode(errors="replace") if isinstance(name, bytes) else name
+                        stack.append((f"{base}/{shown}", child, depth + 1))
     return out, False
 
 
@@ -92,13 +143,16 @@ class StackSource:
         self.owned = owned  # close the stack with the source
         self.server = server
         self.kind = "volume" if not owned else "image"
+        self._previous = None  # the last Stack.stats: the next one copies only the zones that changed
+        self._memo = PlainMemo()
 
     @property
     def readonly(self) -> bool:
         return self.stack.readonly
 
     def snapshot(self, *, files: bool = True) -> dict:
-        data = fast_plain(self.stack.stats(self.server))
+        stats = self._previous = self.stack.stats(self.server, self._previous)
+        data = self._memo.convert(stats)
         data["target"] = {"name": self.name, "kind": self.kind, "readonly": self.readonly,
                           "live_server": False, "taken_ns": time.time_ns()}
         if files and self.stack.fs is not None:
