@@ -99,8 +99,9 @@ async def test_files_view_lists_the_tree_and_shows_a_files_extents():
     app = inspector(vol)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
+        assert not app._files  # walked only when a view shows it
         await pilot.press("2")
-        await pilot.pause()
+        await settle(app, pilot)
         table = app.query_one("#files-table")
         assert app.focused is table
         keys = [row.value for row in table.rows]
@@ -133,6 +134,28 @@ async def test_kernels_view_counts_a_bound_read():
         assert lines[at].split()[1:5] == ["1", "0", str(4 * BS), str(returned)]  # runs, faults, in, out
         assert f"{kernel.kind}, {kernel.engine}, 1 bound" in lines[at + 1]
     vol.close(fd)
+    vol.unmount()
+
+
+@aio
+async def test_kernels_view_says_which_kernel_is_bound_to_which_file_process_and_range():
+    vol = memory_volume()
+    fd = vol.open("/big", os.O_RDONLY)
+    kernel = kernels.load("histogram").with_args(b"")
+    vol.posix_fadvise(fd, BS, 2 * BS, advice(kernel))
+    bound = vol.stack.stats().csd.bound
+    assert [(b.kernel, b.kind, b.engine, b.ino, b.pid, b.start, b.length, b.route) for b in bound] == [
+        (kernel.name, kernel.kind, kernel.engine, vol.stat("/big").st_ino, os.getpid(), BS, 2 * BS, "fadvise")]
+    app = inspector(vol)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("4")
+        await pilot.pause()
+        row = next(line for line in shown(app, "#kernel-table").splitlines() if "/big" in line)
+        assert row.split("│")[1:-1] and [cell.strip() for cell in row.split("│")[1:-1]] == [
+            "/big", str(os.getpid()), f"{BS}-{3 * BS - 1}", kernel.name, kernel.kind, kernel.engine, "fadvise"]
+    vol.close(fd)
+    assert vol.stack.stats().csd.bound == ()  # closing the description unbinds
     vol.unmount()
 
 

@@ -582,15 +582,17 @@ class Inspector(App):
                           str(k["bytes_returned"]), reduction)
         if not csd["kernels"]:
             table.add_row("none bound", "", "", "", "", "")
+        parts = [table]
+        if csd.get("bound"):
+            parts.append(report.bindings_table(csd["bound"]))
         if self.faults:
             faults = Table(title="recent faults", title_justify="left")
             for col in ("kernel", "ino", "offset", "message"):
                 faults.add_column(col)
             for f in self.faults:
                 faults.add_row(f.kernel, str(f.ino), str(f.offset), f.failure)
-            out.update(Group(table, faults))
-        else:
-            out.update(table)
+            parts.append(faults)
+        out.update(Group(*parts) if len(parts) > 1 else table)
 
     @staticmethod
     def _server_table(data: dict) -> Table:

@@ -103,6 +103,23 @@ def extent_strip(entry: dict, zones: int, zone_size: int, width: int) -> str:
     return "".join("#" if c else "." for c in cells)
 
 
+def bound_range(binding: dict) -> str:
+    """A binding's advice range, as bytes ``start-end`` (``start-`` to the end of the file)."""
+    start, length = binding["start"], binding["length"]
+    return f"{start}-{start + length - 1}" if length else f"{start}-"
+
+
+def bindings_table(bound: list[dict]) -> Table:
+    """Which kernel serves which file, for which process and range (``csd.bound``)."""
+    table = Table(title="bindings", title_justify="left")
+    for col in ("file", "pid", "range", "kernel", "kind", "engine", "by"):
+        table.add_column(col, justify="right" if col == "pid" else "left", overflow="fold")
+    for b in bound:
+        table.add_row(b.get("path") or f"ino {b['ino']}", str(b["pid"]), bound_range(b), b["kernel"], b["kind"],
+                      b["engine"], b["route"])
+    return table
+
+
 def server_lines(data: dict) -> list[tuple[str, str]]:
     """The server view's rows, or one row saying the target is not a server."""
     target = data.get("target", {})

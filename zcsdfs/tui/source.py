@@ -17,13 +17,12 @@ import time
 import attrs
 
 from zcsdfs.control import plain, request_stats
+from zcsdfs.tree import MAX_FILES, file_list, name_bindings  # noqa: F401 (file_list: the inspector's API)
 
 ACTIONS = ("gc", "snapshot", "checkpoint")
 _SCALARS = (int, float, str, bool, type(None))
 _NOT_ATTRS = object()
 _fields: dict[type, object] = {}  # type -> its attrs field names, or _NOT_ATTRS
-MAX_FILES = 200_000  # files listed in one snapshot; a bigger tree is cut (``files_truncated``)
-PAGE = 500  # entries walked per hold of the file system's lock
 
 
 def is_mount_target(target) -> bool:
@@ -98,42 +97,6 @@ class PlainMemo:
         return out
 
 
-def file_list(fs, limit: int = MAX_FILES, page: int = PAGE) -> tuple[list[dict], bool]:
-    """Every regular file, directory and symlink of ``fs``'s live tree, depth first, with its
-    extents ``[first file block, lba, blocks]``; (list, whether it was cut at ``limit``).
-
-    The walk holds the file system's lock for ``page`` entries at a time, so a writer waits for
-    one page, never for the whole tree; a directory's entries are read when it is reached (a
-    file removed meanwhile is left out, as if the walk had passed it already)."""
-    out: list[dict] = []
-    stack = [("/", 1, 0)]
-    while stack:
-        with fs._lock:
-            inodes = fs.ns.inodes
-            for _ in range(page):
-                if not stack:
-                    break
-                path, ino, depth = stack.pop()
-                node = inodes.get(ino)
-                if node is None:
-                    continue
-                if len(out) >= limit:
-                    return out, True
-                entry = {"path": path, "ino": ino, "depth": depth, "size": node.size,
-                         "kind": "dir" if node.is_dir else "file" if node.is_reg else "symlink" if node.is_symlink
-                         else "other", "blocks": 0, "extents": []}
-                if node.is_reg:
-                    entry["blocks"] = node.extents.blocks
-                    entry["extents"] = [[first, lba, count] for first, lba, count in node.extents]
-                out.append(entry)
-                if node.is_dir:
-                    base = path.rstrip("/")
-                    for name, child in sorted(node.entries.items(), reverse=True):
-                        shown = name.decode(errors="replace") if isinstance(name, bytes) else name
-                        stack.append((f"{base}/{shown}", child, depth + 1))
-    return out, False
-
-
 class StackSource:
     """An opened stack (a ``Volume``'s, or one built here from an image)."""
 
@@ -145,6 +108,7 @@ class StackSource:
         self.kind = "volume" if not owned else "image"
         self._previous = None  # the last Stack.stats: the next one copies only the zones that changed
         self._memo = PlainMemo()
+        self._paths: dict[int, str] = {}  # ino -> path, of files kernels are bound to
 
     @property
     def readonly(self) -> bool:
@@ -153,6 +117,7 @@ class StackSource:
     def snapshot(self, *, files: bool = True) -> dict:
         stats = self._previous = self.stack.stats(self.server, self._previous)
         data = self._memo.convert(stats)
+        name_bindings(data, self.stack.fs, self._paths)
         data["target"] = {"name": self.name, "kind": self.kind, "readonly": self.readonly,
                           "live_server": False, "taken_ns": time.time_ns()}
         if files and self.stack.fs is not None:
