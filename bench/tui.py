@@ -100,10 +100,10 @@ async def watched_write(vol, seconds: float, view: str = "zones") -> tuple[float
     counted: list[int] = []
 
     async def drive() -> None:
-        while not app.updates:  # steady state: after the first screen
+        while app.updates < 4:  # steady state: the app has started (its first second mounts and lays out)
             await asyncio.sleep(0.01)
         if view != "zones":
-            app.action_view(view)
+            app.call_later(app.action_view, view)
             while view == "files" and not app._files:
                 await asyncio.sleep(0.01)
         before = app.updates

@@ -243,3 +243,45 @@ async def test_errors_are_notifications_and_the_app_keeps_running():
         await pilot.pause()
         await pilot.press("q")
     assert app.return_code == 0
+
+
+class Server:
+    """A live server's snapshots, scripted: each one a second after the last, with the
+    counters of ``counts`` (opcode -> requests), one dict per snapshot."""
+
+    name, kind, readonly = "server", "mount", True
+
+    def __init__(self, vol, counts):
+        self.source, self.counts, self.taken = volume_source(vol), list(counts), 0
+
+    def snapshot(self, files=True):
+        data = self.source.snapshot(files=files)
+        counts = self.counts.pop(0) if self.counts else {}
+        data["server"] = {"type": "ServerStats", "transport": "fuse", "requests": sum(counts.values()),
+                          "in_flight": 0, "open_handles": 0, "unexpected": 0,
+                          "opcodes": {name: {"type": "OpcodeStats", "requests": n, "p50_us": 3.0, "p99_us": 9.0,
+                                             "max_us": 12.0} for name, n in counts.items()}}
+        self.taken += 1_000_000_000
+        data["target"] = {"name": self.name, "kind": self.kind, "readonly": True, "live_server": True,
+                          "taken_ns": self.taken}
+        return data
+
+
+@aio
+async def test_server_view_shows_requests_per_second_per_opcode_over_time():
+    vol = memory_volume()
+    source = Server(vol, [{"READ": 100, "WRITE": 10}, {"READ": 400, "WRITE": 10}, {"READ": 450, "WRITE": 70}])
+    app = Inspector(source, interval=3600)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("5")
+        for _ in range(2):
+            app.poll()
+            await settle(app, pilot)
+        assert list(app.rates.total) == [300.0, 110.0]  # (400-100)+(10-10), then (450-400)+(70-10): a second apart
+        assert app.query_one("#rate-chart").data == [300.0, 110.0]
+        rows = [line.replace("│", " ").split() for line in shown(app, "#server-table").splitlines()]
+        assert ["requests/s", "110"] in rows
+        assert ["READ", "50/s,", "450", "requests,", "p50", "3", "µs,", "p99", "9", "µs"] in rows
+        assert ["WRITE", "60/s,", "70", "requests,", "p50", "3", "µs,", "p99", "9", "µs"] in rows
+    vol.unmount()

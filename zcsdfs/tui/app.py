@@ -248,7 +248,7 @@ class Inspector(App):
     #zone-detail { height: 8; border-top: solid $primary; }
     #files-table { height: 1fr; }
     #file-detail { height: 7; border-top: solid $primary; }
-    #wa-chart { height: 3; }
+    #wa-chart, #rate-chart { height: 3; }
     Confirm { align: center middle; }
     #confirm { width: 60; height: auto; padding: 1 2; border: thick $warning; background: $surface; }
     #confirm Horizontal { height: auto; margin-top: 1; }
@@ -271,6 +271,7 @@ class Inspector(App):
         self.updates = 0  # snapshots shown
         self.said: list[str] = []  # notifications, newest last (tests read them)
         self.wa_history: collections.deque[float] = collections.deque(maxlen=HISTORY)
+        self.rates = report.Rates(HISTORY)  # a server's requests per second, from successive snapshots
         self.checkpoints: collections.deque = collections.deque(maxlen=16)
         self.faults: collections.deque = collections.deque(maxlen=16)
         self._files: list[dict] = []
@@ -309,6 +310,8 @@ class Inspector(App):
                     yield Static("", id="kernel-table")
             with TabPane("Server", id="server"):
                 with VerticalScroll():
+                    yield Label("requests per second (all opcodes), over time", id="rate-label")
+                    yield Sparkline([], id="rate-chart")
                     yield Static("", id="server-table")
         yield Footer()
 
@@ -387,6 +390,7 @@ class Inspector(App):
         lfs = data.get("lfs")
         if lfs:
             self.wa_history.append(lfs["write_amplification"])
+        self.rates.add(data.get("server"), data["target"]["taken_ns"])
         self._show_view(self.query_one(TabbedContent).active)
 
     def _show_view(self, view: str) -> None:
@@ -412,7 +416,10 @@ class Inspector(App):
             self.query_one(selector, Static).update(make(), layout=selector not in FIXED_SIZE)
 
     def _show_server(self, data: dict) -> None:
-        self.query_one("#server-table", Static).update(self._server_table(data))
+        chart = self.query_one("#rate-chart", Sparkline)
+        chart.display = self.query_one("#rate-label").display = bool(data.get("server"))
+        chart.data = list(self.rates.total) or [0.0]
+        self.query_one("#server-table", Static).update(self._server_table(data, self.rates))
 
     def _show_zones(self, data: dict) -> None:
         zmap = self.query_one(ZoneMap)
@@ -595,11 +602,11 @@ class Inspector(App):
         out.update(Group(*parts) if len(parts) > 1 else table)
 
     @staticmethod
-    def _server_table(data: dict) -> Table:
+    def _server_table(data: dict, rates: report.Rates | None = None) -> Table:
         table = Table(show_header=False, title="server", title_justify="left")
         table.add_column("what")
         table.add_column("value", justify="right")
-        for k, v in report.server_lines(data):
+        for k, v in report.server_lines(data, rates):
             table.add_row(k, v)
         return table
 

@@ -3,6 +3,8 @@ of each view and the ``--once`` tables. No Textual here, so ``--once`` needs non
 
 from __future__ import annotations
 
+import collections
+
 from rich.table import Table
 
 STATE_STYLE = {  # zone state -> (short name, colour)
@@ -120,17 +122,42 @@ def bindings_table(bound: list[dict]) -> Table:
     return table
 
 
-def server_lines(data: dict) -> list[tuple[str, str]]:
-    """The server view's rows, or one row saying the target is not a server."""
+class Rates:
+    """Requests per second, per opcode and in all, from successive snapshots of a server's
+    cumulative counters (a counter that went back, as after a restart, counts from zero)."""
+
+    def __init__(self, history: int = 120):
+        self.last: tuple[int, dict[str, int]] | None = None  # (taken_ns, opcode -> requests)
+        self.now: dict[str, float] = {}  # opcode -> requests/s between the last two snapshots
+        self.total: collections.deque[float] = collections.deque(maxlen=history)  # all opcodes, over time
+
+    def add(self, server: dict | None, taken_ns: int) -> None:
+        if not server:
+            return
+        counts = {name: o["requests"] for name, o in (server.get("opcodes") or {}).items()}
+        if self.last is not None and taken_ns > self.last[0]:
+            seconds, before = (taken_ns - self.last[0]) / 1e9, self.last[1]
+            self.now = {name: (n - before.get(name, 0) if n >= before.get(name, 0) else n) / seconds
+                        for name, n in counts.items()}
+            self.total.append(sum(self.now.values()))
+        self.last = (taken_ns, counts)
+
+
+def server_lines(data: dict, rates: Rates | None = None) -> list[tuple[str, str]]:
+    """The server view's rows, or one row saying the target is not a server; with ``rates``,
+    each opcode's requests per second first."""
     target = data.get("target", {})
     server = data.get("server")
     if server:
         rows = []
+        if rates is not None and rates.total:
+            rows.append(("requests/s", f"{rates.total[-1]:,.0f}"))
         for k, v in server.items():
             if k == "type":
                 continue
             if isinstance(v, dict):  # per opcode, busiest first
-                rows += [(name, f"{o['requests']:,} requests, p50 {o['p50_us']:.0f} µs, p99 {o['p99_us']:.0f} µs")
+                rows += [(name, (f"{rates.now[name]:,.0f}/s, " if rates is not None and name in rates.now else "")
+                          + f"{o['requests']:,} requests, p50 {o['p50_us']:.0f} µs, p99 {o['p99_us']:.0f} µs")
                          for name, o in v.items()]
             else:
                 rows.append((k.replace("_", " "), str(v)))
