@@ -15,9 +15,14 @@ every tenth holds one block) on ``--zones`` zones (default 1,000), then, headles
   ratio (target: at most 5% lower); runs alternate, alone and watched, ``--rounds`` times,
   and the figure is the median of the rounds (the machine is shared: one run is noisy);
 - the same with the Files view on screen (the tree walked every 2 s at most and at most
-  2% of the time, in pages of 500 entries under the file system's lock).
+  2% of the time, in pages of 500 entries under the file system's lock);
+- a live FUSE mount's throughput (``zcsdfs mount`` of an image of ``--zones`` zones; the
+  workload creates, writes 4 KiB to and closes files, so every operation reaches the
+  server) without and with an inspector attached (``zcsdfs inspect MOUNTPOINT``'s app,
+  headless in a process of its own, asking the control socket every 0.25 s), alternating
+  as above (target: at most 5% lower). Needs root and /dev/fuse; skipped otherwise.
 
-    python bench/tui.py [--files N] [--zones N] [--seconds S]
+    python bench/tui.py [--files N] [--zones N] [--seconds S] [--rounds N]
 """
 
 from __future__ import annotations
@@ -119,13 +124,97 @@ async def watched_write(vol, seconds: float, view: str = "zones") -> tuple[float
     return result[0], counted[0]
 
 
+def watch_mount(mountpoint: str, seconds: float) -> None:
+    """The inspector of a live mount, headless, for ``seconds`` after its first screen; prints
+    "ready" once it shows one, then how many snapshots it showed."""
+    from zcsdfs.tui.source import MountSource
+    app = Inspector(MountSource(mountpoint), interval=0.25)
+
+    async def drive() -> None:
+        while not app.updates:
+            await asyncio.sleep(0.01)
+        print("ready", flush=True)
+        before = app.updates
+        await asyncio.sleep(seconds)
+        print(app.updates - before, flush=True)
+        app.exit()
+
+    async def run() -> None:
+        task = asyncio.create_task(drive())
+        await app.run_async(headless=True, size=(80, 24))
+        await task
+
+    asyncio.run(run())
+
+
+def mount_workload(mountpoint: str, seconds: float) -> float:
+    """Files created, written (4 KiB) and closed per second on the mount, over ``seconds``."""
+    data = b"m" * BS
+    n = 0
+    end = time.perf_counter() + seconds
+    begin = time.perf_counter()
+    while time.perf_counter() < end:
+        fd = os.open(f"{mountpoint}/w{n % 64}", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        os.write(fd, data)
+        os.close(fd)
+        n += 1
+    return n / (time.perf_counter() - begin)
+
+
+def server_throughput(zones: int, seconds: float, rounds: int):
+    """(median files/s alone, median watched, median slowdown, slowdowns, snapshots per watch),
+    or None where FUSE cannot be mounted."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from zcsdfs.lfs import mkfs
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
+        return None
+    with tempfile.TemporaryDirectory(prefix="zcsdfs-bench-tui-") as tmp:
+        image, mnt = f"{tmp}/vol.zns", f"{tmp}/mnt"
+        os.mkdir(mnt)
+        with ZonedDevice.create(image, Geometry(zones=zones, zone_size=256, zone_capacity=256)) as device:
+            mkfs(device)
+        cli = [sys.executable, "-m", "zcsdfs"]
+        subprocess.run([*cli, "mount", image, mnt], check=True, capture_output=True, timeout=60)
+        try:
+            mount_workload(mnt, 1.0)  # warm up
+            alone, watched, slowdowns, shown = [], [], [], []
+            before = mount_workload(mnt, seconds)
+            for _ in range(rounds):
+                watcher = subprocess.Popen([sys.executable, __file__, "--watch-mount", mnt, "--seconds",
+                                            str(seconds + 5)], stdout=subprocess.PIPE, text=True)
+                try:
+                    if watcher.stdout.readline().strip() != "ready":
+                        raise RuntimeError("the inspector of the mount did not start")
+                    w = mount_workload(mnt, seconds)
+                finally:
+                    out = watcher.communicate(timeout=120)[0]
+                shown.append(int(out.split()[0]) if out.split() else 0)
+                after = mount_workload(mnt, seconds)
+                alone.append((before + after) / 2)
+                watched.append(w)
+                slowdowns.append(1 - w / alone[-1])
+                before = after
+        finally:
+            subprocess.run([*cli, "umount", mnt], capture_output=True, timeout=60)
+    return (statistics.median(alone), statistics.median(watched), statistics.median(slowdowns), slowdowns,
+            shown)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--zones", type=int, default=1_000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--watch-mount", metavar="MOUNTPOINT", help=argparse.SUPPRESS)
+    parser.add_argument("--no-mount", action="store_true", help="skip the live FUSE mount's figures")
     args = parser.parse_args()
+    if args.watch_mount:
+        watch_mount(args.watch_mount, args.seconds)
+        return
     t = time.perf_counter()
     vol = build(args.files, args.zones)
     console = Console()
@@ -156,8 +245,18 @@ def main() -> None:
                       "", "")
         table.add_row(f"writer slower, {view} view (rounds: {', '.join(f'{x:.1%}' for x in each)})",
                       f"{slower:.1%}", "<= 5%" if view == "zones" else "", "yes" if slower <= 0.05 else "no")
-    console.print(table)
     vol.unmount()
+    served = None if args.no_mount else server_throughput(args.zones, args.seconds, args.rounds)
+    if served is None:
+        table.add_row("live FUSE mount", "skipped", "", "(needs root and /dev/fuse)" if not args.no_mount else "")
+    else:
+        alone, watched, slower, each, shown = served
+        table.add_row(f"mount: files/s alone (median of {args.rounds})", f"{alone:,.0f}", "", "")
+        table.add_row(f"mount: files/s, inspector attached ({min(shown)}-{max(shown)} snapshots/round)",
+                      f"{watched:,.0f}", "", "")
+        table.add_row(f"mount slower when inspected (rounds: {', '.join(f'{x:.1%}' for x in each)})",
+                      f"{slower:.1%}", "<= 5%", "yes" if slower <= 0.05 else "no")
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,13 @@ are checked: a process of any other uid is refused.
 
 Requests and replies are one JSON object per line:
 
-- ``{"op": "stats"}`` -> ``{"ok": true, "stats": {...}}`` (``Stack.stats``,
-  the files kernels are bound to named by path);
+- ``{"op": "stats"}`` -> ``{"ok": true, "stats": {...}, "serial": N}`` (``Stack.stats``,
+  the files kernels are bound to named by path); with ``"since": M``, the serial
+  of an earlier reply the client kept, each ``zone_list`` (the device's, the
+  log's) comes as ``{"changed": {"INDEX": zone, ...}}``: only the zones that
+  changed since snapshot M (``patch_zones`` puts them back in place), so a
+  watcher of thousands of zones costs the server little to encode and itself
+  little to parse (an M too old gets the whole lists);
 - ``{"op": "files", "limit": N}`` -> ``{"ok": true, "files": [...], "truncated":
   bool}``: the live tree, depth first, each entry with its extents
   (``zcsdfs.tree.file_list``; ``limit`` is optional, at most ``MAX_FILES``);
@@ -33,8 +38,10 @@ page of entries at a time.
 
 from __future__ import annotations
 
+import collections
 import enum
 import errno
+import itertools
 import json
 import os
 import queue
@@ -49,6 +56,8 @@ _SCALARS = (int, float, str, bool, type(None))
 _NOT_ATTRS = object()
 _fields: dict[type, object] = {}  # type -> its attrs field names, or _NOT_ATTRS
 MAX_CLIENTS = 8
+RECENT_SNAPSHOTS = 16  # the zone lists of the last stats replies, kept for "since"
+ZONE_LAYERS = ("device", "lfs")  # the layers whose zone_list a "since" reply sends as changes
 MAX_REQUEST = 4096  # bytes in one request line
 EVENT_BACKLOG = 1024
 REFUSAL_WAIT = 2.0  # seconds a refused peer has to hang up  # events queued for one slow client before they are dropped
@@ -101,27 +110,41 @@ class PlainMemo:
     records it meets again and forgets the rest."""
 
     def __init__(self):
-        self._last: dict[int, tuple] = {}  # id(record) -> (record, dict): the record kept, so its id stays its own
+        self._last: dict[int, tuple] = {}  # id(record) -> (record, dict, ids of the records inside it)
         self._next: dict[int, tuple] = {}
 
     def record(self, value, names) -> dict:
         key = id(value)
         hit = self._last.get(key)
         if hit is not None and hit[0] is value:
-            self._next[key] = hit
+            self._keep(key, hit)
             return hit[1]
+        remembered = self._next
+        before = len(remembered)
         out = {"type": type(value).__name__}
         for name in names:
             out[name] = fast_plain(getattr(value, name), self)
-        self._next[key] = (value, out)
+        inner = tuple(itertools.islice(remembered, before, None))  # the records met inside it
+        remembered[key] = (value, out, inner)
         return out
+
+    def _keep(self, key: int, hit: tuple) -> None:
+        """Remember a record met again, and the records inside it (met again with it)."""
+        self._next[key] = hit
+        for inner in hit[2]:
+            entry = self._last.get(inner)
+            if entry is not None:
+                self._keep(inner, entry)
 
     def sequence(self, values) -> list:
         last, remembered, out = self._last, self._next, []
         for value in values:
             hit = last.get(id(value))
             if hit is not None and hit[0] is value:
-                remembered[id(value)] = hit
+                if hit[2]:
+                    self._keep(id(value), hit)
+                else:
+                    remembered[id(value)] = hit
                 out.append(hit[1])
             else:
                 out.append(fast_plain(value, self))
@@ -173,10 +196,13 @@ class ControlServer:
         self.stack = stack
         self.server = server
         self.name = os.fspath(mountpoint)
-        self._snapshot_lock = threading.Lock()  # one snapshot at a time: they share what the last one copied
+        self._snapshot_lock = threading.Lock()  # one stats reply at a time (serials in order)
+        self._stats_lock = threading.Lock()  # one snapshot at a time: they share what the last one copied
         self._previous = None
         self._memo = PlainMemo()
         self._paths: dict[int, str] = {}  # ino -> path, of files kernels are bound to
+        self._serial = 0
+        self._recent: collections.OrderedDict[int, dict] = collections.OrderedDict()  # serial -> zone lists
         directory = directory or runtime_directory()
         _private_directory(directory)
         self.path = socket_path(mountpoint, directory)
@@ -275,7 +301,10 @@ class ControlServer:
             raise OSError(errno.EINVAL, "a request is one JSON object a line")
         op = request.get("op")
         if op == "stats":
-            return {"ok": True, "stats": self.stats()}
+            since = request.get("since")
+            if since is not None and type(since) is not int:
+                raise OSError(errno.EINVAL, "since must be the serial of an earlier stats reply")
+            return self._stats_reply(since)
         if op == "files":
             from zcsdfs.tree import MAX_FILES, file_list
             limit = request.get("limit", MAX_FILES)
@@ -293,10 +322,27 @@ class ControlServer:
             return {"ok": True, "said": act(self.stack, action, self.name)}
         raise OSError(errno.EINVAL, "unknown request (ops: stats, files, act, events)")
 
+    def _stats_reply(self, since: int | None) -> dict:
+        with self._snapshot_lock:
+            data = self.stats()
+            self._serial += 1
+            serial = self._serial
+            self._recent[serial] = {layer: data[layer]["zone_list"] for layer in ZONE_LAYERS if data.get(layer)}
+            while len(self._recent) > RECENT_SNAPSHOTS:
+                self._recent.popitem(last=False)
+            base = self._recent.get(since) if since is not None else None
+        if base is not None:
+            for layer, old in base.items():
+                new = data[layer]["zone_list"]
+                if len(old) == len(new):  # the dicts of unchanged zones are the same objects (PlainMemo)
+                    changed = {str(i): zone for i, (was, zone) in enumerate(zip(old, new)) if was is not zone}
+                    data[layer] = dict(data[layer], zone_list={"changed": changed})
+        return {"ok": True, "stats": data, "serial": serial}
+
     def stats(self) -> dict:
         """A snapshot as plain data, copying only what changed since the last one."""
         from zcsdfs.tree import name_bindings
-        with self._snapshot_lock:
+        with self._stats_lock:
             self._previous = self.stack.stats(self.server, self._previous)
             data = self._memo.convert(self._previous)
             name_bindings(data, self.stack.fs, self._paths)
@@ -372,6 +418,32 @@ def request(mountpoint, message: dict, *, directory: str | None = None, timeout:
 def request_stats(mountpoint, *, directory: str | None = None) -> dict:
     """The stats of the server of the mount at ``mountpoint`` (as ``plain`` made them)."""
     return request(mountpoint, {"op": "stats"}, directory=directory, timeout=10.0)["stats"]
+
+
+def patch_zones(stats: dict, kept: dict[str, list]) -> None:
+    """Put a ``since`` reply's changed zones in place: ``kept`` holds each layer's zone list of
+    the reply it was asked since (and is updated to this one's); the dict of an unchanged zone
+    stays the same object, so what was drawn from it can be reused."""
+    for layer in ZONE_LAYERS:
+        part = stats.get(layer)
+        if not part:
+            continue
+        zones = part["zone_list"]
+        if isinstance(zones, dict):
+            zones = list(kept[layer])
+            for index, zone in zones_changed(part["zone_list"]["changed"], len(zones)):
+                zones[index] = zone
+            part["zone_list"] = zones
+        kept[layer] = zones
+
+
+def zones_changed(changed: dict, count: int):
+    """(index, zone) of a ``since`` reply's changes, each index checked against the list's length."""
+    for key, zone in changed.items():
+        index = int(key)
+        if not 0 <= index < count:
+            raise OSError(errno.EPROTO, f"the server sent zone {index} of {count}")
+        yield index, zone
 
 
 class EventStream:

@@ -107,12 +107,38 @@ def test_every_request_is_checked_and_a_bad_one_gets_an_error_line(tmp_path, dir
 
             for bad in (b"not json", b"[1, 2]", b'{"op": "rm -rf"}', b'{"op": 7}', b'{"op": "files", "limit": "all"}',
                         b'{"op": "files", "limit": 0}', b'{"op": "files", "limit": true}',
-                        b'{"op": "act", "action": "format"}', b'{"op": "act"}'):
+                        b'{"op": "act", "action": "format"}', b'{"op": "act"}', b'{"op": "stats", "since": "x"}'):
                 reply = ask(bad)
                 assert reply["ok"] is False and reply["errno"] == "EINVAL" and reply["error"], bad
             files = ask(b'{"op": "files", "limit": 3}')  # the connection still serves
             assert files["ok"] and files["truncated"] and [f["path"] for f in files["files"]] == ["/", "/big", "/d"]
             assert ask(b'{"op": "stats"}')["stats"]["lfs"]["inodes"] == 8
+    finally:
+        control.close()
+        vol.unmount()
+
+
+def test_a_watcher_gets_only_the_zones_that_changed_and_sees_what_a_full_snapshot_shows(tmp_path, directory):
+    vol = memory_volume()
+    control = ControlServer(vol.stack, tmp_path, directory=directory)
+    try:
+        source = MountSource(tmp_path, directory=directory)
+        first = source.snapshot(files=False)
+        same = source.snapshot(files=False)  # nothing changed: every zone's dict is the one kept
+        assert all(a is b for a, b in zip(first["device"]["zone_list"], same["device"]["zone_list"]))
+        sent = request(tmp_path, {"op": "stats", "since": source._serial}, directory=directory)
+        assert sent["stats"]["device"]["zone_list"] == {"changed": {}}  # what went over the socket: nothing
+        write(vol, "/new", b"n" * 3 * BS)
+        vol.stack.fs.sync()
+        after = source.snapshot(files=False)
+        full = request(tmp_path, {"op": "stats"}, directory=directory)["stats"]  # no since: whole lists
+        for layer in ("device", "lfs"):
+            assert after[layer]["zone_list"] == full[layer]["zone_list"]
+        moved = [i for i, (a, b) in enumerate(zip(same["device"]["zone_list"], after["device"]["zone_list"]))
+                 if a is not b]
+        assert moved and len(moved) < len(full["device"]["zone_list"])  # a few zones, not all of them
+        stale = request(tmp_path, {"op": "stats", "since": -1}, directory=directory)  # unknown: whole lists
+        assert isinstance(stale["stats"]["device"]["zone_list"], list)
     finally:
         control.close()
         vol.unmount()
