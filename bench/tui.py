@@ -43,6 +43,7 @@ from zcsdfs.tui.source import volume_source
 from zcsdfs.zns import Geometry, ZonedDevice
 
 BS = 4096
+INSPECTOR_CPU: list[float] = []  # per watched run: CPU seconds the process spent outside the writer, per second
 
 
 def build(files: int, zones: int) -> zcsdfs.Volume:
@@ -112,10 +113,19 @@ async def watched_write(vol, seconds: float, view: str = "zones") -> tuple[float
             while view == "files" and not app._files:
                 await asyncio.sleep(0.01)
         before = app.updates
-        thread = threading.Thread(target=lambda: result.append(writer(vol, seconds, threading.Event())))
+        cpu = {}
+
+        def timed() -> None:
+            mine = time.thread_time()
+            result.append(writer(vol, seconds, threading.Event()))
+            cpu["writer"] = time.thread_time() - mine
+
+        process, wall = time.process_time(), time.perf_counter()
+        thread = threading.Thread(target=timed)
         thread.start()
         await asyncio.to_thread(thread.join)
         counted.append(app.updates - before)
+        INSPECTOR_CPU.append((time.process_time() - process - cpu["writer"]) / (time.perf_counter() - wall))
         app.exit()
 
     task = asyncio.create_task(drive())
@@ -161,9 +171,32 @@ def mount_workload(mountpoint: str, seconds: float) -> float:
     return n / (time.perf_counter() - begin)
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pid(image: str) -> int:
+    """The daemon serving ``image`` (``zcsdfs mount`` returns once it has forked it)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    words = f.read().split(b"\0")
+            except OSError:
+                continue
+            if image.encode() in words and b"mount" in words:
+                return int(entry)
+    raise RuntimeError(f"no server process for {image}")
+
+
 def server_throughput(zones: int, seconds: float, rounds: int):
-    """(median files/s alone, median watched, median slowdown, slowdowns, snapshots per watch),
-    or None where FUSE cannot be mounted."""
+    """(median files/s alone, median watched, median slowdown, slowdowns, snapshots per watch,
+    server CPU ms per file alone and watched, the inspector process's CPU per second), or None
+    where FUSE cannot be mounted."""
+    import resource
     import subprocess
     import sys
     import tempfile
@@ -179,20 +212,33 @@ def server_throughput(zones: int, seconds: float, rounds: int):
         cli = [sys.executable, "-m", "zcsdfs"]
         subprocess.run([*cli, "mount", image, mnt], check=True, capture_output=True, timeout=60)
         try:
+            server = server_pid(image)
+            cpu_alone, cpu_watched, watcher_cpu = [], [], []
+
+            def workload(into: list) -> float:
+                used = process_cpu(server)
+                rate = mount_workload(mnt, seconds)
+                into.append((process_cpu(server) - used) / (rate * seconds) * 1e3)
+                return rate
+
             mount_workload(mnt, 1.0)  # warm up
             alone, watched, slowdowns, shown = [], [], [], []
-            before = mount_workload(mnt, seconds)
+            before = workload(cpu_alone)
             for _ in range(rounds):
+                children = resource.getrusage(resource.RUSAGE_CHILDREN)
                 watcher = subprocess.Popen([sys.executable, __file__, "--watch-mount", mnt, "--seconds",
                                             str(seconds + 5)], stdout=subprocess.PIPE, text=True)
                 try:
                     if watcher.stdout.readline().strip() != "ready":
                         raise RuntimeError("the inspector of the mount did not start")
-                    w = mount_workload(mnt, seconds)
+                    w = workload(cpu_watched)
                 finally:
                     out = watcher.communicate(timeout=120)[0]
+                now = resource.getrusage(resource.RUSAGE_CHILDREN)
+                watcher_cpu.append((now.ru_utime + now.ru_stime - children.ru_utime - children.ru_stime)
+                                   / (seconds + 5))  # its whole life, start-up included
                 shown.append(int(out.split()[0]) if out.split() else 0)
-                after = mount_workload(mnt, seconds)
+                after = workload(cpu_alone)
                 alone.append((before + after) / 2)
                 watched.append(w)
                 slowdowns.append(1 - w / alone[-1])
@@ -200,7 +246,7 @@ def server_throughput(zones: int, seconds: float, rounds: int):
         finally:
             subprocess.run([*cli, "umount", mnt], capture_output=True, timeout=60)
     return (statistics.median(alone), statistics.median(watched), statistics.median(slowdowns), slowdowns,
-            shown)
+            shown, statistics.median(cpu_alone), statistics.median(cpu_watched), statistics.median(watcher_cpu))
 
 
 def main() -> None:
@@ -220,8 +266,9 @@ def main() -> None:
     console = Console()
     console.print(f"built {args.files} files on {args.zones} zones in {time.perf_counter() - t:.1f} s")
     first, files, rate = asyncio.run(first_screen_and_rate(vol, args.seconds))
-    cases = {}
+    cases, inspector_cpu = {}, {}
     for view in ("zones", "files"):
+        INSPECTOR_CPU.clear()
         slowdowns, alone, watched, updates = [], [], [], 0
         before = writer(vol, args.seconds, threading.Event())
         for _ in range(args.rounds):
@@ -233,6 +280,7 @@ def main() -> None:
             before = after
         cases[view] = (statistics.median(alone), statistics.median(watched), updates,
                        statistics.median(slowdowns), slowdowns)
+        inspector_cpu[view] = statistics.median(INSPECTOR_CPU)
     table = Table(title=f"inspector, {args.files} files, {args.zones} zones, 80x24 headless")
     for col in ("measure", "value", "target", "meets"):
         table.add_column(col, justify="right" if col != "measure" else "left")
@@ -245,17 +293,22 @@ def main() -> None:
                       "", "")
         table.add_row(f"writer slower, {view} view (rounds: {', '.join(f'{x:.1%}' for x in each)})",
                       f"{slower:.1%}", "<= 5%" if view == "zones" else "", "yes" if slower <= 0.05 else "no")
+        table.add_row(f"inspector's own CPU, {view} view (process minus writer thread)",
+                      f"{inspector_cpu[view] * 1e3:.0f} ms/s", "", "")
     vol.unmount()
     served = None if args.no_mount else server_throughput(args.zones, args.seconds, args.rounds)
     if served is None:
         table.add_row("live FUSE mount", "skipped", "", "(needs root and /dev/fuse)" if not args.no_mount else "")
     else:
-        alone, watched, slower, each, shown = served
+        alone, watched, slower, each, shown, per_file_alone, per_file_watched, watcher = served
         table.add_row(f"mount: files/s alone (median of {args.rounds})", f"{alone:,.0f}", "", "")
         table.add_row(f"mount: files/s, inspector attached ({min(shown)}-{max(shown)} snapshots/round)",
                       f"{watched:,.0f}", "", "")
         table.add_row(f"mount slower when inspected (rounds: {', '.join(f'{x:.1%}' for x in each)})",
                       f"{slower:.1%}", "<= 5%", "yes" if slower <= 0.05 else "no")
+        table.add_row("server CPU per file, alone / inspected", f"{per_file_alone:.2f} / {per_file_watched:.2f} ms",
+                      "", "")
+        table.add_row("inspector process's CPU (start-up included)", f"{watcher * 1e3:.0f} ms/s", "", "")
     console.print(table)
 
 

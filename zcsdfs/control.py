@@ -52,6 +52,9 @@ import threading
 
 import attrs
 
+from zcsdfs.actions import ACTIONS, act
+from zcsdfs.tree import MAX_FILES, file_list, name_bindings
+
 _SCALARS = (int, float, str, bool, type(None))
 _NOT_ATTRS = object()
 _fields: dict[type, object] = {}  # type -> its attrs field names, or _NOT_ATTRS
@@ -306,7 +309,6 @@ class ControlServer:
                 raise OSError(errno.EINVAL, "since must be the serial of an earlier stats reply")
             return self._stats_reply(since)
         if op == "files":
-            from zcsdfs.tree import MAX_FILES, file_list
             limit = request.get("limit", MAX_FILES)
             if type(limit) is not int or not 0 < limit <= MAX_FILES:
                 raise OSError(errno.EINVAL, f"limit must be a whole number from 1 to {MAX_FILES}")
@@ -315,7 +317,6 @@ class ControlServer:
             files, truncated = file_list(self.stack.fs, limit)
             return {"ok": True, "files": files, "truncated": truncated}
         if op == "act":
-            from zcsdfs.actions import ACTIONS, act
             action = request.get("action")
             if action not in ACTIONS:
                 raise OSError(errno.EINVAL, f"action must be one of {', '.join(ACTIONS)}")
@@ -341,7 +342,6 @@ class ControlServer:
 
     def stats(self) -> dict:
         """A snapshot as plain data, copying only what changed since the last one."""
-        from zcsdfs.tree import name_bindings
         with self._stats_lock:
             self._previous = self.stack.stats(self.server, self._previous)
             data = self._memo.convert(self._previous)
