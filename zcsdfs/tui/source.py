@@ -2,7 +2,7 @@
 read-only, or a running mount asked over its control socket.
 
 Every source gives the same thing, ``snapshot()``: the plain data of
-``Stack.stats`` (``zcsdfs.control.plain``) plus a ``files`` list and a
+``Stack.stats`` (``zcsdfs.control.fast_plain``) plus a ``files`` list and a
 ``target`` record, so ``zcsdfs stats``, ``zcsdfs inspect --once/--json`` and
 the full-screen app all read one shape. Actions (GC, snapshot, checkpoint)
 go through ``act``, which refuses them on a read-only target.
@@ -15,10 +15,9 @@ import os
 import threading
 import time
 
-from zcsdfs.actions import ACTIONS, act  # noqa: F401 (ACTIONS: what ``act`` takes)
-from zcsdfs.control import PlainMemo, fast_plain, patch_zones, request, request_stats  # noqa: F401
-from zcsdfs.tree import MAX_FILES, file_list, name_bindings  # noqa: F401 (file_list: the inspector's API)
-
+from zcsdfs.actions import act
+from zcsdfs.control import PlainMemo, patch_zones, request, request_stats
+from zcsdfs.tree import file_list, name_bindings
 
 
 def is_mount_target(target) -> bool:
@@ -33,7 +32,7 @@ def is_mount_target(target) -> bool:
 class StackSource:
     """An opened stack (a ``Volume``'s, or one built here from an image)."""
 
-    inline = True  # a snapshot without files costs about a millisecond and waits on no I/O
+    inline = True  # a snapshot without files copies only the zones that changed, and waits on no I/O
 
     def __init__(self, stack, *, name: str, owned: bool = False, server=None):
         self.stack = stack
