@@ -2,8 +2,7 @@
 control socket's ``files`` op and the paths of the files kernels are bound to.
 
 A walk holds the file system's lock for ``PAGE`` entries at a time, so a
-writer waits for one page, never for the whole tree (100,000 files take
-about a second of walking): a directory's entries are read when the walk
+writer waits for one page, never for the whole tree: a directory's entries are read when the walk
 reaches it, and a file removed meanwhile is left out, as if the walk had
 passed it already.
 """
