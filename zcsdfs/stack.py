@@ -53,13 +53,16 @@ class Stack:
         """The stack's ``zcsdfs.events.EventBus``: zone changes, GC runs, checkpoints, kernel runs."""
         return self.device.events
 
-    def stats(self, server=None) -> "StackStats":
+    def stats(self, server=None, previous: "StackStats | None" = None) -> "StackStats":
         """A snapshot of every layer built, taken at one moment (under the lfs's lock);
-        ``server``: a front end whose ``stats()`` to add (the FUSE server's, when it has one)."""
+        ``server``: a front end whose ``stats()`` to add (the FUSE server's, when it has one);
+        ``previous``: an earlier snapshot, whose records of unchanged zones are reused (a watcher
+        polling several times a second copies only what changed)."""
         if self.fs is None:
-            return StackStats(device_stats(self.device))
+            return StackStats(device_stats(self.device, previous and previous.device))
         with held_still(self.fs):
-            device, lfs = device_stats(self.device), lfs_stats(self.fs)
+            device = device_stats(self.device, previous and previous.device)
+            lfs = lfs_stats(self.fs, previous and previous.lfs)
         vfs = csd = None
         if self.vfs is not None:
             vfs, csd = vfs_stats(self.vfs), csd_stats(self.vfs)

@@ -99,8 +99,9 @@ async def test_files_view_lists_the_tree_and_shows_a_files_extents():
     app = inspector(vol)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
+        assert not app._files  # walked only when a view shows it
         await pilot.press("2")
-        await pilot.pause()
+        await settle(app, pilot)
         table = app.query_one("#files-table")
         assert app.focused is table
         keys = [row.value for row in table.rows]
@@ -133,6 +134,28 @@ async def test_kernels_view_counts_a_bound_read():
         assert lines[at].split()[1:5] == ["1", "0", str(4 * BS), str(returned)]  # runs, faults, in, out
         assert f"{kernel.kind}, {kernel.engine}, 1 bound" in lines[at + 1]
     vol.close(fd)
+    vol.unmount()
+
+
+@aio
+async def test_kernels_view_says_which_kernel_is_bound_to_which_file_process_and_range():
+    vol = memory_volume()
+    fd = vol.open("/big", os.O_RDONLY)
+    kernel = kernels.load("histogram").with_args(b"")
+    vol.posix_fadvise(fd, BS, 2 * BS, advice(kernel))
+    bound = vol.stack.stats().csd.bound
+    assert [(b.kernel, b.kind, b.engine, b.ino, b.pid, b.start, b.length, b.route) for b in bound] == [
+        (kernel.name, kernel.kind, kernel.engine, vol.stat("/big").st_ino, os.getpid(), BS, 2 * BS, "fadvise")]
+    app = inspector(vol)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("4")
+        await pilot.pause()
+        row = next(line for line in shown(app, "#kernel-table").splitlines() if "/big" in line)
+        assert row.split("│")[1:-1] and [cell.strip() for cell in row.split("│")[1:-1]] == [
+            "/big", str(os.getpid()), f"{BS}-{3 * BS - 1}", kernel.name, kernel.kind, kernel.engine, "fadvise"]
+    vol.close(fd)
+    assert vol.stack.stats().csd.bound == ()  # closing the description unbinds
     vol.unmount()
 
 
@@ -220,3 +243,45 @@ async def test_errors_are_notifications_and_the_app_keeps_running():
         await pilot.pause()
         await pilot.press("q")
     assert app.return_code == 0
+
+
+class Server:
+    """A live server's snapshots, scripted: each one a second after the last, with the
+    counters of ``counts`` (opcode -> requests), one dict per snapshot."""
+
+    name, kind, readonly = "server", "mount", True
+
+    def __init__(self, vol, counts):
+        self.source, self.counts, self.taken = volume_source(vol), list(counts), 0
+
+    def snapshot(self, files=True):
+        data = self.source.snapshot(files=files)
+        counts = self.counts.pop(0) if self.counts else {}
+        data["server"] = {"type": "ServerStats", "transport": "fuse", "requests": sum(counts.values()),
+                          "in_flight": 0, "open_handles": 0, "unexpected": 0,
+                          "opcodes": {name: {"type": "OpcodeStats", "requests": n, "p50_us": 3.0, "p99_us": 9.0,
+                                             "max_us": 12.0} for name, n in counts.items()}}
+        self.taken += 1_000_000_000
+        data["target"] = {"name": self.name, "kind": self.kind, "readonly": True, "live_server": True,
+                          "taken_ns": self.taken}
+        return data
+
+
+@aio
+async def test_server_view_shows_requests_per_second_per_opcode_over_time():
+    vol = memory_volume()
+    source = Server(vol, [{"READ": 100, "WRITE": 10}, {"READ": 400, "WRITE": 10}, {"READ": 450, "WRITE": 70}])
+    app = Inspector(source, interval=3600)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("5")
+        for _ in range(2):
+            app.poll()
+            await settle(app, pilot)
+        assert list(app.rates.total) == [300.0, 110.0]  # (400-100)+(10-10), then (450-400)+(70-10): a second apart
+        assert app.query_one("#rate-chart").data == [300.0, 110.0]
+        rows = [line.replace("│", " ").split() for line in shown(app, "#server-table").splitlines()]
+        assert ["requests/s", "110"] in rows
+        assert ["READ", "50/s,", "450", "requests,", "p50", "3", "µs,", "p99", "9", "µs"] in rows
+        assert ["WRITE", "60/s,", "70", "requests,", "p50", "3", "µs,", "p99", "9", "µs"] in rows
+    vol.unmount()

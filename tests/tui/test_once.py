@@ -68,11 +68,35 @@ def test_full_screen_needs_a_terminal(tmp_path):
 
 
 def test_the_inspectors_fast_conversion_gives_what_plain_gives():
-    from zcsdfs.control import plain
-    from zcsdfs.tui.source import fast_plain
+    from zcsdfs.control import fast_plain, plain
     from tests.tui.volumes import memory_volume
     vol = memory_volume()
     vol.stack.fs.gc(1)
     stats = vol.stack.stats()
     assert stats.lfs.recent_gc_runs and fast_plain(stats) == plain(stats)
+    vol.unmount()
+
+
+def test_incremental_snapshots_equal_fresh_ones_and_reuse_what_did_not_change():
+    from zcsdfs.control import PlainMemo, plain
+    from tests.tui.volumes import BS, memory_volume, write
+    vol = memory_volume()
+    memo = PlainMemo()
+    first = vol.stack.stats()
+    first_plain = memo.convert(first)
+    again = vol.stack.stats(previous=first)
+    assert again.device is first.device  # nothing changed: the device's generation says so
+    assert memo.convert(again)["device"] is first_plain["device"]
+    write(vol, "/d/f1", b"x" * 2 * BS)  # a few zones change
+    vol.stack.fs.sync()
+    fd = vol.open("/big", 0)
+    vol.pread(fd, BS, 0)  # a read moves a zone's read counter only
+    vol.close(fd)
+    later = vol.stack.stats(previous=again)
+    fresh = vol.stack.stats()
+    assert plain(later) == plain(fresh)  # incremental, yet what a fresh snapshot says
+    later_plain = memo.convert(later)
+    assert later_plain == plain(fresh)
+    kept = [a is b for a, b in zip(first_plain["device"]["zone_list"], later_plain["device"]["zone_list"])]
+    assert any(kept) and not all(kept)  # unchanged zones keep their dicts, changed ones get new ones
     vol.unmount()

@@ -119,6 +119,9 @@ def tables(stats: dict) -> list[Table]:
                 kernels.add_row(k["name"], k["kind"], str(k["bindings"]), str(k["calls"]), str(k["failures"]),
                                 str(k["bytes_read"]), str(k["bytes_returned"]))
             out.append(kernels)
+        if stats["csd"].get("bound"):
+            from zcsdfs.tui.report import bindings_table
+            out.append(bindings_table(stats["csd"]["bound"]))
     if stats.get("server"):
         out.append(_pairs("server", stats["server"]))
         opcodes = stats["server"].get("opcodes") or {}

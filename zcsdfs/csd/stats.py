@@ -45,6 +45,20 @@ class BoundKernel:
 
 
 @attrs.frozen
+class KernelBinding:
+    """One live binding: which kernel serves which file, for which process, over which range."""
+
+    kernel: str
+    kind: str  # read-stream, write-event, write-stream
+    engine: str
+    ino: int  # the file
+    pid: int  # the process that bound it
+    start: int  # the advice range: bytes [start, start + length)
+    length: int  # 0: to the end of the file
+    route: str  # "fadvise" (one open description) or "xattr" (every description of the process)
+
+
+@attrs.frozen
 class CsdVolumeStats:
     """A volume's kernels: live bindings and the totals of every run on the volume."""
 
@@ -56,3 +70,4 @@ class CsdVolumeStats:
     bytes_out: int
     instructions: int
     seconds: float
+    bound: tuple[KernelBinding, ...] = ()  # every live binding, by file, process and range

@@ -6,7 +6,8 @@ The file system keeps a ``Tally`` (counts and the last few GC runs) that
 ``note_gc`` and ``note_checkpoint`` update; both are called once per GC
 victim or checkpoint, never on the data path. ``lfs_stats`` takes the file
 system's lock for a consistent snapshot: its cost is one pass over the log
-zones.
+zones, comparing each with the previous snapshot's record (reused when the
+zone did not change, so a watcher copies only what moved).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 import attrs
 
 RECENT_GC_RUNS = 16
+_names: dict = {}  # enum member -> its name (``.name`` is a slow property, and a snapshot asks thousands of times)
 
 
 @attrs.frozen
@@ -126,8 +128,9 @@ def held_still(fs):
     return fs._lock
 
 
-def lfs_stats(fs) -> LfsStats:
-    """A consistent snapshot of ``fs`` (a mounted ``FileSystem``)."""
+def lfs_stats(fs, previous: LfsStats | None = None) -> LfsStats:
+    """A consistent snapshot of ``fs`` (a mounted ``FileSystem``); ``previous``: an earlier one, whose
+    zone records are reused where the zone did not change."""
     with fs._lock:
         w = fs.writer
         streams = []
@@ -135,10 +138,22 @@ def lfs_stats(fs) -> LfsStats:
             zone = w.heads.get(head)
             streams.append(StreamStats(stream.name, zone, None if zone is None else w.wp[zone],
                                        None if zone is None else w._left(zone)))
-        zones = tuple(
-            LogZoneStats(z, w.role[z].name, w.stream_of[z].name if z in w.stream_of else None, fs.ns.valid[z],
-                         fs.viewed[z], w.modified.get(z))
-            for z in w.log_zones)
+        old = {z.zone: z for z in previous.zone_list} if previous is not None else {}
+        valid, viewed, modified, stream_of, role = fs.ns.valid, fs.viewed, w.modified, w.stream_of, w.role
+        zones = []
+        for z in w.log_zones:
+            kind = role[z]
+            name = _names.get(kind) or _names.setdefault(kind, kind.name)
+            stream = stream_of.get(z)
+            if stream is not None:
+                stream = _names.get(stream) or _names.setdefault(stream, stream.name)
+            o = old.get(z)
+            if (o is not None and o.valid_blocks == valid[z] and o.role == name and o.stream == stream
+                    and o.pinned_blocks == viewed[z] and o.last_seq == modified.get(z)):
+                zones.append(o)
+            else:
+                zones.append(LogZoneStats(z, name, stream, valid[z], viewed[z], modified.get(z)))
+        zones = tuple(zones)
         usage = fs.usage()
         user = fs.user_blocks_written
         mount_device = w.blocks_written + fs.checkpointer.blocks_written

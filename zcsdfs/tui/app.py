@@ -3,29 +3,38 @@
 A timer asks for a snapshot several times a second; the snapshot is taken
 in a worker thread (a control-socket query or the in-process stack's
 ``stats``, which holds the lfs's lock for one pass), so neither the
-screen nor the server's request path waits on the other. The file list
-costs a walk of the tree under the file system's lock, so it is taken at most
-every ``FILES_PERIOD`` seconds, and never more than ``FILES_SHARE`` of the time.
-Events (GC runs, checkpoints, kernel faults) of an in-process stack are
-kept as they arrive. Errors are notifications, never tracebacks.
+screen nor the server's request path waits on the other. Snapshots are
+incremental (an unchanged zone's record and row are the last ones), and
+the screen redraws only what changed, so a watched in-process writer
+loses little of the GIL. The file list costs a walk of the tree, so it is
+taken only while something on screen needs it (the Files view, or the
+owners of a zone the user selected), at most every ``FILES_PERIOD``
+seconds and never more than ``FILES_SHARE`` of the time. Events (GC runs,
+checkpoints, kernel faults) of an in-process stack are kept as they
+arrive. Errors are notifications, never tracebacks.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import time
 
 from rich import box
 from rich.console import Group
+from rich.segment import Segment
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.geometry import Region
 from textual.message import Message
 from textual.screen import ModalScreen
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import (Button, DataTable, Footer, Header, Label, Sparkline, Static, TabbedContent,
                              TabPane)
@@ -33,8 +42,10 @@ from textual.widgets import (Button, DataTable, Footer, Header, Label, Sparkline
 from zcsdfs.tui import report
 
 FILES_PERIOD = 2.0  # seconds between file-list walks, at least
-FILES_SHARE = 0.05  # of the time a file-list walk may take (a big tree is walked less often)
+FILES_SHARE = 0.02  # of the time a file-list walk may take (a big tree is walked less often)
 MAX_FILE_ROWS = 5000  # rows the Files view shows (the JSON has them all)
+FIXED_SIZE = ("#zone-heads", "#zone-detail", "#file-detail")  # Statics whose height the CSS sets
+FILE_COLUMNS = ("path", "size", "blocks", "ext", "zones")
 HISTORY = 120  # write-amplification samples kept for the chart
 VIEWS = (("zones", "zones", "1"), ("files", "files", "2"), ("log", "log", "3"),
          ("kernels", "kernels", "4"), ("server", "server", "5"))  # (pane, footer word, key)
@@ -52,40 +63,56 @@ def _shade(ratio: float | None) -> str:
 
 class ZoneMap(Widget, can_focus=True):
     """One cell per zone (or per group of zones, when there are more zones than cells):
-    coloured by state, the glyph filled to the write pointer, shaded by valid ratio."""
+    coloured by state, the glyph filled to the write pointer, shaded by valid ratio.
+
+    Drawn line by line: a snapshot in which a few zones moved redraws the lines holding them
+    (rows are compared by identity, ``report.zone_rows`` reuses an unchanged zone's)."""
 
     BINDINGS = [Binding("left", "move(-1)", "prev", show=False), Binding("right", "move(1)", "next", show=False),
                 Binding("up", "move_row(-1)", show=False), Binding("down", "move_row(1)", show=False),
                 Binding("home", "move(-1000000)", show=False), Binding("end", "move(1000000)", show=False)]
 
     class Selected(Message):
-        def __init__(self, zones: range):
+        def __init__(self, zones: range, by_user: bool = False):
             super().__init__()
             self.zones = zones
+            self.by_user = by_user
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.rows: list[dict] = []
         self.cursor = 0  # a cell
+        self._cells: list[tuple[str, str]] = []  # per cell: (glyph, style), cursor not applied
+        self._layout: tuple | None = None  # (width, height, zones) the cells were drawn for
+        self._strips: dict[int, Strip] = {}  # line -> its drawing
+        self._geometry_key: tuple | None = None
+        self._geometry_value = (4, 1, 1)
+
+    def _geometry(self) -> tuple[int, int, int]:
+        """(columns per cell, cells per line, zones per cell) for this size and these zones, computed
+        once per change of either (``size`` is not cheap, and a snapshot may change many cells)."""
+        size = self.size
+        key = (size.width, size.height, len(self.rows))
+        if self._geometry_key != key:
+            width, height, zones = key
+            w = next((w for w in (4, 3, 2) if zones <= (width // w) * max(1, height)), 1)
+            columns = max(1, width // w)
+            per = max(1, math.ceil(zones / max(1, columns * max(1, height)))) if width else 1  # 1: not laid out yet
+            self._geometry_key, self._geometry_value = key, (w, columns, per)
+        return self._geometry_value
 
     @property
     def cell_width(self) -> int:
         """Columns per cell: wide while every zone fits, one (and grouped zones) when not."""
-        for w in (4, 3, 2):
-            if len(self.rows) <= (self.size.width // w) * max(1, self.size.height):
-                return w
-        return 1
+        return self._geometry()[0]
 
     @property
     def columns(self) -> int:
-        return max(1, self.size.width // self.cell_width)
+        return self._geometry()[1]
 
     @property
     def per_cell(self) -> int:
-        if not self.size.width:
-            return 1  # not laid out yet
-        cells = max(1, self.columns * max(1, self.size.height))
-        return max(1, math.ceil(len(self.rows) / cells))
+        return self._geometry()[2]
 
     @property
     def cells(self) -> int:
@@ -97,18 +124,59 @@ class ZoneMap(Widget, can_focus=True):
         return range(start, min(len(self.rows), start + per))
 
     def update_rows(self, rows: list[dict]) -> None:
-        self.rows = rows
+        old, self.rows = self.rows, rows
         self.cursor = min(self.cursor, max(0, self.cells - 1))
+        if not self._laid_out():
+            return  # every cell drawn again
+        per, columns = self.per_cell, self.columns
+        changed = {i // per for i, (a, b) in enumerate(zip(old, rows)) if a is not b}
+        for cell in changed:
+            spec = self._cell(cell)
+            if spec != self._cells[cell]:
+                self._cells[cell] = spec
+                self._redraw(cell // columns)
+
+    def _laid_out(self) -> bool:
+        """Whether the cells drawn still fit the size and the zones (if not, they are computed again)."""
+        self._geometry()
+        layout = self._geometry_key
+        if layout == self._layout:
+            return True
+        self._layout = layout
+        self._cells = [self._cell(cell) for cell in range(self.cells)]
+        self._strips.clear()
         self.refresh()
+        return False
+
+    def _redraw(self, line: int) -> None:
+        self._strips.pop(line, None)
+        self.refresh(Region(0, line, self._layout[0], 1))
+
+    def _cell(self, cell: int) -> tuple[str, str]:
+        per = self.per_cell
+        group = self.rows[cell * per:(cell + 1) * per]
+        if per == 1:
+            merged = group[0]
+            state = merged["state"]
+        else:
+            state = collections.Counter(r["state"] for r in group).most_common(1)[0][0]
+            merged = {"filled": sum(r["filled"] for r in group), "capacity": sum(r["capacity"] for r in group),
+                      "valid": None if any(r["valid"] is None for r in group) else sum(r["valid"] for r in group)}
+        _letter, colour = report.STATE_STYLE.get(state, ("?", "white"))
+        glyph = report.zone_glyph(merged) if merged["filled"] else "·"
+        return glyph, f"{colour}{_shade(report.valid_ratio(merged))}"
 
     def on_resize(self) -> None:
         self.cursor = min(self.cursor, max(0, self.cells - 1))
         self.post_message(self.Selected(self.selected()))
 
     def _select(self, cell: int) -> None:
+        before = self.cursor
         self.cursor = max(0, min(cell, self.cells - 1))
-        self.refresh()
-        self.post_message(self.Selected(self.selected()))
+        if self._laid_out():
+            self._redraw(before // self.columns)
+            self._redraw(self.cursor // self.columns)
+        self.post_message(self.Selected(self.selected(), by_user=True))
 
     def action_move(self, step: int) -> None:
         self._select(self.cursor + step)
@@ -122,26 +190,28 @@ class ZoneMap(Widget, can_focus=True):
             self.focus()
             self._select(cell)
 
-    def render(self) -> Text:
-        text = Text(no_wrap=True, overflow="crop")
-        width, per, w = self.columns, self.per_cell, self.cell_width
-        for cell in range(self.cells):
-            group = self.rows[cell * per:(cell + 1) * per]
-            states = collections.Counter(r["state"] for r in group)
-            state = states.most_common(1)[0][0]
-            merged = {"filled": sum(r["filled"] for r in group), "capacity": sum(r["capacity"] for r in group),
-                      "valid": None if any(r["valid"] is None for r in group) else sum(r["valid"] for r in group)}
-            _letter, colour = report.STATE_STYLE.get(state, ("?", "white"))
-            style = f"{colour}{_shade(report.valid_ratio(merged))}"
-            if cell == self.cursor:
-                style += " reverse"
-            glyph = report.zone_glyph(merged) if merged["filled"] else "·"
-            text.append(glyph * max(1, w - 1), style=style)
-            if w > 1:
-                text.append(" ")
-            if (cell + 1) % width == 0 and cell + 1 < self.cells:
-                text.append("\n")
-        return text
+    def render_line(self, y: int) -> Strip:
+        self._laid_out()
+        strip = self._strips.get(y)
+        if strip is None:
+            columns, w = self.columns, self.cell_width
+            segments = []
+            for cell in range(y * columns, min(self.cells, (y + 1) * columns)):
+                glyph, style = self._cells[cell]
+                if cell == self.cursor:
+                    style += " reverse"
+                segments.append(Segment(glyph * max(1, w - 1), _style(style)))
+                if w > 1:
+                    segments.append(Segment(" "))
+            width = self._layout[0]
+            strip = self._strips[y] = Strip(segments).extend_cell_length(width).crop(0, width).apply_style(
+                self.rich_style)
+        return strip
+
+
+@functools.lru_cache(maxsize=512)
+def _style(spec: str) -> Style:
+    return Style.parse(spec)
 
 
 class Confirm(ModalScreen[bool]):
@@ -178,7 +248,7 @@ class Inspector(App):
     #zone-detail { height: 8; border-top: solid $primary; }
     #files-table { height: 1fr; }
     #file-detail { height: 7; border-top: solid $primary; }
-    #wa-chart { height: 3; }
+    #wa-chart, #rate-chart { height: 3; }
     Confirm { align: center middle; }
     #confirm { width: 60; height: auto; padding: 1 2; border: thick $warning; background: $surface; }
     #confirm Horizontal { height: auto; margin-top: 1; }
@@ -201,12 +271,16 @@ class Inspector(App):
         self.updates = 0  # snapshots shown
         self.said: list[str] = []  # notifications, newest last (tests read them)
         self.wa_history: collections.deque[float] = collections.deque(maxlen=HISTORY)
+        self.rates = report.Rates(HISTORY)  # a server's requests per second, from successive snapshots
         self.checkpoints: collections.deque = collections.deque(maxlen=16)
         self.faults: collections.deque = collections.deque(maxlen=16)
         self._files: list[dict] = []
         self._owners: dict[int, list] = {}  # zone -> files owning its blocks (report.owners_index)
         self._files_shown: tuple | None = None
         self._told_cut = False  # said that the Files view shows only the first MAX_FILE_ROWS
+        self._picked = False  # the user selected a zone: its owners need the file list
+        self._rows_cache: dict = {}  # report.zone_rows's, between snapshots
+        self._shown: dict[str, object] = {}  # widget id -> what it shows (updated only when that changes)
         self._unsubscribe = None
         self.sub_title = f"{source.kind}{', read-only' if source.readonly else ''}: {source.name}"
 
@@ -222,7 +296,7 @@ class Inspector(App):
                 yield Static("select a zone (arrows or click)", id="zone-detail")
             with TabPane("Files", id="files"):
                 table = DataTable(id="files-table", cursor_type="row", zebra_stripes=False)
-                table.add_columns("path", "size", "blocks", "ext", "zones")
+                table.add_columns(*FILE_COLUMNS)
                 yield table
                 yield Static("select a file", id="file-detail")
             with TabPane("Log & GC", id="log"):
@@ -236,6 +310,8 @@ class Inspector(App):
                     yield Static("", id="kernel-table")
             with TabPane("Server", id="server"):
                 with VerticalScroll():
+                    yield Label("requests per second (all opcodes), over time", id="rate-label")
+                    yield Sparkline([], id="rate-chart")
                     yield Static("", id="server-table")
         yield Footer()
 
@@ -272,12 +348,28 @@ class Inspector(App):
     # -- snapshots ------------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """Take a snapshot in a worker thread, unless one is still being taken."""
+        """Take a snapshot in a worker thread, unless one is still being taken. A source whose
+        snapshots are cheap and never wait on I/O (``inline``: an in-process stack's, about a
+        millisecond) is asked on the screen's thread instead, when no file list is wanted: each
+        hand-over between threads costs a watched writer of the same process its turn."""
         if any(w.group == "poll" and not w.is_finished for w in self.workers):
             return
-        with_files = self.updates > 0 and time.monotonic() >= self._files_due  # the first screen: zones
+        with_files = self.updates > 0 and self._files_wanted() and time.monotonic() >= self._files_due
         self.ticks += 1
+        if getattr(self.source, "inline", False) and not with_files:
+            try:
+                data = self.source.snapshot(files=False)
+            except Exception as exc:  # shown, never a traceback: the inspector keeps running
+                self.tell(f"snapshot failed: {_message(exc)}", "error")
+                return
+            self.show(data)
+            return
         self.run_worker(lambda: self._take(with_files), thread=True, group="poll", exit_on_error=False)
+
+    def _files_wanted(self) -> bool:
+        """Whether the screen shows something made of the file list (walked only then)."""
+        view = self.query_one(TabbedContent).active
+        return view == "files" or (view == "zones" and self._picked)
 
     def _take(self, with_files: bool) -> None:
         started = time.monotonic()
@@ -304,11 +396,12 @@ class Inspector(App):
             data["files"], data["owners"] = self._files, self._owners
         self.data = data
         self.updates += 1
-        if self.updates == 1:  # the first screen is up: now the file list, whatever the timer's pace
-            self.run_worker(lambda: self._take(True), thread=True, group="files", exit_on_error=False)
+        if self.updates == 1 and self._files_wanted():  # the first screen is up: now the file list
+            self._walk_files()
         lfs = data.get("lfs")
         if lfs:
             self.wa_history.append(lfs["write_amplification"])
+        self.rates.add(data.get("server"), data["target"]["taken_ns"])
         self._show_view(self.query_one(TabbedContent).active)
 
     def _show_view(self, view: str) -> None:
@@ -321,24 +414,41 @@ class Inspector(App):
         if show is not None:
             show(self.data)
 
+    def _walk_files(self) -> None:
+        """Take the file list now (in a worker), whatever the timer's pace, unless a walk is under way."""
+        if not any(w.group == "files" and not w.is_finished for w in self.workers):
+            self.run_worker(lambda: self._take(True), thread=True, group="files", exit_on_error=False)
+
+    def _put(self, selector: str, key, make) -> None:
+        """Update a Static only when what it shows changed (``key``); one whose height the CSS fixes
+        is repainted without a new layout of the screen (the costly part of an update)."""
+        if self._shown.get(selector) != key:
+            self._shown[selector] = key
+            self.query_one(selector, Static).update(make(), layout=selector not in FIXED_SIZE)
+
     def _show_server(self, data: dict) -> None:
-        self.query_one("#server-table", Static).update(self._server_table(data))
+        chart = self.query_one("#rate-chart", Sparkline)
+        chart.display = self.query_one("#rate-label").display = bool(data.get("server"))
+        chart.data = list(self.rates.total) or [0.0]
+        self.query_one("#server-table", Static).update(self._server_table(data, self.rates))
 
     def _show_zones(self, data: dict) -> None:
         zmap = self.query_one(ZoneMap)
-        zmap.update_rows(report.zone_rows(data))
+        zmap.update_rows(report.zone_rows(data, self._rows_cache))
         rows = zmap.rows
         lfs = data.get("lfs")
         heads = [f"{s['stream'].lower()}→{s['head_zone']}@{s['write_pointer']:#x}" for s in lfs["streams"]
                  if s["head_zone"] is not None] if lfs else []
         states = " ".join(f"{k.lower()}:{v}" for k, v in data["device"]["zone_states"].items())
         per = zmap.per_cell
-        self.query_one("#zone-heads", Static).update(
-            Text(f"{states}  heads {' '.join(heads) or '-'}" + (f"  ({per} zones/cell)" if per > 1 else ""),
-                 no_wrap=True, overflow="ellipsis"))
+        line = f"{states}  heads {' '.join(heads) or '-'}" + (f"  ({per} zones/cell)" if per > 1 else "")
+        self._put("#zone-heads", line, lambda: Text(line, no_wrap=True, overflow="ellipsis"))
         self._show_zone_detail(rows, zmap.selected())
 
     def on_zone_map_selected(self, message: ZoneMap.Selected) -> None:
+        if message.by_user and not self._picked:
+            self._picked = True  # owners from now on: the file list is wanted
+            self._walk_files()
         if self.data is not None:
             self._show_zones(self.data)
 
@@ -361,11 +471,16 @@ class Inspector(App):
         owners = sorted(blocks.items(), key=lambda o: (-o[1], o[0]))
         if owners:
             lines.append("owners: " + ", ".join(f"{p} ({n})" for p, n in owners[:12]))
-        elif self.data.get("target", {}).get("live_server"):
-            lines.append("owners: the control socket lists no files")
-        self.query_one("#zone-detail", Static).update(Text("\n".join(lines), overflow="fold"))
+        elif not self._files:
+            lines.append("owners: listed once the files are read (select a zone)" if not self._picked
+                         else "owners: reading the file list…")
+        text = "\n".join(lines)
+        self._put("#zone-detail", text, lambda: Text(text, overflow="fold"))
 
     def _show_files(self, data: dict) -> None:
+        if not data["files"]:
+            self._put("#file-detail", "reading", lambda: "reading the file list…")
+            return
         files = data["files"][:MAX_FILE_ROWS]
         key = tuple((f["path"], f["size"], f["blocks"], len(f["extents"])) for f in files)
         if key == self._files_shown:
@@ -374,14 +489,21 @@ class Inspector(App):
         table = self.query_one("#files-table", DataTable)
         current = self._selected_path()
         zs = data["device"]["zone_size"]
-        table.clear()
+        rows = []
         for f in files:
             name = f["path"] if f["depth"] == 0 else "  " * f["depth"] + f["path"].rsplit("/", 1)[-1]
             if f["kind"] == "dir" and f["depth"]:
                 name += "/"
             zones = report.file_zones(f, zs)
-            table.add_row(name, str(f["size"]), str(f["blocks"]), str(len(f["extents"])),
-                          ",".join(map(str, zones[:6])) + ("…" if len(zones) > 6 else ""), key=f["path"])
+            rows.append((f["path"], (name, str(f["size"]), str(f["blocks"]), str(len(f["extents"])),
+                                     ",".join(map(str, zones[:6])) + ("…" if len(zones) > 6 else ""))))
+        # columns as wide as their widest cell, set here: a table filled while on screen would
+        # keep lines drawn before its auto widths caught up
+        table.clear(columns=True)
+        for i, label in enumerate(FILE_COLUMNS):
+            table.add_column(label, width=max([len(label)] + [len(cells[i]) for _, cells in rows]))
+        for path, cells in rows:
+            table.add_row(*cells, key=path)
         if current is not None and current in table.rows:
             table.move_cursor(row=table.get_row_index(current))
         if (data.get("files_truncated") or len(data["files"]) > MAX_FILE_ROWS) and not self._told_cut:
@@ -403,6 +525,7 @@ class Inspector(App):
             return
         detail = self.query_one("#file-detail", Static)
         entry = next((f for f in self._files if f["path"] == path), None)
+        self._shown.pop("#file-detail", None)
         if entry is None:
             detail.update("select a file" if self._files else "no file list for this target")
             return
@@ -477,22 +600,24 @@ class Inspector(App):
                           str(k["bytes_returned"]), reduction)
         if not csd["kernels"]:
             table.add_row("none bound", "", "", "", "", "")
+        parts = [table]
+        if csd.get("bound"):
+            parts.append(report.bindings_table(csd["bound"]))
         if self.faults:
             faults = Table(title="recent faults", title_justify="left")
             for col in ("kernel", "ino", "offset", "message"):
                 faults.add_column(col)
             for f in self.faults:
                 faults.add_row(f.kernel, str(f.ino), str(f.offset), f.failure)
-            out.update(Group(table, faults))
-        else:
-            out.update(table)
+            parts.append(faults)
+        out.update(Group(*parts) if len(parts) > 1 else table)
 
     @staticmethod
-    def _server_table(data: dict) -> Table:
+    def _server_table(data: dict, rates: report.Rates | None = None) -> Table:
         table = Table(show_header=False, title="server", title_justify="left")
         table.add_column("what")
         table.add_column("value", justify="right")
-        for k, v in report.server_lines(data):
+        for k, v in report.server_lines(data, rates):
             table.add_row(k, v)
         return table
 
@@ -506,6 +631,8 @@ class Inspector(App):
         main = {"zones": "#zone-map", "files": "#files-table"}.get(message.pane.id)
         if main is not None:
             self.query_one(main).focus()
+        if message.pane.id == "files" and self.data is not None and time.monotonic() >= self._files_due:
+            self._walk_files()
         self._show_view(message.pane.id)
 
     def action_act(self, action: str) -> None:

@@ -3,6 +3,8 @@ of each view and the ``--once`` tables. No Textual here, so ``--once`` needs non
 
 from __future__ import annotations
 
+import collections
+
 from rich.table import Table
 
 STATE_STYLE = {  # zone state -> (short name, colour)
@@ -17,21 +19,35 @@ STATE_STYLE = {  # zone state -> (short name, colour)
 FILL = " ▁▂▃▄▅▆▇█"  # a cell's glyph: how far the write pointer is into the zone
 
 
-def zone_rows(data: dict) -> list[dict]:
-    """One row per zone: the device's view joined with the log's (valid blocks, role, stream)."""
+def zone_rows(data: dict, cache: dict | None = None) -> list[dict]:
+    """One row per zone: the device's view joined with the log's (valid blocks, role, stream).
+    ``cache`` (kept by the caller between snapshots): a zone whose two records are the same
+    objects as last time (``zcsdfs.tui.source.PlainMemo``) gets the same row back."""
     lfs = data.get("lfs")
     log = {z["zone"]: z for z in lfs["zone_list"]} if lfs else {}
     rows = []
     for z in data["device"]["zone_list"]:
-        extra = log.get(z["index"], {})
-        filled = z["write_pointer"] - z["start"]
-        rows.append({"zone": z["index"], "state": z["state"], "write_pointer": z["write_pointer"],
-                     "filled": min(filled, z["capacity"]), "capacity": z["capacity"],
-                     "valid": extra.get("valid_blocks"), "pinned": extra.get("pinned_blocks"),
-                     "role": extra.get("role", "checkpoint" if lfs else None), "stream": extra.get("stream"),
-                     "blocks_written": z["blocks_written"], "blocks_read": z["blocks_read"],
-                     "resets": z["resets"], "finishes": z["finishes"]})
+        extra = log.get(z["index"])
+        if cache is not None:
+            hit = cache.get(z["index"])
+            if hit is not None and hit[0] is z and hit[1] is extra:
+                rows.append(hit[2])
+                continue
+        row = _zone_row(z, extra or {}, lfs is not None)
+        if cache is not None:
+            cache[z["index"]] = (z, extra, row)
+        rows.append(row)
     return rows
+
+
+def _zone_row(z: dict, extra: dict, lfs: bool) -> dict:
+    filled = z["write_pointer"] - z["start"]
+    return {"zone": z["index"], "state": z["state"], "write_pointer": z["write_pointer"],
+            "filled": min(filled, z["capacity"]), "capacity": z["capacity"],
+            "valid": extra.get("valid_blocks"), "pinned": extra.get("pinned_blocks"),
+            "role": extra.get("role", "checkpoint" if lfs else None), "stream": extra.get("stream"),
+            "blocks_written": z["blocks_written"], "blocks_read": z["blocks_read"],
+            "resets": z["resets"], "finishes": z["finishes"]}
 
 
 def zone_glyph(row: dict) -> str:
@@ -89,17 +105,59 @@ def extent_strip(entry: dict, zones: int, zone_size: int, width: int) -> str:
     return "".join("#" if c else "." for c in cells)
 
 
-def server_lines(data: dict) -> list[tuple[str, str]]:
-    """The server view's rows, or one row saying the target is not a server."""
+def bound_range(binding: dict) -> str:
+    """A binding's advice range, as bytes ``start-end`` (``start-`` to the end of the file)."""
+    start, length = binding["start"], binding["length"]
+    return f"{start}-{start + length - 1}" if length else f"{start}-"
+
+
+def bindings_table(bound: list[dict]) -> Table:
+    """Which kernel serves which file, for which process and range (``csd.bound``)."""
+    table = Table(title="bindings", title_justify="left")
+    for col in ("file", "pid", "range", "kernel", "kind", "engine", "by"):
+        table.add_column(col, justify="right" if col == "pid" else "left", overflow="fold")
+    for b in bound:
+        table.add_row(b.get("path") or f"ino {b['ino']}", str(b["pid"]), bound_range(b), b["kernel"], b["kind"],
+                      b["engine"], b["route"])
+    return table
+
+
+class Rates:
+    """Requests per second, per opcode and in all, from successive snapshots of a server's
+    cumulative counters (a counter that went back, as after a restart, counts from zero)."""
+
+    def __init__(self, history: int = 120):
+        self.last: tuple[int, dict[str, int]] | None = None  # (taken_ns, opcode -> requests)
+        self.now: dict[str, float] = {}  # opcode -> requests/s between the last two snapshots
+        self.total: collections.deque[float] = collections.deque(maxlen=history)  # all opcodes, over time
+
+    def add(self, server: dict | None, taken_ns: int) -> None:
+        if not server:
+            return
+        counts = {name: o["requests"] for name, o in (server.get("opcodes") or {}).items()}
+        if self.last is not None and taken_ns > self.last[0]:
+            seconds, before = (taken_ns - self.last[0]) / 1e9, self.last[1]
+            self.now = {name: (n - before.get(name, 0) if n >= before.get(name, 0) else n) / seconds
+                        for name, n in counts.items()}
+            self.total.append(sum(self.now.values()))
+        self.last = (taken_ns, counts)
+
+
+def server_lines(data: dict, rates: Rates | None = None) -> list[tuple[str, str]]:
+    """The server view's rows, or one row saying the target is not a server; with ``rates``,
+    each opcode's requests per second first."""
     target = data.get("target", {})
     server = data.get("server")
     if server:
         rows = []
+        if rates is not None and rates.total:
+            rows.append(("requests/s", f"{rates.total[-1]:,.0f}"))
         for k, v in server.items():
             if k == "type":
                 continue
             if isinstance(v, dict):  # per opcode, busiest first
-                rows += [(name, f"{o['requests']:,} requests, p50 {o['p50_us']:.0f} µs, p99 {o['p99_us']:.0f} µs")
+                rows += [(name, (f"{rates.now[name]:,.0f}/s, " if rates is not None and name in rates.now else "")
+                          + f"{o['requests']:,} requests, p50 {o['p50_us']:.0f} µs, p99 {o['p99_us']:.0f} µs")
                          for name, o in v.items()]
             else:
                 rows.append((k.replace("_", " "), str(v)))

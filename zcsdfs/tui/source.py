@@ -2,7 +2,7 @@
 read-only, or a running mount asked over its control socket.
 
 Every source gives the same thing, ``snapshot()``: the plain data of
-``Stack.stats`` (``zcsdfs.control.plain``) plus a ``files`` list and a
+``Stack.stats`` (``zcsdfs.control.fast_plain``) plus a ``files`` list and a
 ``target`` record, so ``zcsdfs stats``, ``zcsdfs inspect --once/--json`` and
 the full-screen app all read one shape. Actions (GC, snapshot, checkpoint)
 go through ``act``, which refuses them on a read-only target.
@@ -12,17 +12,12 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 import time
 
-import attrs
-
-from zcsdfs.control import plain, request_stats
-
-ACTIONS = ("gc", "snapshot", "checkpoint")
-_SCALARS = (int, float, str, bool, type(None))
-_NOT_ATTRS = object()
-_fields: dict[type, object] = {}  # type -> its attrs field names, or _NOT_ATTRS
-MAX_FILES = 200_000  # files listed in one snapshot; a bigger tree is cut (``files_truncated``)
+from zcsdfs.actions import act
+from zcsdfs.control import PlainMemo, patch_zones, request, request_stats
+from zcsdfs.tree import file_list, name_bindings
 
 
 def is_mount_target(target) -> bool:
@@ -34,57 +29,10 @@ def is_mount_target(target) -> bool:
     return True
 
 
-def fast_plain(value):
-    """``zcsdfs.control.plain``'s result, several times faster on a snapshot of thousands of
-    zones (field names looked up once per type): the inspector takes one several times a second."""
-    kind = type(value)
-    if kind in _SCALARS:
-        return value
-    names = _fields.get(kind)
-    if names is None:
-        names = _fields[kind] = (tuple(f.name for f in attrs.fields(kind)) if attrs.has(kind)
-                                 else _NOT_ATTRS)
-    if names is not _NOT_ATTRS:
-        out = {"type": kind.__name__}
-        for name in names:
-            out[name] = fast_plain(getattr(value, name))
-        return out
-    if isinstance(value, (list, tuple)):
-        return [fast_plain(v) for v in value]
-    return plain(value)  # enums, dicts, bytes: rare
-
-
-def file_list(fs, limit: int = MAX_FILES) -> tuple[list[dict], bool]:
-    """Every regular file, directory and symlink of ``fs``'s live tree, depth first, with its
-    extents ``[first file block, lba, blocks]``; (list, whether it was cut at ``limit``)."""
-    out: list[dict] = []
-    with fs._lock:
-        inodes = fs.ns.inodes
-        stack = [("/", 1, 0)]
-        while stack:
-            path, ino, depth = stack.pop()
-            node = inodes.get(ino)
-            if node is None:
-                continue
-            if len(out) >= limit:
-                return out, True
-            entry = {"path": path, "ino": ino, "depth": depth, "size": node.size,
-                     "kind": "dir" if node.is_dir else "file" if node.is_reg else "symlink" if node.is_symlink
-                     else "other", "blocks": 0, "extents": []}
-            if node.is_reg:
-                entry["blocks"] = node.extents.blocks
-                entry["extents"] = [[first, lba, count] for first, lba, count in node.extents]
-            out.append(entry)
-            if node.is_dir:
-                base = path.rstrip("/")
-                for name, child in sorted(node.entries.items(), reverse=True):
-                    shown = name.decode(errors="replace") if isinstance(name, bytes) else name
-                    stack.append((f"{base}/{shown}", child, depth + 1))
-    return out, False
-
-
 class StackSource:
     """An opened stack (a ``Volume``'s, or one built here from an image)."""
+
+    inline = True  # a snapshot without files copies only the zones that changed, and waits on no I/O
 
     def __init__(self, stack, *, name: str, owned: bool = False, server=None):
         self.stack = stack
@@ -92,13 +40,20 @@ class StackSource:
         self.owned = owned  # close the stack with the source
         self.server = server
         self.kind = "volume" if not owned else "image"
+        self._previous = None  # the last Stack.stats: the next one copies only the zones that changed
+        self._memo = PlainMemo()
+        self._paths: dict[int, str] = {}  # ino -> path, of files kernels are bound to
+        self._lock = threading.Lock()  # one snapshot at a time: they share what the last one copied
 
     @property
     def readonly(self) -> bool:
         return self.stack.readonly
 
     def snapshot(self, *, files: bool = True) -> dict:
-        data = fast_plain(self.stack.stats(self.server))
+        with self._lock:
+            stats = self._previous = self.stack.stats(self.server, self._previous)
+            data = self._memo.convert(stats)
+            name_bindings(data, self.stack.fs, self._paths)
         data["target"] = {"name": self.name, "kind": self.kind, "readonly": self.readonly,
                           "live_server": False, "taken_ns": time.time_ns()}
         if files and self.stack.fs is not None:
@@ -109,24 +64,7 @@ class StackSource:
 
     def act(self, action: str) -> str:
         """Run ``action`` ("gc", "snapshot" or "checkpoint"); a sentence saying what it did."""
-        if action not in ACTIONS:
-            raise ValueError(f"unknown action {action!r}")
-        if self.readonly or self.stack.fs is None:
-            raise OSError(errno.EROFS, f"{self.name} is read-only: no {action}", self.name)
-        fs = self.stack.fs
-        if action == "gc":
-            freed = fs.gc(1)
-            return f"GC freed {freed} zone{'s' * (freed != 1)}"
-        if action == "checkpoint":
-            fs.checkpoint()
-            return f"checkpoint {fs.checkpointer.generation} written"
-        name = time.strftime("inspect-%Y%m%d-%H%M%S")
-        taken, n = name, 1
-        while taken in fs.snapshots:
-            n += 1
-            taken = f"{name}-{n}"
-        fs.create_snapshot(taken)
-        return f"snapshot {taken} taken"
+        return act(self.stack, action, self.name)
 
     def close(self) -> None:
         if self.owned:
@@ -140,26 +78,40 @@ class StackSource:
 
 
 class MountSource:
-    """A running ``zcsdfs mount``, through its control socket (stats only: no file list)."""
+    """A running ``zcsdfs mount``, through its control socket: stats, the file list and the
+    actions (which the server refuses when it serves a read-only mount)."""
 
     kind = "mount"
-    readonly = True  # the control socket takes no actions
 
-    def __init__(self, mountpoint):
+    def __init__(self, mountpoint, *, directory: str | None = None):
         self.name = os.fspath(mountpoint)
         self.mountpoint = mountpoint
-        request_stats(mountpoint)  # fail now, with one line, if no server answers
+        self.directory = directory  # where the control socket is (None: the usual place)
+        first = request_stats(mountpoint, directory=directory)  # fail now, with one line, if no server answers
+        self.readonly = bool(first.get("lfs", {}).get("readonly", True))
+        self._serial: int | None = None  # of the last stats reply: the next asks for changes since
+        self._zones: dict[str, list] = {}  # its zone lists, per layer
 
     def snapshot(self, *, files: bool = True) -> dict:
-        data = request_stats(self.mountpoint)
-        data["target"] = {"name": self.name, "kind": self.kind, "readonly": True, "live_server": True,
+        reply = request(self.mountpoint, {"op": "stats", "since": self._serial}, directory=self.directory,
+                        timeout=10.0)
+        data = reply["stats"]
+        try:
+            patch_zones(data, self._zones)
+        except (KeyError, OSError):
+            self._serial, self._zones = None, {}  # out of step: the whole lists next time
+            raise
+        self._serial = reply.get("serial")
+        data["target"] = {"name": self.name, "kind": self.kind, "readonly": self.readonly, "live_server": True,
                           "taken_ns": time.time_ns()}
         if files:
-            data["files"], data["files_truncated"] = [], False
+            reply = request(self.mountpoint, {"op": "files"}, directory=self.directory)
+            data["files"], data["files_truncated"] = reply["files"], reply["truncated"]
         return data
 
     def act(self, action: str) -> str:
-        raise OSError(errno.EROFS, f"the control socket of {self.name} takes no actions ({action})", self.name)
+        """Ask the server to run ``action``; its sentence, or OSError with the server's reason."""
+        return request(self.mountpoint, {"op": "act", "action": action}, directory=self.directory)["said"]
 
     def close(self) -> None:
         pass

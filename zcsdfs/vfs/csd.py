@@ -131,9 +131,12 @@ class Binding:
     keep it alive past an unbind, and the last one out releases it.
     """
 
-    def __init__(self, kernel, ino: int, start: int = 0, length: int = 0, view=None, value: bytes = b""):
+    def __init__(self, kernel, ino: int, start: int = 0, length: int = 0, view=None, value: bytes = b"",
+                 *, pid: int = 0, route: str = "fadvise"):
         self.kernel = kernel
         self.ino = ino
+        self.pid = pid  # the process that bound it (stats: which process a kernel serves)
+        self.route = route  # "fadvise" (an open description's advice range) or "xattr" (the process's)
         self.start = start
         self.end = start + length if length else None
         self.view = view
@@ -226,7 +229,7 @@ class Bindings:
             return False
         if of.is_dir:
             raise os_error(errno.EISDIR)
-        binding = self._new_binding(kernel, of.ino, offset, length)
+        binding = self._new_binding(kernel, of.ino, offset, length, pid=of.pid, route="fadvise")
         with self._lock:
             old = of.csd.get(kernel.kind)
             of.csd[kernel.kind] = binding
@@ -234,12 +237,13 @@ class Bindings:
             old.unbind()
         return True
 
-    def _new_binding(self, kernel, ino: int, start: int = 0, length: int = 0, value: bytes = b"") -> Binding:
+    def _new_binding(self, kernel, ino: int, start: int = 0, length: int = 0, value: bytes = b"", *,
+                     pid: int = 0, route: str = "fadvise") -> Binding:
         if kernel.kind != READ_STREAM and kernel.abi != "zcsdfs":
             raise OSError(errno.EINVAL, f"kernel {kernel.name}: {kernel.kind} kernels use the zcsdfs ABI, "
                                         f"not OpenCSD's")
         view = self.vfs.fs.freeze(ino) if kernel.kind == READ_STREAM else None
-        binding = Binding(kernel, ino, start, length, view, value)
+        binding = Binding(kernel, ino, start, length, view, value, pid=pid, route=route)
         self.bound.add(binding)
         return binding
 
@@ -410,7 +414,7 @@ class Bindings:
             raise os_error(errno.ENODATA)
         kernel_ino = self._kernel_inode(value)
         kernel = self._load_stored(caller, kernel_ino, kind)
-        binding = self._new_binding(kernel, ino, value=str(kernel_ino).encode())
+        binding = self._new_binding(kernel, ino, value=str(kernel_ino).encode(), pid=caller.pid, route="xattr")
         with self._lock:
             if key not in self._opens:  # closed meanwhile
                 binding.unbind()

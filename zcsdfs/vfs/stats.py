@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import attrs
 
-from zcsdfs.csd.stats import BoundKernel, CsdVolumeStats
+from zcsdfs.csd.stats import BoundKernel, CsdVolumeStats, KernelBinding
 
 
 @attrs.frozen
@@ -47,5 +47,8 @@ def csd_stats(vfs) -> CsdVolumeStats:
         kernels.append(BoundKernel(kernel.name, kernel.kind, kernel.abi, kernel.engine, kernel.digest, count,
                                    s.calls, s.failures, s.instructions, s.bytes_read, s.bytes_returned, s.seconds))
     kernels.sort(key=lambda k: (k.name, k.kind))
+    bound = sorted((KernelBinding(b.kernel.name, b.kernel.kind, b.kernel.engine, b.ino, b.pid, b.start,
+                                  0 if b.end is None else b.end - b.start, b.route) for b in live),
+                   key=lambda b: (b.ino, b.pid, b.start, b.kind))
     return CsdVolumeStats(len(live), tuple(kernels), totals.calls, totals.failures, totals.bytes_read,
-                    totals.bytes_returned, totals.instructions, totals.seconds)
+                          totals.bytes_returned, totals.instructions, totals.seconds, tuple(bound))

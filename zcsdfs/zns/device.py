@@ -82,6 +82,7 @@ class ZonedDevice:
         self.block_size = geometry.block_size
         self.path: str | None = getattr(backend, "path", None)
         self.counters = Counters(geometry.zones)
+        self.generation = 0  # bumped by every write, read, reset and state change: snapshots reuse an unchanged table
         self.faults = FaultInjector(self)
         self.recorder = None  # a zcsdfs.zns.crash.Recorder while recording
         self.events = EventBus()  # zone state changes here; the layers above publish on it too
@@ -200,6 +201,7 @@ class ZonedDevice:
                     z.buffer = self._backend.zone_buffer(z.index)
                 at = (lba - z.start) * bs + offset
                 self.counters.zones[z.index].blocks_read += last - first
+                self.generation += 1
                 return bytes(z.buffer[at:at + length])
         buf = bytearray((last - first) * bs)
         self.read_into(first, buf)
@@ -269,6 +271,7 @@ class ZonedDevice:
                 out[pos:pos + piece] = bytes(piece)
             self.counters.zones[z.index].blocks_read += end - cur
             pos += piece
+        self.generation += 1
 
     def write(self, lba: int, data, *, fua: bool = False) -> None:
         """Write whole blocks at the write pointer of the zone holding ``lba``."""
@@ -319,6 +322,7 @@ class ZonedDevice:
             c.blocks_appended += nblocks
         else:
             c.blocks_written += nblocks
+        self.generation += 1
         if self.recorder is not None:
             self.recorder.write(z.index, lba - z.start, bytes(mv), fua)
         if end == z.cap_end:
@@ -372,6 +376,7 @@ class ZonedDevice:
             return
         self._transition(z, FULL)
         self.counters.zones[z.index].finishes += 1
+        self.generation += 1
         self._record("finish", z.index)
         self._make_durable(z)
 
@@ -387,6 +392,7 @@ class ZonedDevice:
         self._transition(z, EMPTY)
         z.wp = z.start
         self.counters.zones[z.index].resets += 1
+        self.generation += 1
         self._record("reset", z.index)
         self._make_durable(z)
 
@@ -481,6 +487,7 @@ class ZonedDevice:
         if new is IMPLICIT_OPEN:
             self._implicit[z.index] = None
         z.state = new
+        self.generation += 1
         self.counters.zones[z.index].transitions[(old, new)] += 1
         if self.events.subscribers:
             self.events.publish(ZoneTransition(z.index, old, new))
