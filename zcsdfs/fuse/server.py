@@ -246,7 +246,7 @@ class Server:
 
     def run(self, req: Request) -> Reply | None:
         """Execute a registered request and build its reply."""
-        started = time.perf_counter_ns()
+        started, cpu = time.perf_counter_ns(), time.thread_time_ns()
         try:
             if req.interrupted:
                 raise os_error(errno.EINTR)
@@ -270,7 +270,7 @@ class Server:
             return self._failed(req, errno.EIO)
         finally:
             self._in_flight.pop(req.unique, None)
-            self.tally.record(req.opcode, time.perf_counter_ns() - started)
+            self.tally.record(req.opcode, time.perf_counter_ns() - started, time.thread_time_ns() - cpu)
         if req.opcode in p.NO_REPLY:
             return None
         if isinstance(payload, list):
