@@ -90,6 +90,10 @@ DEFAULT_MAX_PAGES = 32  # what the kernel sends without MAX_PAGES
 MAX_PAGES = 256         # the most the kernel accepts in INIT's max_pages (fuse_max_pages_limit)
 MAX_PAYLOAD = (1 << 32) - 1 - p.OUT_HEADER.size  # fuse_out_header's length is 32 bits
 _LENGTH_OPCODE = struct.Struct("<II")
+_OUT_PACK, _OUT_SIZE = p.OUT_HEADER.pack, p.OUT_HEADER.size
+_ENTRY_PACK = p.ENTRY_HEAD.pack
+_INTERRUPT, _INIT, _NO_REPLY = Opcode.INTERRUPT, Opcode.INIT, p.NO_REPLY
+_thread_ns, _perf_ns = time.thread_time_ns, time.perf_counter_ns
 _READ_SIZE = struct.Struct("<I")
 _READ_SIZE_AT = p.IN_HEADER.size + 16  # fuse_read_in: fh, offset, then size
 
@@ -201,6 +205,9 @@ class Server:
         self.tally = RequestTally()  # requests per opcode and their latencies (stats.py)
         self.strict = False
         self.initialized = threading.Event()
+        self._ready = False  # initialized, as a plain attribute for the request path
+        self._last_caller = Caller(-1, -1, frozenset(), -1)
+        self._timeouts(options)
         self.destroyed = threading.Event()
         self._handles: dict[int, Handle] = {}
         self._next_fh = 1
@@ -228,32 +235,38 @@ class Server:
     def handle(self, request) -> Reply | None:
         """Serve one request, given as a sequence of readable buffers (one for /dev/fuse, a
         descriptor chain's readable part for virtio-fs); returns the reply's buffers, or None
-        when none is due."""
+        when none is due. Its CPU time (parsing included) is counted for its opcode."""
+        cpu, started = _thread_ns(), _perf_ns()
         try:
             req = p.parse(request)
         except ProtocolError as exc:
             log.warning("dropping request: %s", exc)
             return None if exc.unique is None else self._error(exc.unique, exc.errno)
-        if req.opcode == Opcode.INTERRUPT:
+        opcode = req.opcode
+        if opcode == _INTERRUPT:
             return self.interrupt(req)
-        self.begin(req)
-        return self.run(req)
+        if opcode not in _NO_REPLY:
+            self._in_flight[req.unique] = req  # begin(req), inlined
+        return self._run(req, started, cpu)
 
     def begin(self, req: Request) -> None:
         """Register ``req`` as in flight, so an INTERRUPT can find it."""
-        if req.opcode not in p.NO_REPLY:
+        if req.opcode not in _NO_REPLY:
             self._in_flight[req.unique] = req
 
     def run(self, req: Request) -> Reply | None:
         """Execute a registered request and build its reply."""
-        started, cpu = time.perf_counter_ns(), time.thread_time_ns()
+        return self._run(req, _perf_ns(), _thread_ns())
+
+    def _run(self, req: Request, started: int, cpu: int) -> Reply | None:
+        opcode = req.opcode
         try:
             if req.interrupted:
                 raise os_error(errno.EINTR)
-            op = self._ops.get(req.opcode)
+            op = self._ops.get(opcode)
             if op is None:
                 raise os_error(errno.ENOSYS)
-            if not self.initialized.is_set() and req.opcode != Opcode.INIT:
+            if not self._ready and opcode != _INIT:
                 raise os_error(errno.EIO)
             payload = op(req, self._caller(req))
         except ProtocolError as exc:
@@ -265,23 +278,27 @@ class Server:
             self.unexpected += 1
             if self.strict:
                 raise
-            log.exception("%s failed", Opcode(req.opcode).name if req.opcode in Opcode._value2member_map_
-                          else req.opcode)
+            log.exception("%s failed", Opcode(opcode).name if opcode in Opcode._value2member_map_ else opcode)
             return self._failed(req, errno.EIO)
         finally:
             self._in_flight.pop(req.unique, None)
-            self.tally.record(req.opcode, time.perf_counter_ns() - started, time.thread_time_ns() - cpu)
-        if req.opcode in p.NO_REPLY:
+            self.tally.record(opcode, _perf_ns() - started, _thread_ns() - cpu)
+        if opcode in _NO_REPLY:
             return None
+        if payload.__class__ is bytes:  # most replies: one piece
+            length = len(payload)
+            if length > MAX_PAYLOAD:  # every size a request names is bounded before this
+                return self._unframed(req, length)
+            return [_OUT_PACK(_OUT_SIZE + length, 0, req.unique), payload]
         if isinstance(payload, list):
             length = sum(map(len, payload))
             if length > MAX_PAYLOAD:
                 return self._unframed(req, length)
-            return [p.out_header(req.unique, 0, length), *payload]
+            return [_OUT_PACK(_OUT_SIZE + length, 0, req.unique), *payload]
         length = len(payload)
-        if length > MAX_PAYLOAD:  # every size a request names is bounded before this
+        if length > MAX_PAYLOAD:
             return self._unframed(req, length)
-        return [p.out_header(req.unique, 0, length), payload]
+        return [_OUT_PACK(_OUT_SIZE + length, 0, req.unique), payload]
 
     def _unframed(self, req: Request, length: int) -> Reply:
         """A reply too long for the header's 32-bit length: a bug, answered EIO."""
@@ -314,9 +331,16 @@ class Server:
         return None
 
     def _caller(self, req: Request) -> Caller:
-        if self.limits.local_callers and req.uid and req.pid:
-            return ProcessCaller(req.uid, req.gid, req.pid)
-        return Caller(req.uid, req.gid, frozenset(), req.pid)
+        """The request's caller. The last one without supplementary groups from /proc is used
+        again while the same process asks (one program's stream of requests): it is immutable."""
+        uid, gid, pid = req.uid, req.gid, req.pid
+        if self.limits.local_callers and uid and pid:
+            return ProcessCaller(uid, gid, pid)  # its groups are read from /proc when a check asks
+        last = self._last_caller
+        if last.pid == pid and last.uid == uid and last.gid == gid:
+            return last
+        self._last_caller = caller = Caller(uid, gid, frozenset(), pid)
+        return caller
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -330,12 +354,19 @@ class Server:
                 raise ProtocolError(errno.EINVAL, "a name with a slash", req.unique)
         return found
 
+    def _timeouts(self, options: Options) -> None:
+        """What ``_entry`` and ``_attr`` pack for the timeouts, split once (p.entry_out, p.attr_out)."""
+        es, ens = p.split_seconds(options.entry_timeout)
+        at, ans = p.split_seconds(options.attr_timeout)
+        self._entry_times = (es, at, ens, ans)
+        self._attr_head = p.ATTR_OUT_HEAD.pack(at, ans, 0)
+
     def _entry(self, ino: int) -> bytes:
         st = self.vfs.getattr(ino)
-        return p.entry_out(self.nodes.remember(ino), st, self.options.entry_timeout, self.options.attr_timeout)
+        return _ENTRY_PACK(self.nodes.remember(ino), 0, *self._entry_times) + p.attr(st)
 
     def _attr(self, ino: int) -> bytes:
-        return p.attr_out(self.vfs.getattr(ino), self.options.attr_timeout)
+        return self._attr_head + p.attr(self.vfs.getattr(ino))
 
     def _add_handle(self, of, direct: bool = False) -> int:
         with self._lock:
@@ -397,6 +428,7 @@ class Server:
             pages = max(1, min(pages, self.limits.max_pages))
         self.max_write = max_write = max(PAGE, min(self.options.max_write, pages * PAGE))
         self.max_read = pages * PAGE
+        self._ready = True
         self.initialized.set()
         return p.INIT_OUT.pack(p.MAJOR, self.minor, min(max_readahead, self.options.max_readahead),
                                int(self.flags) & 0xFFFFFFFF, 64, 48, max_write, 1,
