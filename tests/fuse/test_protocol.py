@@ -195,6 +195,22 @@ def _privileges(server, nodeid) -> tuple[int, bool]:
     return attr[9] & (stat.S_ISUID | stat.S_ISGID), b"security.capability\0" in listed
 
 
+def test_security_capability_of_a_plain_file_is_answered_without_the_vfs(server, monkeypatch):
+    """The kernel asks it before the first cached write to each file: ENODATA from the inode's
+    empty list; a file that has the attribute still gets it (through the vfs)."""
+    nodeid, _, _ = create(server, "plain")
+    ask = p.GETXATTR_IN.pack(0, 0) + b"security.capability\0"
+    calls = []
+    real = server.vfs.getxattr
+    monkeypatch.setattr(server.vfs, "getxattr", lambda *a: calls.append(a) or real(*a))
+    assert reply(server, request(Opcode.GETXATTR, ask, nodeid=nodeid))[0] == errno.ENODATA
+    assert calls == []
+    _privileged(server, nodeid)
+    assert ok(server, Opcode.GETXATTR, ask, nodeid=nodeid) == p.GETXATTR_OUT.pack(len(CAPS), 0)
+    assert len(calls) == 1
+    assert reply(server, request(Opcode.GETXATTR, ask, nodeid=12345))[0] == errno.ESTALE
+
+
 def test_killpriv_v2_is_kept_by_the_server(server):
     """With HANDLE_KILLPRIV_V2 the kernel stops asking before each write; the server drops privileges."""
     assert InitFlag.HANDLE_KILLPRIV_V2 in InitFlag(
