@@ -158,12 +158,17 @@ def test_stats_count_requests_per_opcode_with_latencies(server):
     assert list(stats.opcodes)[0] == "GETATTR"  # busiest first
 
 
-@pytest.mark.parametrize("flags, direct", [(os.O_WRONLY, True), (os.O_WRONLY | os.O_APPEND, True),
-                                          (os.O_RDONLY | os.O_DIRECT, True), (os.O_RDWR, False),
-                                          (os.O_RDONLY, False)])
-def test_write_only_and_o_direct_handles_bypass_the_page_cache(server, flags, direct):
+@pytest.mark.parametrize("flags, direct, with_data", [
+    (os.O_WRONLY, True, True), (os.O_WRONLY | os.O_APPEND, True, True), (os.O_RDONLY | os.O_DIRECT, True, True),
+    (os.O_RDWR, True, False), (os.O_RDWR | os.O_TRUNC, True, True), (os.O_RDWR, False, True),
+    (os.O_RDONLY, False, False)])
+def test_write_only_and_o_direct_handles_bypass_the_page_cache(server, flags, direct, with_data):
+    """So do read-write handles on an empty file (new, or truncated by the open): nothing cached to lose."""
     nodeid, fh, open_flags = create(server, "f", flags=flags)
-    assert bool(open_flags & p.FOPEN_DIRECT_IO) == direct
+    assert bool(open_flags & p.FOPEN_DIRECT_IO) == (direct or flags & os.O_ACCMODE == os.O_RDWR)  # new: empty
+    if with_data:
+        ok(server, Opcode.WRITE, p.WRITE_IN.pack(fh, 0, 2, 0, 0, 0, 0) + b"hi", nodeid=nodeid) \
+            if flags & os.O_ACCMODE else server.vfs.fs.write(server.nodes.ino(nodeid), 0, b"hi")
     payload = ok(server, Opcode.OPEN, p.OPEN_IN.pack(flags, 0), nodeid=nodeid)
     assert bool(p.OPEN_OUT.unpack(payload)[1] & p.FOPEN_DIRECT_IO) == direct
     assert p.OPEN_OUT.unpack(payload)[1] & p.FOPEN_KEEP_CACHE  # other handles keep what they cached

@@ -613,12 +613,18 @@ class Server:
         direct write, and with DIRECT_IO_ALLOW_MMAP writes back mapped pages first):
         - for a write-only handle: it can never read what the cache would keep, so its writes skip
           the copy into the cache (half the cost of a large write-through write).
+        - for a read-write handle on an empty file (new, or truncated by the open): nothing of the
+          file is cached to lose, and such a handle mostly writes (fio, a program writing a new
+          file it may read back); its own reads are answered by us, from the log, like O_DIRECT's.
+          A read-write handle on a file with data keeps the cache: it reads what is there.
         - for O_DIRECT, and for a process with a CSD kernel bound to the file (the xattr route): a
           bound read must run the kernel over exactly the range asked, and its answer must not
           enter the cache every process reads (see ``read``). Without the flag the kernel would
           complete a short direct read from the page cache."""
+        access = flags & os.O_ACCMODE
         direct = not of.is_dir and not self.options.writeback_cache and (
-            flags & os.O_ACCMODE == os.O_WRONLY or flags & os.O_DIRECT
+            access == os.O_WRONLY or flags & os.O_DIRECT
+            or access == os.O_RDWR and (flags & os.O_TRUNC or not self.vfs.getattr(of.ino).st_size)
             or self.vfs.csd.binds_reads(of.ino, caller))
         fh = self._add_handle(of, direct)
         return p.OPEN_OUT.pack(fh, p.FOPEN_KEEP_CACHE | p.FOPEN_NOFLUSH | (p.FOPEN_DIRECT_IO if direct else 0), 0)
