@@ -29,9 +29,10 @@ zcsdfs-wb to zcsdfs. The machine's load average is printed for each run: figures
 a busy machine are not a quiet machine's.
 
 For the zcsdfs columns the server's own CPU time per request (``Server.stats``: the serving
-thread's CPU time, counted per opcode) is read before and after each workload: the
-second table prints, per workload, the requests of each opcode per operation and the
-µs of server CPU each took.
+thread's CPU time, over a random eighth of the requests, per opcode) is read before and
+after each workload: the second table prints, per workload, the requests of each opcode
+and the µs of server CPU each took (parsing, dispatch, the vfs and lfs below; not the
+transport's read and reply, nor waiting for the GIL).
 
     python bench/fuse.py [--quick] [--runs N] [--systems zcsdfs,T,...] [-o OPTIONS]
                          [--passthrough-hp PATH]
@@ -393,12 +394,13 @@ def measure(mounted: Mounted, sizes: Sizes, tarball: str, skip: dict, cpu: dict)
                 out[name] = value
                 if mounted.zcsdfs:
                     for opcode, o in after.items():
-                        b = before.get(opcode, {"requests": 0, "cpu_us": 0.0})
+                        b = before.get(opcode, {"requests": 0, "cpu_us": 0.0, "cpu_samples": 0})
                         n = o["requests"] - b["requests"]
                         if n > 0:
-                            total = cpu.setdefault((mounted.name, name, opcode), [0, 0.0])
+                            total = cpu.setdefault((mounted.name, name, opcode), [0, 0, 0.0])
                             total[0] += n
-                            total[1] += o["cpu_us"] - b["cpu_us"]
+                            total[1] += o["cpu_samples"] - b["cpu_samples"]
+                            total[2] += o["cpu_us"] - b["cpu_us"]
             before = after
     return out
 
@@ -498,14 +500,16 @@ def main() -> None:
 
     if cpu:
         units = {w.name: w for w in WORKLOADS}
-        per_op = Table(title="zcsdfs server: requests per operation and server CPU µs per request, by opcode "
-                             "(over all runs)")
-        for column in ("system", "workload", "opcode", "requests (all runs)", "µs CPU / request"):
+        per_op = Table(title="zcsdfs server: requests and server CPU µs per request, by opcode, over all runs "
+                             "(CPU time of a random sample of the requests: 'timed')")
+        for column in ("system", "workload", "opcode", "requests (all runs)", "timed", "µs CPU / request"):
             per_op.add_column(column, justify="left" if column in ("system", "workload", "opcode") else "right")
-        for (system, workload, opcode), (n, us) in sorted(cpu.items(), key=lambda kv: (kv[0][0], list(units).index(kv[0][1]), -kv[1][0])):
+        order = list(units)
+        for (system, workload, opcode), (n, timed, us) in sorted(
+                cpu.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]), -kv[1][0])):
             if n < 10:
                 continue
-            per_op.add_row(system, workload, opcode, f"{n:,}", f"{us / n:.1f}")
+            per_op.add_row(system, workload, opcode, f"{n:,}", f"{timed:,}", f"{us / timed:.1f}" if timed else "-")
         console.print(per_op)
     if args.json:
         with open(args.json, "w") as f:

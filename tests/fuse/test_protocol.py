@@ -517,3 +517,14 @@ def test_link_by_inode_has_the_protected_hardlinks_check(server):
     public = create(server, "public", mode=0o666)[0]
     entry = ok(server, Opcode.LINK, p.LINK_IN.pack(public) + b"ours\0", nodeid=tmp, **user)
     assert p.ATTR.unpack_from(entry, p.ENTRY_HEAD.size)[10] == 2  # nlink
+
+
+def test_stats_time_the_cpu_of_a_sample_of_requests(server, monkeypatch):
+    """CPU time is read for a random share of requests (stats.CPU_SAMPLE); summed with its count."""
+    draws = iter([0.0, 0.99, 0.0])  # timed, not timed, timed
+    monkeypatch.setattr(server_module, "_random", lambda: next(draws))
+    for _ in range(3):
+        ok(server, Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0))
+    getattr_stats = server.stats().opcodes["GETATTR"]
+    assert (getattr_stats.requests, getattr_stats.cpu_samples) == (3, 2)
+    assert getattr_stats.cpu_us > 0

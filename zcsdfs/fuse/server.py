@@ -59,6 +59,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import random
 import struct
 import threading
 import time
@@ -68,7 +69,7 @@ import attrs
 from zcsdfs.fuse import protocol as p
 from zcsdfs.fuse.nodes import NodeTable
 from zcsdfs.fuse.protocol import InitFlag, Opcode, ProtocolError, Request
-from zcsdfs.fuse.stats import RequestTally, ServerStats, server_stats
+from zcsdfs.fuse.stats import CPU_SAMPLE, RequestTally, ServerStats, server_stats
 from zcsdfs.fuse.transport import Limits, Reply
 from zcsdfs.vfs.caller import Caller
 from zcsdfs.vfs.errors import bad_fd, os_error
@@ -94,9 +95,12 @@ _LENGTH_OPCODE = struct.Struct("<II")
 _OUT_PACK, _OUT_SIZE = p.OUT_HEADER.pack, p.OUT_HEADER.size
 _ENTRY_PACK = p.ENTRY_HEAD.pack
 _INTERRUPT, _INIT, _NO_REPLY = Opcode.INTERRUPT, Opcode.INIT, p.NO_REPLY
-_thread_ns, _perf_ns = time.thread_time_ns, time.perf_counter_ns
+_thread_ns, _perf_ns, _random = time.thread_time_ns, time.perf_counter_ns, random.random
 _READ_SIZE = struct.Struct("<I")
 _READ_SIZE_AT = p.IN_HEADER.size + 16  # fuse_read_in: fh, offset, then size
+_LONG_HEAD = _READ_SIZE_AT + _READ_SIZE.size
+_length_opcode, _read_size = _LENGTH_OPCODE.unpack_from, _READ_SIZE.unpack_from
+_WRITE, _READ, _LONG_RUNNING = int(Opcode.WRITE), int(Opcode.READ), frozenset(map(int, LONG_RUNNING))
 
 
 def _head(request, n: int):
@@ -111,15 +115,15 @@ def _head(request, n: int):
 def long_running(request) -> bool:
     """Whether serving ``request`` (its buffers, not yet parsed) may take long: a large READ or
     WRITE, or one of ``LONG_RUNNING``. Malformed requests are quick (they are refused)."""
-    head = _head(request, _READ_SIZE_AT + _READ_SIZE.size)
-    if len(head) < _READ_SIZE_AT + _READ_SIZE.size:
+    head = request[0] if len(request) == 1 else _head(request, _LONG_HEAD)
+    if len(head) < _LONG_HEAD:
         return False
-    length, opcode = _LENGTH_OPCODE.unpack_from(head)
-    if opcode == Opcode.WRITE:
+    length, opcode = _length_opcode(head)
+    if opcode == _WRITE:
         return length > BIG_IO
-    if opcode == Opcode.READ:
-        return _READ_SIZE.unpack_from(head, _READ_SIZE_AT)[0] > BIG_IO
-    return opcode in LONG_RUNNING
+    if opcode == _READ:
+        return _read_size(head, _READ_SIZE_AT)[0] > BIG_IO
+    return opcode in _LONG_RUNNING
 
 
 def interruptible(request) -> bool:
@@ -236,8 +240,9 @@ class Server:
     def handle(self, request) -> Reply | None:
         """Serve one request, given as a sequence of readable buffers (one for /dev/fuse, a
         descriptor chain's readable part for virtio-fs); returns the reply's buffers, or None
-        when none is due. Its CPU time (parsing included) is counted for its opcode."""
-        cpu, started = _thread_ns(), _perf_ns()
+        when none is due. Its CPU time (parsing included) is counted for its opcode, if it falls
+        in the sample (``stats.CPU_SAMPLE``)."""
+        cpu, started = _thread_ns() if _random() < CPU_SAMPLE else None, _perf_ns()
         try:
             req = p.parse(request)
         except ProtocolError as exc:
@@ -257,9 +262,9 @@ class Server:
 
     def run(self, req: Request) -> Reply | None:
         """Execute a registered request and build its reply."""
-        return self._run(req, _perf_ns(), _thread_ns())
+        return self._run(req, _perf_ns(), _thread_ns() if _random() < CPU_SAMPLE else None)
 
-    def _run(self, req: Request, started: int, cpu: int) -> Reply | None:
+    def _run(self, req: Request, started: int, cpu: int | None) -> Reply | None:
         opcode = req.opcode
         try:
             if req.interrupted:
@@ -283,7 +288,7 @@ class Server:
             return self._failed(req, errno.EIO)
         finally:
             self._in_flight.pop(req.unique, None)
-            self.tally.record(opcode, _perf_ns() - started, _thread_ns() - cpu)
+            self.tally.record(opcode, _perf_ns() - started, None if cpu is None else _thread_ns() - cpu)
         if opcode in _NO_REPLY:
             return None
         if payload.__class__ is bytes:  # most replies: one piece
