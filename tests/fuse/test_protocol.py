@@ -528,3 +528,25 @@ def test_stats_time_the_cpu_of_a_sample_of_requests(server, monkeypatch):
     getattr_stats = server.stats().opcodes["GETATTR"]
     assert (getattr_stats.requests, getattr_stats.cpu_samples) == (3, 2)
     assert getattr_stats.cpu_us > 0
+
+
+def test_a_process_caller_is_reused_only_until_its_groups_are_read(volume, monkeypatch):
+    """A stream of requests from one process shares its caller while nothing read its groups;
+    once a check read them, the next request reads them again, as fresh as its own."""
+    s = Server(volume.vfs, Options(), Limits(local_callers=True))
+    read = []
+    monkeypatch.setattr(server_module, "proc_groups", lambda pid: read.append(pid) or frozenset())
+    callers = []
+    real = volume.vfs.getattr
+    monkeypatch.setattr(s, "getattr", lambda req, caller: callers.append(caller) or p.attr_out(real(1), 1.0))
+    s._ops[Opcode.GETATTR] = s.getattr
+    ok(s, Opcode.INIT, init_body())
+    for _ in range(2):
+        ok(s, Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0), uid=1000, gid=1000, pid=77)
+    assert callers[0] is callers[1] and read == []
+    assert callers[1].groups == frozenset() and read == [77]
+    ok(s, Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0), uid=1000, gid=1000, pid=77)
+    assert callers[2] is not callers[1]
+    assert callers[2].groups == frozenset() and read == [77, 77]
+    ok(s, Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0), uid=1000, gid=1000, pid=78)
+    assert callers[3] is not callers[2] and callers[3].pid == 78

@@ -173,6 +173,7 @@ class ProcessCaller(Caller):
             raise AttributeError(name)
         groups = proc_groups(self.pid)
         object.__setattr__(self, "groups", groups)
+        self.__dict__["groups_read"] = True  # Server._caller builds a fresh caller from now on
         return groups
 
 
@@ -337,15 +338,20 @@ class Server:
         return None
 
     def _caller(self, req: Request) -> Caller:
-        """The request's caller. The last one without supplementary groups from /proc is used
-        again while the same process asks (one program's stream of requests): it is immutable."""
+        """The request's caller, built once for a stream of requests from one process: the last
+        one is used again while the same process asks and nothing has read its groups from
+        /proc yet (a ProcessCaller's are read when a check first asks, and must be as fresh
+        as they would be for a caller of its own)."""
         uid, gid, pid = req.uid, req.gid, req.pid
-        if self.limits.local_callers and uid and pid:
-            return ProcessCaller(uid, gid, pid)  # its groups are read from /proc when a check asks
         last = self._last_caller
-        if last.pid == pid and last.uid == uid and last.gid == gid:
+        if last.pid == pid and last.uid == uid and last.gid == gid and (
+                last.__class__ is Caller or not last.__dict__):
             return last
-        self._last_caller = caller = Caller(uid, gid, frozenset(), pid)
+        if self.limits.local_callers and uid and pid:
+            caller = ProcessCaller(uid, gid, pid)  # its groups are read from /proc when a check asks
+        else:
+            caller = Caller(uid, gid, frozenset(), pid)
+        self._last_caller = caller
         return caller
 
     # -- helpers ------------------------------------------------------------------------------
