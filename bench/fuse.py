@@ -149,8 +149,8 @@ class Sizes:
     sqlite_rows: int = 100_000
 
 
-QUICK = Sizes(files=200, readdirs=3, tar_files=200, fio_mib=4, fio_seconds=0.3, seq_mib=16, db_num=2000,
-              sqlite_rows=1000)
+QUICK = Sizes(files=100, readdirs=3, tar_files=100, fio_mib=2, fio_seconds=0.2, seq_mib=8, db_num=1000,
+              sqlite_rows=500)
 
 
 @attrs.frozen
