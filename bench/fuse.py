@@ -34,7 +34,7 @@ after each workload: the second table prints, per workload, the requests of each
 and the µs of server CPU each took (parsing, dispatch, the vfs and lfs below; not the
 transport's read and reply, nor waiting for the GIL).
 
-    python bench/fuse.py [--quick] [--runs N] [--systems zcsdfs,T,...] [-o OPTIONS]
+    python bench/fuse.py [--quick] [--runs N] [--scale F] [--systems zcsdfs,T,...] [-o OPTIONS]
                          [--passthrough-hp PATH]
 
 Needs root (mounts) and /dev/fuse.
@@ -424,6 +424,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
     ap.add_argument("--runs", type=int, default=3, help="interleaved runs of every system (at least 3)")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="every workload's size times this (the issue's sizes at 1; a busy machine: less)")
     ap.add_argument("--systems", default=",".join(SYSTEMS), help=f"columns, of {','.join(SYSTEMS)}")
     ap.add_argument("-o", dest="options", default="", metavar="OPT[,OPT...]", help="zcsdfs mount options")
     ap.add_argument("--passthrough-hp", metavar="PATH", help="a built libfuse example/passthrough_hp")
@@ -441,6 +443,11 @@ def main() -> None:
     if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
         raise SystemExit("this benchmark mounts file systems: it needs root and /dev/fuse")
     sizes = QUICK if args.quick else Sizes()
+    if args.scale != 1.0:
+        if not 0 < args.scale <= 10:
+            raise SystemExit("--scale: above 0, at most 10")
+        sizes = Sizes(**{k: max(1, type(v)(v * args.scale)) if k != "fio_seconds" else max(1.0, v * args.scale)
+                         for k, v in attrs.asdict(sizes).items()})
     notes = []
     hp = None
     if {"Hn", "Hc"} & set(systems):
@@ -478,7 +485,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    title = (f"FUSE, {'quick, ' if args.quick else ''}{args.runs} interleaved runs: min / median / max; "
+    title = (f"FUSE, {'quick, ' if args.quick else ''}{f'sizes x{args.scale:g}, ' if args.scale != 1 else ''}"
+             f"{args.runs} interleaved runs: min / median / max; "
              f"ratios of medians as speed (>1: faster); load average {min(loads):.2f} / "
              f"{statistics.median(loads):.2f} / {max(loads):.2f} on {os.cpu_count()} CPUs")
     table = Table(title=title)
@@ -513,7 +521,8 @@ def main() -> None:
         console.print(per_op)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"runs": args.runs, "quick": args.quick, "loads": loads,
+            json.dump({"runs": args.runs, "quick": args.quick, "scale": args.scale, "sizes": attrs.asdict(sizes),
+                       "loads": loads,
                        "results": {s: dict(r) for s, r in results.items()},
                        "cpu": [[*k, *v] for k, v in cpu.items()]}, f, indent=1)
 

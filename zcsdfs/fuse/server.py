@@ -137,11 +137,13 @@ def interruptible(request) -> bool:
 @attrs.define(slots=True)
 class Handle:
     """What a file handle (``fh``) given to the kernel stands for: an open description, whether
-    it was opened for direct I/O (FOPEN_DIRECT_IO), and a directory's listing as READDIR saw
-    it at offset 0 (so later offsets stay stable)."""
+    it was opened for direct I/O (FOPEN_DIRECT_IO), whether its reads are the program's own
+    (O_DIRECT, or a CSD kernel bound when it was opened: see ``Server.read``), and a
+    directory's listing as READDIR saw it at offset 0 (so later offsets stay stable)."""
 
     of: object
     direct: bool = False
+    own_reads: bool = False
     listing: list | None = None
 
 
@@ -380,11 +382,11 @@ class Server:
     def _attr(self, ino: int) -> bytes:
         return self._attr_head + p.attr(self.vfs.getattr(ino))
 
-    def _add_handle(self, of, direct: bool = False) -> int:
+    def _add_handle(self, of, direct: bool = False, own_reads: bool = False) -> int:
         with self._lock:
             fh = self._next_fh
             self._next_fh += 1
-            self._handles[fh] = Handle(of, direct)
+            self._handles[fh] = Handle(of, direct, own_reads)
             return fh
 
     def stats(self, transport: str = "fuse") -> ServerStats:
@@ -627,17 +629,20 @@ class Server:
         - for a read-write handle on an empty file (new, or truncated by the open): nothing of the
           file is cached to lose, and such a handle mostly writes (fio, a program writing a new
           file it may read back); its own reads are answered by us, from the log, like O_DIRECT's.
-          A read-write handle on a file with data keeps the cache: it reads what is there.
+          A read-write handle on a file with data keeps the cache: it reads what is there. (Its
+          reads are not the program's own to a CSD kernel bound later: they get the bytes, as
+          they would from the cache.)
         - for O_DIRECT, and for a process with a CSD kernel bound to the file (the xattr route): a
           bound read must run the kernel over exactly the range asked, and its answer must not
           enter the cache every process reads (see ``read``). Without the flag the kernel would
           complete a short direct read from the page cache."""
         access = flags & os.O_ACCMODE
-        direct = not of.is_dir and not self.options.writeback_cache and (
-            access == os.O_WRONLY or flags & os.O_DIRECT
-            or access == os.O_RDWR and (flags & os.O_TRUNC or not self.vfs.getattr(of.ino).st_size)
-            or self.vfs.csd.binds_reads(of.ino, caller))
-        fh = self._add_handle(of, direct)
+        cached = of.is_dir or self.options.writeback_cache
+        own_reads = not cached and bool(flags & os.O_DIRECT or self.vfs.csd.binds_reads(of.ino, caller))
+        direct = own_reads or not cached and (
+            access == os.O_WRONLY
+            or access == os.O_RDWR and bool(flags & os.O_TRUNC or not self.vfs.getattr(of.ino).st_size))
+        fh = self._add_handle(of, direct, own_reads)
         return p.OPEN_OUT.pack(fh, p.FOPEN_KEEP_CACHE | p.FOPEN_NOFLUSH | (p.FOPEN_DIRECT_IO if direct else 0), 0)
 
     def open(self, req: Request, caller: Caller):
@@ -659,8 +664,9 @@ class Server:
         return [entry, self._opened(of, flags, caller)]
 
     def read(self, req: Request, caller: Caller):
-        """Only a read on a direct-I/O handle is the program's own read (its offset and size) and
-        may be answered by the caller's CSD kernel. Any other READ fills the page cache, which
+        """Only a read on a handle opened with O_DIRECT, or while the caller had a CSD kernel bound
+        (``Handle.own_reads``: a direct-I/O handle), is the program's own read (its offset and
+        size) and may be answered by the caller's CSD kernel. Any other READ fills the page cache, which
         every process reads, in the kernel's offsets and sizes: it gets the file's bytes."""
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
         size = min(size, self.max_read)  # the kernel asks no more; a short read is an answer
@@ -668,7 +674,7 @@ class Server:
         of = handle.of
         if self.options.writeback_cache and not of.readable and not of.is_dir:
             return self.vfs.read_for_cache(of, size, offset)  # the kernel filling a partly written page
-        return self.vfs.read(of, size, offset, caller=caller, kernels=handle.direct)
+        return self.vfs.read(of, size, offset, caller=caller, kernels=handle.own_reads)
 
     def write(self, req: Request, caller: Caller):
         fh, offset, size, write_flags, *_ = p.unpack(p.WRITE_IN, req)
