@@ -754,7 +754,7 @@ class Server:
                 break
             out.append(ent)
             used += len(ent)
-        return out
+        return b"".join(out)  # one piece: a reply of many entries would be too many for one writev
 
     def readdirplus(self, req: Request, caller: Caller):
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
@@ -774,4 +774,4 @@ class Server:
                     entry = p.empty_entry()
             out += (entry, ent)
             used += p.ENTRY_OUT_SIZE + len(ent)
-        return out
+        return b"".join(out)
