@@ -158,12 +158,17 @@ def test_stats_count_requests_per_opcode_with_latencies(server):
     assert list(stats.opcodes)[0] == "GETATTR"  # busiest first
 
 
-@pytest.mark.parametrize("flags, direct", [(os.O_WRONLY, True), (os.O_WRONLY | os.O_APPEND, True),
-                                          (os.O_RDONLY | os.O_DIRECT, True), (os.O_RDWR, False),
-                                          (os.O_RDONLY, False)])
-def test_write_only_and_o_direct_handles_bypass_the_page_cache(server, flags, direct):
+@pytest.mark.parametrize("flags, direct, with_data", [
+    (os.O_WRONLY, True, True), (os.O_WRONLY | os.O_APPEND, True, True), (os.O_RDONLY | os.O_DIRECT, True, True),
+    (os.O_RDWR, True, False), (os.O_RDWR | os.O_TRUNC, True, True), (os.O_RDWR, False, True),
+    (os.O_RDONLY, False, False)])
+def test_write_only_and_o_direct_handles_bypass_the_page_cache(server, flags, direct, with_data):
+    """So do read-write handles on an empty file (new, or truncated by the open): nothing cached to lose."""
     nodeid, fh, open_flags = create(server, "f", flags=flags)
-    assert bool(open_flags & p.FOPEN_DIRECT_IO) == direct
+    assert bool(open_flags & p.FOPEN_DIRECT_IO) == (direct or flags & os.O_ACCMODE == os.O_RDWR)  # new: empty
+    if with_data:
+        ok(server, Opcode.WRITE, p.WRITE_IN.pack(fh, 0, 2, 0, 0, 0, 0) + b"hi", nodeid=nodeid) \
+            if flags & os.O_ACCMODE else server.vfs.fs.write(server.nodes.ino(nodeid), 0, b"hi")
     payload = ok(server, Opcode.OPEN, p.OPEN_IN.pack(flags, 0), nodeid=nodeid)
     assert bool(p.OPEN_OUT.unpack(payload)[1] & p.FOPEN_DIRECT_IO) == direct
     assert p.OPEN_OUT.unpack(payload)[1] & p.FOPEN_KEEP_CACHE  # other handles keep what they cached
@@ -193,6 +198,22 @@ def _privileges(server, nodeid) -> tuple[int, bool]:
                               p.ATTR_OUT_HEAD.size)
     listed = ok(server, Opcode.LISTXATTR, p.GETXATTR_IN.pack(4096, 0), nodeid=nodeid)
     return attr[9] & (stat.S_ISUID | stat.S_ISGID), b"security.capability\0" in listed
+
+
+def test_security_capability_of_a_plain_file_is_answered_without_the_vfs(server, monkeypatch):
+    """The kernel asks it before the first cached write to each file: ENODATA from the inode's
+    empty list; a file that has the attribute still gets it (through the vfs)."""
+    nodeid, _, _ = create(server, "plain")
+    ask = p.GETXATTR_IN.pack(0, 0) + b"security.capability\0"
+    calls = []
+    real = server.vfs.getxattr
+    monkeypatch.setattr(server.vfs, "getxattr", lambda *a: calls.append(a) or real(*a))
+    assert reply(server, request(Opcode.GETXATTR, ask, nodeid=nodeid))[0] == errno.ENODATA
+    assert calls == []
+    _privileged(server, nodeid)
+    assert ok(server, Opcode.GETXATTR, ask, nodeid=nodeid) == p.GETXATTR_OUT.pack(len(CAPS), 0)
+    assert len(calls) == 1
+    assert reply(server, request(Opcode.GETXATTR, ask, nodeid=12345))[0] == errno.ESTALE
 
 
 def test_killpriv_v2_is_kept_by_the_server(server):
@@ -496,3 +517,36 @@ def test_link_by_inode_has_the_protected_hardlinks_check(server):
     public = create(server, "public", mode=0o666)[0]
     entry = ok(server, Opcode.LINK, p.LINK_IN.pack(public) + b"ours\0", nodeid=tmp, **user)
     assert p.ATTR.unpack_from(entry, p.ENTRY_HEAD.size)[10] == 2  # nlink
+
+
+def test_stats_time_the_cpu_of_a_sample_of_requests(server, monkeypatch):
+    """CPU time is read for a random share of requests (stats.CPU_SAMPLE); summed with its count."""
+    draws = iter([0.0, 0.99, 0.0])  # timed, not timed, timed
+    monkeypatch.setattr(server_module, "_random", lambda: next(draws))
+    for _ in range(3):
+        ok(server, Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0))
+    getattr_stats = server.stats().opcodes["GETATTR"]
+    assert (getattr_stats.requests, getattr_stats.cpu_samples) == (3, 2)
+    assert getattr_stats.cpu_us > 0
+
+
+def test_a_process_caller_is_reused_only_until_its_groups_are_read(volume, monkeypatch):
+    """A stream of requests from one process shares its caller while nothing read its groups;
+    once a check read them, the next request reads them again, as fresh as its own."""
+    s = Server(volume.vfs, Options(), Limits(local_callers=True))
+    read = []
+    monkeypatch.setattr(server_module, "proc_groups", lambda pid: read.append(pid) or frozenset())
+    callers = []
+    real = volume.vfs.getattr
+    monkeypatch.setattr(s, "getattr", lambda req, caller: callers.append(caller) or p.attr_out(real(1), 1.0))
+    s._ops[Opcode.GETATTR] = s.getattr
+    ok(s, Opcode.INIT, init_body())
+    for _ in range(2):
+        ok(s, Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0), uid=1000, gid=1000, pid=77)
+    assert callers[0] is callers[1] and read == []
+    assert callers[1].groups == frozenset() and read == [77]
+    ok(s, Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0), uid=1000, gid=1000, pid=77)
+    assert callers[2] is not callers[1]
+    assert callers[2].groups == frozenset() and read == [77, 77]
+    ok(s, Opcode.GETATTR, p.GETATTR_IN.pack(0, 0, 0), uid=1000, gid=1000, pid=78)
+    assert callers[3] is not callers[2] and callers[3].pid == 78

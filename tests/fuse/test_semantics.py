@@ -345,6 +345,27 @@ def test_write_only_writes_keep_cached_readers_coherent(mnt):
         os.close(reader)
 
 
+def test_read_write_handles_on_new_files_keep_cached_readers_coherent(mnt):
+    """A read-write handle on an empty file writes around the page cache too; a reader's cached
+    pages must not survive its writes, and it reads back what it wrote."""
+    path = f"{mnt}/new"
+    rw = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        assert os.pwrite(rw, b"a" * 3 * 4096, 0) == 3 * 4096
+        reader = os.open(path, os.O_RDONLY)
+        try:
+            assert os.pread(reader, 3 * 4096, 0) == b"a" * 3 * 4096  # now in the page cache
+            assert os.pwrite(rw, b"b" * 5000, 2000) == 5000
+            assert os.pread(rw, 8000, 0) == b"a" * 2000 + b"b" * 5000 + b"a" * 1000
+            assert os.pread(reader, 3 * 4096, 0) == b"a" * 2000 + b"b" * 5000 + b"a" * 5288
+        finally:
+            os.close(reader)
+    finally:
+        os.close(rw)
+    with open(path, "rb") as f:
+        assert f.read() == b"a" * 2000 + b"b" * 5000 + b"a" * 5288
+
+
 def test_shared_mmap_of_an_o_direct_descriptor(mnt):
     """O_DIRECT handles are direct-I/O handles; DIRECT_IO_ALLOW_MMAP keeps MAP_SHARED working."""
     path = f"{mnt}/mapped"

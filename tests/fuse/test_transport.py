@@ -200,3 +200,27 @@ def test_devfuse_receiver_raises_what_is_not_an_end(monkeypatch):
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_devfuse_writes_a_reply_of_more_pieces_than_writev_takes():
+    """A READDIR of a large directory had more pieces than IOV_MAX: writev refused it (EINVAL)
+    and the kernel's request waited for an answer for ever."""
+    r, w = os.pipe()
+    try:
+        pieces = [bytes([i % 251]) for i in range(3000)]
+        DevFuse(w, 8192).reply(Incoming((b"",)), pieces)
+        assert os.read(r, 8192) == b"".join(pieces)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_readdir_of_a_large_directory_is_one_piece(volume):
+    server = served(volume)
+    for i in range(1500):
+        volume.close(volume.open(f"/f{i}", os.O_WRONLY | os.O_CREAT, 0o644))
+    fh = p.OPEN_OUT.unpack_from(answer(server, [request(Opcode.OPENDIR, p.OPEN_IN.pack(os.O_RDONLY, 0))]),
+                                p.OUT_HEADER.size)[0]
+    for opcode in (Opcode.READDIRPLUS, Opcode.READDIR):
+        out = server.handle([request(opcode, p.READ_IN.pack(fh, 0, 1 << 20, 0, 0, 0, 0))])
+        assert len(out) == 2 and len(out[1]) > 1000 * p.DIRENT.size

@@ -6,7 +6,8 @@ root, from Debian's fuse3) does the mount and passes the descriptor back
 over a socket, as libfuse does. ``DevFuse`` is the ``Transport`` over that
 descriptor: each worker reads whole requests into its own preallocated
 buffer (big enough for ``max_write`` plus headers, as the kernel demands)
-and writes each reply with one ``writev``. Reading ENODEV (or ECONNABORTED) means the file
+and writes each reply with one ``writev`` (joined first when it has more
+pieces than writev takes: a large directory's READDIR). Reading ENODEV (or ECONNABORTED) means the file
 system was unmounted (or its connection aborted): receivers return None and the workers stop.
 ``Session`` puts the pieces together: mount, transport, server, worker pool
 (``pool.py``).
@@ -50,6 +51,7 @@ MS_NODEV = 4
 MNT_DETACH = 2
 HEADROOM = 4096  # request header and WRITE's fixed part, rounded up to a page
 URING_MODES = ("auto", "on", "off")
+IOV_MAX = os.sysconf("SC_IOV_MAX")  # the most buffers one writev takes (1024 on Linux)
 
 _ffi = cffi.FFI()
 _ffi.cdef("""
@@ -244,6 +246,8 @@ class DevFuse:
     def reply(self, incoming: Incoming, reply: Reply | None) -> None:
         if reply is None:
             return
+        if len(reply) > IOV_MAX:  # writev refuses more pieces (EINVAL), and the request would hang
+            reply = [b"".join(reply)]
         try:
             os.writev(self.fd, reply)
         except OSError as exc:

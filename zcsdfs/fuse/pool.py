@@ -91,6 +91,7 @@ class WorkerPool:
         transport, handle, reading, awake = self.transport, self.server.handle, self._reading, self._awake
         receive, ready, reply = transport.receiver(), transport.ready, transport.reply
         poll_for = self.options.poll_us / 1e6
+        perf_counter, sched_yield = time.perf_counter, os.sched_yield
         hand_over_always = transport.limits.interrupts
         leading = False
         try:
@@ -98,11 +99,12 @@ class WorkerPool:
                 if not leading:
                     reading.acquire()
                     leading = True
+                waiting = False
                 if poll_for:
-                    until = time.perf_counter() + poll_for
-                    while not ready(0) and time.perf_counter() < until:
-                        os.sched_yield()
-                if awake.held and not ready(awake.hold_ms / 1000):
+                    until = perf_counter() + poll_for
+                    while not (waiting := ready(0)) and perf_counter() < until:
+                        sched_yield()
+                if awake.held and not waiting and not ready(awake.hold_ms / 1000):
                     awake.release()  # quiet for hold_ms: let idle CPUs halt again
                 try:
                     incoming = receive()

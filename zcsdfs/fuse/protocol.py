@@ -308,9 +308,13 @@ def attr(st) -> bytes:
                      encode_dev(st.st_rdev), st.st_blksize, 0)
 
 
-def _split(seconds: float) -> tuple[int, int]:
+def split_seconds(seconds: float) -> tuple[int, int]:
+    """A timeout as the protocol's (seconds, nanoseconds)."""
     whole = int(seconds)
     return whole, int((seconds - whole) * 1e9)
+
+
+_split = split_seconds
 
 
 def entry_out(nodeid: int, st, entry_timeout: float, attr_timeout: float) -> bytes:

@@ -59,6 +59,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import random
 import struct
 import threading
 import time
@@ -68,7 +69,7 @@ import attrs
 from zcsdfs.fuse import protocol as p
 from zcsdfs.fuse.nodes import NodeTable
 from zcsdfs.fuse.protocol import InitFlag, Opcode, ProtocolError, Request
-from zcsdfs.fuse.stats import RequestTally, ServerStats, server_stats
+from zcsdfs.fuse.stats import CPU_SAMPLE, RequestTally, ServerStats, server_stats
 from zcsdfs.fuse.transport import Limits, Reply
 from zcsdfs.vfs.caller import Caller
 from zcsdfs.vfs.errors import bad_fd, os_error
@@ -85,13 +86,21 @@ WANTED = (InitFlag.ASYNC_READ | InitFlag.ATOMIC_O_TRUNC | InitFlag.BIG_WRITES | 
 LONG_RUNNING = frozenset({Opcode.FSYNC, Opcode.FSYNCDIR, Opcode.FALLOCATE, Opcode.COPY_FILE_RANGE,
                           Opcode.SETATTR, Opcode.READDIR, Opcode.READDIRPLUS})
 BIG_IO = 64 << 10
+CAPABILITY = "security.capability"
 PAGE = 4096
 DEFAULT_MAX_PAGES = 32  # what the kernel sends without MAX_PAGES
 MAX_PAGES = 256         # the most the kernel accepts in INIT's max_pages (fuse_max_pages_limit)
 MAX_PAYLOAD = (1 << 32) - 1 - p.OUT_HEADER.size  # fuse_out_header's length is 32 bits
 _LENGTH_OPCODE = struct.Struct("<II")
+_OUT_PACK, _OUT_SIZE = p.OUT_HEADER.pack, p.OUT_HEADER.size
+_ENTRY_PACK = p.ENTRY_HEAD.pack
+_INTERRUPT, _INIT, _NO_REPLY = Opcode.INTERRUPT, Opcode.INIT, p.NO_REPLY
+_thread_ns, _perf_ns, _random = time.thread_time_ns, time.perf_counter_ns, random.random
 _READ_SIZE = struct.Struct("<I")
 _READ_SIZE_AT = p.IN_HEADER.size + 16  # fuse_read_in: fh, offset, then size
+_LONG_HEAD = _READ_SIZE_AT + _READ_SIZE.size
+_length_opcode, _read_size = _LENGTH_OPCODE.unpack_from, _READ_SIZE.unpack_from
+_WRITE, _READ, _LONG_RUNNING = int(Opcode.WRITE), int(Opcode.READ), frozenset(map(int, LONG_RUNNING))
 
 
 def _head(request, n: int):
@@ -106,15 +115,15 @@ def _head(request, n: int):
 def long_running(request) -> bool:
     """Whether serving ``request`` (its buffers, not yet parsed) may take long: a large READ or
     WRITE, or one of ``LONG_RUNNING``. Malformed requests are quick (they are refused)."""
-    head = _head(request, _READ_SIZE_AT + _READ_SIZE.size)
-    if len(head) < _READ_SIZE_AT + _READ_SIZE.size:
+    head = request[0] if len(request) == 1 else _head(request, _LONG_HEAD)
+    if len(head) < _LONG_HEAD:
         return False
-    length, opcode = _LENGTH_OPCODE.unpack_from(head)
-    if opcode == Opcode.WRITE:
+    length, opcode = _length_opcode(head)
+    if opcode == _WRITE:
         return length > BIG_IO
-    if opcode == Opcode.READ:
-        return _READ_SIZE.unpack_from(head, _READ_SIZE_AT)[0] > BIG_IO
-    return opcode in LONG_RUNNING
+    if opcode == _READ:
+        return _read_size(head, _READ_SIZE_AT)[0] > BIG_IO
+    return opcode in _LONG_RUNNING
 
 
 def interruptible(request) -> bool:
@@ -128,11 +137,13 @@ def interruptible(request) -> bool:
 @attrs.define(slots=True)
 class Handle:
     """What a file handle (``fh``) given to the kernel stands for: an open description, whether
-    it was opened for direct I/O (FOPEN_DIRECT_IO), and a directory's listing as READDIR saw
-    it at offset 0 (so later offsets stay stable)."""
+    it was opened for direct I/O (FOPEN_DIRECT_IO), whether its reads are the program's own
+    (O_DIRECT, or a CSD kernel bound when it was opened: see ``Server.read``), and a
+    directory's listing as READDIR saw it at offset 0 (so later offsets stay stable)."""
 
     of: object
     direct: bool = False
+    own_reads: bool = False
     listing: list | None = None
 
 
@@ -164,6 +175,7 @@ class ProcessCaller(Caller):
             raise AttributeError(name)
         groups = proc_groups(self.pid)
         object.__setattr__(self, "groups", groups)
+        self.__dict__["groups_read"] = True  # Server._caller builds a fresh caller from now on
         return groups
 
 
@@ -201,6 +213,9 @@ class Server:
         self.tally = RequestTally()  # requests per opcode and their latencies (stats.py)
         self.strict = False
         self.initialized = threading.Event()
+        self._ready = False  # initialized, as a plain attribute for the request path
+        self._last_caller = Caller(-1, -1, frozenset(), -1)
+        self._timeouts(options)
         self.destroyed = threading.Event()
         self._handles: dict[int, Handle] = {}
         self._next_fh = 1
@@ -228,32 +243,39 @@ class Server:
     def handle(self, request) -> Reply | None:
         """Serve one request, given as a sequence of readable buffers (one for /dev/fuse, a
         descriptor chain's readable part for virtio-fs); returns the reply's buffers, or None
-        when none is due."""
+        when none is due. Its CPU time (parsing included) is counted for its opcode, if it falls
+        in the sample (``stats.CPU_SAMPLE``)."""
+        cpu, started = _thread_ns() if _random() < CPU_SAMPLE else None, _perf_ns()
         try:
             req = p.parse(request)
         except ProtocolError as exc:
             log.warning("dropping request: %s", exc)
             return None if exc.unique is None else self._error(exc.unique, exc.errno)
-        if req.opcode == Opcode.INTERRUPT:
+        opcode = req.opcode
+        if opcode == _INTERRUPT:
             return self.interrupt(req)
-        self.begin(req)
-        return self.run(req)
+        if opcode not in _NO_REPLY:
+            self._in_flight[req.unique] = req  # begin(req), inlined
+        return self._run(req, started, cpu)
 
     def begin(self, req: Request) -> None:
         """Register ``req`` as in flight, so an INTERRUPT can find it."""
-        if req.opcode not in p.NO_REPLY:
+        if req.opcode not in _NO_REPLY:
             self._in_flight[req.unique] = req
 
     def run(self, req: Request) -> Reply | None:
         """Execute a registered request and build its reply."""
-        started = time.perf_counter_ns()
+        return self._run(req, _perf_ns(), _thread_ns() if _random() < CPU_SAMPLE else None)
+
+    def _run(self, req: Request, started: int, cpu: int | None) -> Reply | None:
+        opcode = req.opcode
         try:
             if req.interrupted:
                 raise os_error(errno.EINTR)
-            op = self._ops.get(req.opcode)
+            op = self._ops.get(opcode)
             if op is None:
                 raise os_error(errno.ENOSYS)
-            if not self.initialized.is_set() and req.opcode != Opcode.INIT:
+            if not self._ready and opcode != _INIT:
                 raise os_error(errno.EIO)
             payload = op(req, self._caller(req))
         except ProtocolError as exc:
@@ -265,23 +287,27 @@ class Server:
             self.unexpected += 1
             if self.strict:
                 raise
-            log.exception("%s failed", Opcode(req.opcode).name if req.opcode in Opcode._value2member_map_
-                          else req.opcode)
+            log.exception("%s failed", Opcode(opcode).name if opcode in Opcode._value2member_map_ else opcode)
             return self._failed(req, errno.EIO)
         finally:
             self._in_flight.pop(req.unique, None)
-            self.tally.record(req.opcode, time.perf_counter_ns() - started)
-        if req.opcode in p.NO_REPLY:
+            self.tally.record(opcode, _perf_ns() - started, None if cpu is None else _thread_ns() - cpu)
+        if opcode in _NO_REPLY:
             return None
+        if payload.__class__ is bytes:  # most replies: one piece
+            length = len(payload)
+            if length > MAX_PAYLOAD:  # every size a request names is bounded before this
+                return self._unframed(req, length)
+            return [_OUT_PACK(_OUT_SIZE + length, 0, req.unique), payload]
         if isinstance(payload, list):
             length = sum(map(len, payload))
             if length > MAX_PAYLOAD:
                 return self._unframed(req, length)
-            return [p.out_header(req.unique, 0, length), *payload]
+            return [_OUT_PACK(_OUT_SIZE + length, 0, req.unique), *payload]
         length = len(payload)
-        if length > MAX_PAYLOAD:  # every size a request names is bounded before this
+        if length > MAX_PAYLOAD:
             return self._unframed(req, length)
-        return [p.out_header(req.unique, 0, length), payload]
+        return [_OUT_PACK(_OUT_SIZE + length, 0, req.unique), payload]
 
     def _unframed(self, req: Request, length: int) -> Reply:
         """A reply too long for the header's 32-bit length: a bug, answered EIO."""
@@ -314,9 +340,21 @@ class Server:
         return None
 
     def _caller(self, req: Request) -> Caller:
-        if self.limits.local_callers and req.uid and req.pid:
-            return ProcessCaller(req.uid, req.gid, req.pid)
-        return Caller(req.uid, req.gid, frozenset(), req.pid)
+        """The request's caller, built once for a stream of requests from one process: the last
+        one is used again while the same process asks and nothing has read its groups from
+        /proc yet (a ProcessCaller's are read when a check first asks, and must be as fresh
+        as they would be for a caller of its own)."""
+        uid, gid, pid = req.uid, req.gid, req.pid
+        last = self._last_caller
+        if last.pid == pid and last.uid == uid and last.gid == gid and (
+                last.__class__ is Caller or not last.__dict__):
+            return last
+        if self.limits.local_callers and uid and pid:
+            caller = ProcessCaller(uid, gid, pid)  # its groups are read from /proc when a check asks
+        else:
+            caller = Caller(uid, gid, frozenset(), pid)
+        self._last_caller = caller
+        return caller
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -330,18 +368,25 @@ class Server:
                 raise ProtocolError(errno.EINVAL, "a name with a slash", req.unique)
         return found
 
+    def _timeouts(self, options: Options) -> None:
+        """What ``_entry`` and ``_attr`` pack for the timeouts, split once (p.entry_out, p.attr_out)."""
+        es, ens = p.split_seconds(options.entry_timeout)
+        at, ans = p.split_seconds(options.attr_timeout)
+        self._entry_times = (es, at, ens, ans)
+        self._attr_head = p.ATTR_OUT_HEAD.pack(at, ans, 0)
+
     def _entry(self, ino: int) -> bytes:
         st = self.vfs.getattr(ino)
-        return p.entry_out(self.nodes.remember(ino), st, self.options.entry_timeout, self.options.attr_timeout)
+        return _ENTRY_PACK(self.nodes.remember(ino), 0, *self._entry_times) + p.attr(st)
 
     def _attr(self, ino: int) -> bytes:
-        return p.attr_out(self.vfs.getattr(ino), self.options.attr_timeout)
+        return self._attr_head + p.attr(self.vfs.getattr(ino))
 
-    def _add_handle(self, of, direct: bool = False) -> int:
+    def _add_handle(self, of, direct: bool = False, own_reads: bool = False) -> int:
         with self._lock:
             fh = self._next_fh
             self._next_fh += 1
-            self._handles[fh] = Handle(of, direct)
+            self._handles[fh] = Handle(of, direct, own_reads)
             return fh
 
     def stats(self, transport: str = "fuse") -> ServerStats:
@@ -397,6 +442,7 @@ class Server:
             pages = max(1, min(pages, self.limits.max_pages))
         self.max_write = max_write = max(PAGE, min(self.options.max_write, pages * PAGE))
         self.max_read = pages * PAGE
+        self._ready = True
         self.initialized.set()
         return p.INIT_OUT.pack(p.MAJOR, self.minor, min(max_readahead, self.options.max_readahead),
                                int(self.flags) & 0xFFFFFFFF, 64, 48, max_write, 1,
@@ -545,9 +591,16 @@ class Server:
         return b""
 
     def getxattr(self, req: Request, caller: Caller):
+        """``security.capability`` of a file without extended attributes is answered ENODATA
+        from the inode's (empty) list, without the vfs's checks, which reading a security
+        name never needs: the kernel asks it before the first write to each file when it keeps
+        the cache (``writeback_cache``), and every small file pays that round trip."""
         size, _ = p.unpack(p.GETXATTR_IN, req)
         (name,) = p.names(req, p.GETXATTR_IN.size, 1)
-        return self._sized(self.vfs.getxattr(caller, self._ino(req), name), size)
+        ino = self._ino(req)
+        if name == CAPABILITY and not self.vfs.fs.listxattr(ino):
+            raise os_error(errno.ENODATA)
+        return self._sized(self.vfs.getxattr(caller, ino, name), size)
 
     def listxattr(self, req: Request, caller: Caller):
         size, _ = p.unpack(p.GETXATTR_IN, req)
@@ -573,14 +626,23 @@ class Server:
         direct write, and with DIRECT_IO_ALLOW_MMAP writes back mapped pages first):
         - for a write-only handle: it can never read what the cache would keep, so its writes skip
           the copy into the cache (half the cost of a large write-through write).
+        - for a read-write handle on an empty file (new, or truncated by the open): nothing of the
+          file is cached to lose, and such a handle mostly writes (fio, a program writing a new
+          file it may read back); its own reads are answered by us, from the log, like O_DIRECT's.
+          A read-write handle on a file with data keeps the cache: it reads what is there. (Its
+          reads are not the program's own to a CSD kernel bound later: they get the bytes, as
+          they would from the cache.)
         - for O_DIRECT, and for a process with a CSD kernel bound to the file (the xattr route): a
           bound read must run the kernel over exactly the range asked, and its answer must not
           enter the cache every process reads (see ``read``). Without the flag the kernel would
           complete a short direct read from the page cache."""
-        direct = not of.is_dir and not self.options.writeback_cache and (
-            flags & os.O_ACCMODE == os.O_WRONLY or flags & os.O_DIRECT
-            or self.vfs.csd.binds_reads(of.ino, caller))
-        fh = self._add_handle(of, direct)
+        access = flags & os.O_ACCMODE
+        cached = of.is_dir or self.options.writeback_cache
+        own_reads = not cached and bool(flags & os.O_DIRECT or self.vfs.csd.binds_reads(of.ino, caller))
+        direct = own_reads or not cached and (
+            access == os.O_WRONLY
+            or access == os.O_RDWR and bool(flags & os.O_TRUNC or not self.vfs.getattr(of.ino).st_size))
+        fh = self._add_handle(of, direct, own_reads)
         return p.OPEN_OUT.pack(fh, p.FOPEN_KEEP_CACHE | p.FOPEN_NOFLUSH | (p.FOPEN_DIRECT_IO if direct else 0), 0)
 
     def open(self, req: Request, caller: Caller):
@@ -602,8 +664,9 @@ class Server:
         return [entry, self._opened(of, flags, caller)]
 
     def read(self, req: Request, caller: Caller):
-        """Only a read on a direct-I/O handle is the program's own read (its offset and size) and
-        may be answered by the caller's CSD kernel. Any other READ fills the page cache, which
+        """Only a read on a handle opened with O_DIRECT, or while the caller had a CSD kernel bound
+        (``Handle.own_reads``: a direct-I/O handle), is the program's own read (its offset and
+        size) and may be answered by the caller's CSD kernel. Any other READ fills the page cache, which
         every process reads, in the kernel's offsets and sizes: it gets the file's bytes."""
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
         size = min(size, self.max_read)  # the kernel asks no more; a short read is an answer
@@ -611,7 +674,7 @@ class Server:
         of = handle.of
         if self.options.writeback_cache and not of.readable and not of.is_dir:
             return self.vfs.read_for_cache(of, size, offset)  # the kernel filling a partly written page
-        return self.vfs.read(of, size, offset, caller=caller, kernels=handle.direct)
+        return self.vfs.read(of, size, offset, caller=caller, kernels=handle.own_reads)
 
     def write(self, req: Request, caller: Caller):
         fh, offset, size, write_flags, *_ = p.unpack(p.WRITE_IN, req)
@@ -691,7 +754,7 @@ class Server:
                 break
             out.append(ent)
             used += len(ent)
-        return out
+        return b"".join(out)  # one piece: a reply of many entries would be too many for one writev
 
     def readdirplus(self, req: Request, caller: Caller):
         fh, offset, size, *_ = p.unpack(p.READ_IN, req)
@@ -711,4 +774,4 @@ class Server:
                     entry = p.empty_entry()
             out += (entry, ent)
             used += p.ENTRY_OUT_SIZE + len(ent)
-        return out
+        return b"".join(out)
