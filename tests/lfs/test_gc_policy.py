@@ -112,9 +112,9 @@ def test_zone_ages_survive_checkpoints_and_roll_forward():
 
 
 def test_version_1_zone_records_read_as_oldest():
-    v1 = bytes((records.ZONE,)) + records._ZONE.pack(5, Role.SEALED, 2, CAPACITY, 10)
+    v1 = bytes((records.ZONE,)) + records.KINDS[records.ZONE].body.pack(5, Role.SEALED, 2, CAPACITY, 10)
     assert list(records.decode(v1, "test")) == [records.ZoneRecord(5, Role.SEALED, 2, CAPACITY, 10, 0)]
-    v2 = bytes((records.ZONE_V2,)) + records._ZONE_V2.pack(5, Role.SEALED, 2, CAPACITY, 10, 1234)
+    v2 = bytes((records.ZONE_V2,)) + records.KINDS[records.ZONE_V2].body.pack(5, Role.SEALED, 2, CAPACITY, 10, 1234)
     assert list(records.decode(v2, "test")) == [records.ZoneRecord(5, Role.SEALED, 2, CAPACITY, 10, 1234, 0)]
     v3 = records.ZoneRecord(5, Role.SEALED, 2, CAPACITY, 10, 1234, 1)
     assert records.encode(v3)[0] == records.ZONE_V3

@@ -88,3 +88,17 @@ def test_map_needs_a_checksum_per_block():
 def test_not_a_record():
     with pytest.raises(TypeError):
         r.encode(object())
+
+
+def test_every_kind_is_pinned():
+    """A new record type needs a sample here (and old images' types stay readable)."""
+    written = {r.encode(rec)[0] for rec in SAMPLES}
+    assert written | {r.ZONE, r.ZONE_V2} == set(r.KINDS)
+    assert {kind.code for kind in r.KINDS.values() if kind.legacy} == {r.ZONE, r.ZONE_V2}
+
+
+def test_a_row_that_does_not_fit_its_layout_is_refused():
+    with pytest.raises(ValueError, match="does not fit"):
+        r.Kind(99, r.Free, "QQ", ("ino",))
+    with pytest.raises(ValueError, match="must come last"):
+        r.Kind(99, r.ZoneRecord, "IBBIB", ("zone", "state", "stream", "written", "damaged"))
