@@ -16,10 +16,10 @@ victim scores count their blocks with the valid ones. Zones pinned by a
 frozen view are left alone until the view is released.
 
 Victims are chosen by a policy, registered by name in ``POLICIES`` (the
-names ``mount``, ``build_stack``, the CLI and the stats use). Greedy takes the sealed zone with the
-fewest valid blocks: cheapest to clean now. Cost-benefit (Rosenblum and
-Ousterhout's Sprite LFS) takes the zone with the largest
-``(1 - u) * age / (1 + u)``, u its valid fraction and age the log sequence
+names ``mount``, ``build_stack``, the CLI and the stats use). Greedy takes
+the sealed zone with the fewest valid blocks: cheapest to clean now.
+Cost-benefit (Rosenblum and Ousterhout's Sprite LFS) takes the zone with the
+largest ``(1 - u) * age / (1 + u)``, u its valid fraction and age the log sequence
 numbers since its last unit: space freed times how long it is likely to
 stay free, per block read and rewritten. Cold zones are cleaned at a higher
 utilisation than hot ones, whose blocks are still dying on their own. A new
