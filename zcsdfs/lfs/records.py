@@ -245,8 +245,11 @@ class Kind:
     body: struct.Struct = attrs.field(init=False)
     whole: struct.Struct = attrs.field(init=False)  # the type byte and the body: one pack
     values: Callable = attrs.field(init=False)  # record -> its struct fields' values
-    texts: Callable | None = attrs.field(init=False)  # record -> its one text tail, if that is all it has
     args: Callable | None = attrs.field(init=False)  # struct values + tails -> the class's arguments
+    # ``encode`` and ``decode`` as closures over the above, for the common shapes (no tail, or one
+    # name): every write encodes records, and every mount decodes a checkpoint's worth.
+    encoder: Callable = attrs.field(init=False)
+    decoder: Callable = attrs.field(init=False)
 
     def __attrs_post_init__(self):
         def derive(name, value):
@@ -258,8 +261,6 @@ class Kind:
             raise ValueError(f"record type {self.code}: layout {self.layout!r} does not fit its fields")
         getter = operator.attrgetter(*self.fields)
         derive("values", (lambda rec: (getter(rec),)) if len(self.fields) == 1 else getter)
-        one = len(self.tails) == 1 and self.tails[0].text and self.tails[0].per is None
-        derive("texts", operator.attrgetter(self.tails[0].name) if one else None)
         # Unpacked, a record is its struct's values (tail lengths included), then its tails.
         where = {name: i for i, name in enumerate(self.fields)}
         where.update((tail.name, len(self.fields) + stored + i) for i, tail in enumerate(self.tails))
@@ -269,13 +270,27 @@ class Kind:
             raise ValueError(f"record type {self.code}: the {self.cls.__name__} fields it lacks must come last")
         derive("args", None if order == list(range(len(self.fields))) and not self.tails
                else operator.itemgetter(*order) if len(order) > 1 else lambda v: (v[order[0]],))
+        derive("encoder", self._encoder())
+        derive("decoder", self._decoder())
+
+    def _named(self) -> bool:
+        """The common shape with a tail: one name, its length the struct's last field."""
+        return len(self.tails) == 1 and self.tails[0].text and self.tails[0].per is None
+
+    def _encoder(self) -> Callable:
+        pack, code, values = self.whole.pack, self.code, self.values
+        if not self.tails:
+            return lambda record: pack(code, *values(record))
+        if self._named():
+            text, fsencode = operator.attrgetter(self.tails[0].name), os.fsencode
+
+            def encode_named(record):
+                raw = fsencode(text(record))
+                return pack(code, *values(record), len(raw)) + raw
+            return encode_named
+        return self.encode
 
     def encode(self, record) -> bytes:
-        if not self.tails:
-            return self.whole.pack(self.code, *self.values(record))
-        if self.texts is not None:  # the common shape: one name after the struct
-            raw = os.fsencode(self.texts(record))
-            return self.whole.pack(self.code, *self.values(record), len(raw)) + raw
         lengths, parts = [], []
         for tail in self.tails:
             raw = getattr(record, tail.name)
@@ -289,6 +304,21 @@ class Kind:
                                  f"of {tail.name}, not {len(raw)}")
             parts.append(raw)
         return self.whole.pack(self.code, *self.values(record), *lengths) + b"".join(parts)
+
+    def _decoder(self) -> Callable:
+        unpack, size, cls, args = self.body.unpack_from, self.body.size, self.cls, self.args
+        if args is None:
+            return lambda buf, pos, end: (cls(*unpack(buf, pos)), pos + size)
+        if self._named():
+            fsdecode = os.fsdecode
+
+            def decode_named(buf, pos, end):
+                values = unpack(buf, pos)
+                pos += size
+                n = values[-1]
+                return cls(*args(values + (fsdecode(bytes(buf[pos:pos + n])),))), pos + n
+            return decode_named
+        return self.decode
 
     def decode(self, buf: memoryview, pos: int, end: int):
         """(the record at ``pos``, just after its type byte, and the position after it).
@@ -344,35 +374,44 @@ KINDS: dict[int, Kind] = {kind.code: kind for kind in (
     Kind(CHUNK, Chunk, "QQII", ("group", "lba", "blocks", "crc")),
 )}
 
-_WRITTEN: dict[type, tuple[Kind, ...]] = {}  # class -> the kinds encode chooses from, in order
-for _kind in KINDS.values():
-    if not _kind.legacy:
-        _WRITTEN[_kind.cls] = _WRITTEN.get(_kind.cls, ()) + (_kind,)
+def _encoder_of(cls: type) -> Callable:
+    """How ``encode`` writes a ``cls``: with its one kind, or the first of its kinds whose ``when`` holds."""
+    kinds = tuple(kind for kind in KINDS.values() if kind.cls is cls and not kind.legacy)
+    if len(kinds) == 1 and kinds[0].when is None:
+        return kinds[0].encoder
+
+    def choose(record):
+        for kind in kinds:
+            if kind.when is None or kind.when(record):
+                return kind.encoder(record)
+        raise TypeError(f"no record type stores {record!r}")
+    return choose
+
+
+_ENCODERS: dict[type, Callable] = {cls: _encoder_of(cls) for cls in {kind.cls: None for kind in KINDS.values()}}
+_DECODERS: dict[int, Callable] = {code: kind.decoder for code, kind in KINDS.items()}
 
 
 def encode(record) -> bytes:
     """The on-disk bytes of one record."""
-    kinds = _WRITTEN.get(type(record))
-    if kinds is None:
+    encoder = _ENCODERS.get(type(record))
+    if encoder is None:
         raise TypeError(f"not a metadata record: {record!r}")
-    for kind in kinds:
-        if kind.when is None or kind.when(record):
-            return kind.encode(record)
-    raise TypeError(f"no record type stores {record!r}")
+    return encoder(record)
 
 
 def decode(buf, where: str):
     """Yield the records in ``buf``; ``where`` names the frame in error messages."""
     buf = memoryview(buf)
     pos, end = 0, len(buf)
-    kinds = KINDS
+    decoders = _DECODERS
     try:
         while pos < end:
-            kind = kinds.get(buf[pos])
-            if kind is None:
+            decoder = decoders.get(buf[pos])
+            if decoder is None:
                 raise Corrupted(f"unknown metadata record type {buf[pos]} at byte {pos} of {where}")
             pos += 1
-            record, pos = kind.decode(buf, pos, end)
+            record, pos = decoder(buf, pos, end)
             yield record
     except struct.error:
         raise Corrupted(f"metadata record cut short at byte {pos} of {where}") from None
