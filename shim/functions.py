@@ -26,6 +26,7 @@ from zcsdfs import io as zcsdfs_io
 from zcsdfs import tracked_umask as zcsdfs_umask
 from zcsdfs.scandir import DirEntry as VolumeDirEntry
 from zcsdfs.vfs.errors import os_error
+from zcsdfs.volume import close_range
 from zcsdfs.shim.router import router
 
 
@@ -104,7 +105,7 @@ def dup2(fd, fd2, inheritable=True):
     return _call((source or target).volume.dup2, None, fd, fd2, inheritable)
 
 
-_closerange, _listdir, _close = os.closerange, os.listdir, os.close
+_closerange = os.closerange
 
 
 @_stand_in(os.closerange)
@@ -113,20 +114,7 @@ def closerange(fd_low, fd_high):
     mounts = router.mounts
     if not mounts:
         return _closerange(fd_low, fd_high)
-    spared = []
-    for fd in sorted(int(n) for n in _listdir("/proc/self/fd")):
-        if not fd_low <= fd < fd_high:
-            continue
-        owner = router.owner(fd)
-        if owner is not None:
-            _call(owner.volume.close, None, fd)
-        elif any(m.volume.reserves(fd) for m in mounts):
-            spared.append(fd)
-    low = fd_low
-    for fd in spared + [fd_high]:
-        if low < fd:
-            _closerange(low, fd)
-        low = fd + 1
+    close_range([mount.volume for mount in mounts], fd_low, fd_high, _closerange)
 
 
 def _two_descriptors(first, second):

@@ -28,6 +28,7 @@ import attrs
 
 from zcsdfs.lfs import Device, mkfs, mount
 from zcsdfs.lfs.errors import NotZcsdfs
+from zcsdfs.lfs.gc import DEFAULT_POLICY, check_policy
 from zcsdfs.lfs.snapshot import SnapshotView
 from zcsdfs.lfs.stats import held_still, lfs_stats
 from zcsdfs.vfs.core import Vfs
@@ -102,7 +103,7 @@ def is_blank(device: Device) -> bool:
 
 
 def build_stack(image_or_device=None, *, readonly: bool = False, create: bool = False,
-                gc_policy: str = "greedy", upto: str = "vfs", snapshot: str | None = None) -> Stack:
+                gc_policy: str = DEFAULT_POLICY, upto: str = "vfs", snapshot: str | None = None) -> Stack:
     """Open ``image_or_device`` (an image path, a device object, or None for the embedded default
     device) and build the layers up to ``upto`` ("device", "lfs" or "vfs").
 
@@ -110,6 +111,7 @@ def build_stack(image_or_device=None, *, readonly: bool = False, create: bool = 
     is read-only (``fs`` is still the volume's lfs, for stats)."""
     if upto not in LAYERS:
         raise ValueError(f"upto must be one of {LAYERS}, not {upto!r}")
+    check_policy(gc_policy)  # before anything is opened
     if snapshot is not None:
         readonly = True
     formattable = create

@@ -229,17 +229,7 @@ class Volume:
     def closerange(self, fd_low: int, fd_high: int) -> None:
         """Close this volume's descriptors in the range, and real ones as ``os.closerange``
         would, sparing the numbers any volume holds."""
-        mine = sorted(fd for fd, _ in self._fds.items() if fd_low <= fd < fd_high)
-        for fd in mine:
-            self.close(fd)
-        reserved = all_numbers()  # every volume's numbers, which the real closerange must spare
-        low = fd_low
-        for fd in sorted(reserved) + [fd_high]:
-            if fd < low or fd > fd_high:
-                continue
-            if low < fd:
-                os.closerange(low, fd)
-            low = fd + 1
+        close_range((self,), fd_low, fd_high)
 
     def dup(self, fd: int) -> int:
         of = self._fds.find(fd)
@@ -758,3 +748,25 @@ def _release(stack, vfs, fds) -> None:
         of.refs = 1
         vfs.close(of)
     stack.close()
+
+
+def close_range(volumes, fd_low: int, fd_high: int, real_closerange=None) -> None:
+    """``os.closerange(fd_low, fd_high)`` in a process with zcsdfs ``volumes``: each one's
+    descriptors in the range closed through it, then the real ones in the range closed, sparing
+    every number a zcsdfs table holds (any volume's descriptors, and the reserved number each
+    duplicates them from: without it a volume could open nothing more).
+
+    ``Volume.closerange`` passes its own volume; the shim's ``os.closerange`` passes every
+    mounted one, and the original ``os.closerange`` as ``real_closerange`` (the default looks
+    ``os.closerange`` up at call time, so under the shim it is the stand-in)."""
+    for volume in volumes:
+        for fd in sorted(fd for fd, _ in volume._fds.items() if fd_low <= fd < fd_high):
+            volume.close(fd)
+    real_closerange = real_closerange or os.closerange
+    low = fd_low
+    for fd in sorted(all_numbers()) + [fd_high]:
+        if fd < low or fd > fd_high:
+            continue
+        if low < fd:
+            real_closerange(low, fd)
+        low = fd + 1

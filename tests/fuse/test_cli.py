@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -82,6 +83,17 @@ def test_mount_refuses_a_mount_point_in_use(image, mountpoint):
     done = run("umount", mountpoint)
     assert done.returncode == 0, done.stderr
     assert mounted_at(mountpoint) is None
+
+
+@pytest.mark.parametrize("policy", ["cost-benefit", "greedy"])
+def test_mount_serves_with_the_gc_policy_asked_for(image, mountpoint, policy):
+    assert run("mount", image, mountpoint, "--gc-policy", policy).returncode == 0
+    try:
+        done = run("stats", mountpoint, "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["lfs"]["gc_policy"] == policy
+    finally:
+        assert run("umount", mountpoint).returncode == 0
 
 
 @pytest.mark.parametrize("option", ["threads=100000", "threads=0", "entry_timeout=inf", "poll_us=-1",

@@ -112,9 +112,9 @@ def test_zone_ages_survive_checkpoints_and_roll_forward():
 
 
 def test_version_1_zone_records_read_as_oldest():
-    v1 = bytes((records.ZONE,)) + records._ZONE.pack(5, Role.SEALED, 2, CAPACITY, 10)
+    v1 = bytes((records.ZONE,)) + records.KINDS[records.ZONE].body.pack(5, Role.SEALED, 2, CAPACITY, 10)
     assert list(records.decode(v1, "test")) == [records.ZoneRecord(5, Role.SEALED, 2, CAPACITY, 10, 0)]
-    v2 = bytes((records.ZONE_V2,)) + records._ZONE_V2.pack(5, Role.SEALED, 2, CAPACITY, 10, 1234)
+    v2 = bytes((records.ZONE_V2,)) + records.KINDS[records.ZONE_V2].body.pack(5, Role.SEALED, 2, CAPACITY, 10, 1234)
     assert list(records.decode(v2, "test")) == [records.ZoneRecord(5, Role.SEALED, 2, CAPACITY, 10, 1234, 0)]
     v3 = records.ZoneRecord(5, Role.SEALED, 2, CAPACITY, 10, 1234, 1)
     assert records.encode(v3)[0] == records.ZONE_V3
@@ -146,3 +146,51 @@ def test_cli_gc_rejects_unknown_policy(tmp_path, capsys):
     assert run(capsys, "mkfs", path)[0] == 0
     status, _, err = run(capsys, "gc", path, "--policy", "oldest")
     assert status != 0 and "invalid choice" in err
+
+
+@pytest.fixture
+def highest_zone():
+    """A policy registered for the test only: the candidate zone with the highest number."""
+    @gc.register_policy("highest-zone", "the sealed zone with the highest number (a test's)")
+    def choose(fs, exclude=()):
+        return max(gc.candidates(fs, gc.live_blocks(fs), exclude), default=None)
+    yield "highest-zone"
+    del gc.POLICIES["highest-zone"]
+
+
+def test_a_registered_policy_is_one_place_to_add(highest_zone, capsys, tmp_path):
+    """Registering is all it takes: mount, build_stack, the stats and the CLI's choices know it."""
+    from zcsdfs.lfs.stats import lfs_stats
+    from zcsdfs.stack import build_stack
+    assert gc.policy_names() == ("greedy", "cost-benefit", highest_zone)
+    device, fs, old_zone, young_zone = old_full_and_young_empty(highest_zone)
+    assert gc.choose_victim(fs, highest_zone) == max(old_zone, young_zone)
+    fs.gc(1)
+    stats = lfs_stats(fs)
+    assert stats.gc_policy == highest_zone and stats.recent_gc_runs[-1].policy == highest_zone
+    assert stats.recent_gc_runs[-1].victim == max(old_zone, young_zone)
+    fs.unmount()
+    with build_stack(device, gc_policy=highest_zone, upto="lfs") as stack:
+        assert stack.fs.gc_policy == highest_zone
+    image = tmp_path / "vol.zns"
+    ZonedDevice.create(image, GEOMETRY).close_device()
+    assert run(capsys, "mkfs", image)[0] == 0
+    status, out, err = run(capsys, "gc", image, "--gc-policy", highest_zone, "--json")
+    assert status == 0, err
+    with pytest.raises(ValueError, match="registered already"):
+        gc.register_policy(highest_zone, "again")(lambda fs, exclude=(): None)
+
+
+def test_build_stack_refuses_an_unknown_policy_before_opening_anything(tmp_path):
+    from zcsdfs.stack import build_stack
+    with pytest.raises(OSError) as info:
+        build_stack(tmp_path / "absent.zns", gc_policy="oldest")  # EINVAL, not ENOENT
+    assert info.value.errno == errno.EINVAL
+    assert "unknown GC policy 'oldest' (known: greedy, cost-benefit)" in str(info.value)
+
+
+def test_cli_lists_the_registry_on_a_wrong_name(capsys):
+    status, out, err = run(capsys, "gc", "--policy", "oldest")
+    assert status == 2 and "invalid choice: 'oldest' (choose from 'greedy', 'cost-benefit')" in err
+    status, out, err = run(capsys, "mount", "--help")
+    assert status == 0 and "--gc-policy" in out and "cost-benefit" in out

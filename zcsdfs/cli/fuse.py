@@ -25,10 +25,12 @@ import time
 import attrs
 
 from zcsdfs.cli import describe, subcommand
+from zcsdfs.cli.lfs import add_gc_policy
 from zcsdfs.control import ControlServer
 from zcsdfs.fuse.devfuse import URING_MODES, MountOptions, Session, mounted_at, unmount
 from zcsdfs.fuse.pool import MAX_THREADS
 from zcsdfs.fuse.server import Options
+from zcsdfs.lfs.gc import DEFAULT_POLICY
 from zcsdfs.stack import build_stack
 from zcsdfs.zns import default_device_path
 
@@ -54,6 +56,7 @@ def register(sub) -> None:
     p.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
     p.add_argument("-o", dest="options", action="append", default=[], metavar="OPT[,OPT...]",
                    help=f"mount options: {HELP_OPTIONS}")
+    add_gc_policy(p)
     p = subcommand(sub, "umount", "unmount a zcsdfs FUSE mount and wait for its server to finish",
                    cmd_umount)
     p.add_argument("mountpoint")
@@ -126,11 +129,12 @@ def cmd_mount(args) -> int:
     if snapshot is not None:  # a snapshot is read-only, and the kernel is told so
         options = attrs.evolve(options, readonly=True)
     if args.foreground:
-        return serve(image, mountpoint, options, snapshot=snapshot)
-    return daemonise(image, mountpoint, options, snapshot)
+        return serve(image, mountpoint, options, snapshot=snapshot, gc_policy=args.gc_policy)
+    return daemonise(image, mountpoint, options, snapshot, args.gc_policy)
 
 
-def daemonise(image: str | None, mountpoint: str, options: MountOptions, snapshot: str | None = None) -> int:
+def daemonise(image: str | None, mountpoint: str, options: MountOptions, snapshot: str | None = None,
+              gc_policy: str = DEFAULT_POLICY) -> int:
     """Fork a server; return when it reports the mount ready, or raise what it failed with."""
     ready_r, ready_w = os.pipe()
     if os.fork():
@@ -150,7 +154,7 @@ def daemonise(image: str | None, mountpoint: str, options: MountOptions, snapsho
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        status = serve(image, mountpoint, options, ready_w, snapshot=snapshot)
+        status = serve(image, mountpoint, options, ready_w, snapshot=snapshot, gc_policy=gc_policy)
     except OSError as exc:
         os.write(ready_w, f"{exc.errno or errno.EIO}\0{describe(exc)}".encode())
     except BaseException as exc:  # a bug: its name and message go to the user, not a silent exit
@@ -170,11 +174,11 @@ def _undo_dead_mount(mountpoint: str, image: str) -> None:
 
 
 def serve(image: str | None, mountpoint: str, options: MountOptions, ready_fd: int | None = None,
-          snapshot: str | None = None) -> int:
+          snapshot: str | None = None, gc_policy: str = DEFAULT_POLICY) -> int:
     """Mount ``image`` (None: the embedded default device; or its ``snapshot``) at ``mountpoint``
     and serve until unmounted; checkpoint on the way out (read-only: write nothing at all).
     While mounted it answers its control socket (``zcsdfs.control``: stats and events)."""
-    stack = build_stack(image, readonly=options.readonly, snapshot=snapshot)
+    stack = build_stack(image, readonly=options.readonly, snapshot=snapshot, gc_policy=gc_policy)
     try:
         session = Session(stack.vfs, mountpoint, options)
 

@@ -20,7 +20,7 @@ from zcsdfs.lfs import fsck, mkfs
 from zcsdfs.lfs.errors import Exists, Invalid
 from zcsdfs.lfs.fsck import OPERATIONAL
 from zcsdfs.lfs.mkfs import looks_formatted
-from zcsdfs.lfs.gc import POLICIES
+from zcsdfs.lfs.gc import DEFAULT_POLICY, POLICIES, policy_names
 from zcsdfs.lfs.usage import disk_usage
 from zcsdfs.stack import build_stack
 from zcsdfs.zns import ZonedDevice, default_device_path
@@ -32,6 +32,14 @@ from zcsdfs.lfs.directory import NAME_MAX
 from zcsdfs.lfs.snapshot import snapshot_name
 
 console = Console(highlight=False, soft_wrap=True)  # long paths stay on one line
+
+
+def add_gc_policy(p, *flags: str) -> None:
+    """The option naming a GC victim-selection policy: one of the registry's (``gc.POLICIES``)."""
+    p.add_argument(*(flags or ("--gc-policy",)), dest="gc_policy", choices=policy_names(), default=DEFAULT_POLICY,
+                   metavar="POLICY", help="GC victim selection: " + "; ".join(
+                       f"{name} ({policy.summary})" for name, policy in POLICIES.items())
+                   + f" (default: {DEFAULT_POLICY})")
 
 
 def register(sub) -> None:
@@ -52,7 +60,7 @@ def register(sub) -> None:
     p = subcommand(sub, "gc", "garbage-collect zones now; print zones cleaned, blocks moved, write amplification",
                    cmd_gc, examples=("zcsdfs gc dev.zns", "zcsdfs gc dev.zns --zones 8 --policy cost-benefit"))
     p.add_argument("image", nargs="?", help="image file (default: the embedded default device)")
-    p.add_argument("--policy", choices=POLICIES, default="greedy", help="victim selection (default: greedy)")
+    add_gc_policy(p, "--policy", "--gc-policy")
     p.add_argument("--zones", type=int, default=1, metavar="N", help="clean up to N zones (default: 1)")
     add_json(p)
 
@@ -164,7 +172,7 @@ def cmd_gc(args) -> int:
         cleaned = 0
         with progress("garbage collection", args.zones, show=args.zones > 1) as advance:
             for _ in range(args.zones):
-                if not fs.gc(1, args.policy):
+                if not fs.gc(1, args.gc_policy):
                     break
                 cleaned += 1
                 advance()
@@ -172,10 +180,10 @@ def cmd_gc(args) -> int:
     usage = fs.usage()
     wa = usage.device_blocks / usage.user_blocks if usage.user_blocks else None
     if args.json:
-        print_json({"image": path, "policy": args.policy, "zones_cleaned": cleaned, "blocks_moved": moved,
+        print_json({"image": path, "policy": args.gc_policy, "zones_cleaned": cleaned, "blocks_moved": moved,
                     "write_amplification": wa})
         return 0
-    console.print(f"{path}: {args.policy} GC cleaned {cleaned} zone(s), moved {moved:,} blocks; "
+    console.print(f"{path}: {args.gc_policy} GC cleaned {cleaned} zone(s), moved {moved:,} blocks; "
                   f"write amplification {'n/a' if wa is None else f'{wa:.2f}'}", markup=False)
     return 0
 

@@ -21,6 +21,7 @@ import stat
 
 from zcsdfs.cli import subcommand
 from zcsdfs.cli.fuse import HELP_OPTIONS, parse_options
+from zcsdfs.cli.lfs import add_gc_policy
 
 log = logging.getLogger("zcsdfs.serve")
 MOUNT_ONLY = ("allow_other", "default_permissions", "threads", "awake_ms")
@@ -54,6 +55,7 @@ def register(sub) -> None:
                         "poll_us=MICROSECONDS (how long a worker looks for the next request before it "
                         "sleeps; default 0)")
     p.add_argument("--log-level", default="info", choices=("error", "warn", "info", "debug"))
+    add_gc_policy(p)
     p = subcommand(sub, "devices", "list what this machine can serve or use: images, servers, zoned devices",
                    cmd_devices, examples=("zcsdfs devices", "zcsdfs devices --json"))
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -92,7 +94,7 @@ def cmd_serve(args) -> int:
         path = os.path.abspath(args.socket_path)
         listener = listen(path)
     try:
-        stack = build_stack(None if default else image, readonly=options.readonly)
+        stack = build_stack(None if default else image, readonly=options.readonly, gc_policy=args.gc_policy)
     except BaseException:
         listener.close()
         if args.fd is None:

@@ -110,7 +110,8 @@ from zcsdfs.lfs.mkfs import mkfs
 def mount(device: Device, gc_policy: str = "greedy", *, readonly: bool | None = None) -> FileSystem:
     """Mount the file system on ``device``: recover, then write a fresh checkpoint.
 
-    ``gc_policy`` picks foreground GC's victims: "greedy" or "cost-benefit".
+    ``gc_policy`` picks foreground GC's victims: a name in ``gc.POLICIES`` ("greedy" or
+    "cost-benefit"); another is EINVAL naming them.
     ``readonly`` (the default on a read-only device) recovers in memory, writes
     nothing and refuses every change with EROFS (``readonly.py``).
     """

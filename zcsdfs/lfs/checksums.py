@@ -26,11 +26,10 @@ import logging
 import sys
 from array import array
 
-import crc32c
-
 from zcsdfs.lfs.errors import DataCorrupted
+from zcsdfs.zns.crc32c import crc32c
 
-crc = _crc = crc32c.crc32c
+crc = _crc = crc32c
 log = logging.getLogger("zcsdfs.lfs")
 
 

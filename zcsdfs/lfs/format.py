@@ -34,9 +34,9 @@ from __future__ import annotations
 import struct
 
 import attrs
-import crc32c
 
 from zcsdfs.lfs.checksums import chain
+from zcsdfs.zns.crc32c import crc32c
 
 VERSION = 2  # as the superblock's (superblock.VERSION): frames of format 1 are not ours
 UNIT_MAGIC = b"ZLOG"
@@ -94,7 +94,7 @@ def build_head(magic: bytes, uuid: bytes, seq: int, records: bytes, data, block_
                      len(records), 0)
     head[HEADER.size:HEADER.size + len(records)] = records
     sums = chain(data, block_size) if data.nbytes else []
-    struct.pack_into("<I", head, CRC_OFFSET, crc32c.crc32c(head, sums[-1] if sums else 0))
+    struct.pack_into("<I", head, CRC_OFFSET, crc32c(head, sums[-1] if sums else 0))
     return head, data, sums
 
 
@@ -115,7 +115,7 @@ def check_frame(frame: bytearray, header: FrameHeader, block_size: int) -> list[
     split = header.header_blocks * block_size if header.data_blocks else len(frame)
     sums = chain(view[split:], block_size) if header.data_blocks else []
     struct.pack_into("<I", frame, CRC_OFFSET, 0)
-    ok = crc32c.crc32c(view[:split], sums[-1] if sums else 0) == header.crc
+    ok = crc32c(view[:split], sums[-1] if sums else 0) == header.crc
     struct.pack_into("<I", frame, CRC_OFFSET, header.crc)
     return sums if ok else None
 

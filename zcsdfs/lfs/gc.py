@@ -15,18 +15,24 @@ chunks in the victim are live too: cleaning marks their groups dirty
 victim scores count their blocks with the valid ones. Zones pinned by a
 frozen view are left alone until the view is released.
 
-Victims are chosen by a policy. Greedy takes the sealed zone with the
-fewest valid blocks: cheapest to clean now. Cost-benefit (Rosenblum and
-Ousterhout's Sprite LFS) takes the zone with the largest
-``(1 - u) * age / (1 + u)``, u its valid fraction and age the log sequence
+Victims are chosen by a policy, registered by name in ``POLICIES`` (the
+names ``mount``, ``build_stack``, the CLI and the stats use). Greedy takes
+the sealed zone with the fewest valid blocks: cheapest to clean now.
+Cost-benefit (Rosenblum and Ousterhout's Sprite LFS) takes the zone with the
+largest ``(1 - u) * age / (1 + u)``, u its valid fraction and age the log sequence
 numbers since its last unit: space freed times how long it is likely to
 stay free, per block read and rewritten. Cold zones are cleaned at a higher
-utilisation than hot ones, whose blocks are still dying on their own.
+utilisation than hot ones, whose blocks are still dying on their own. A new
+policy is a function ``(fs, exclude) -> zone or None`` decorated with
+``@register_policy(name, summary)``.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Callable
+
+import attrs
 
 from zcsdfs.lfs import records
 from zcsdfs.lfs.checkpoint import evacuate
@@ -38,13 +44,42 @@ from zcsdfs.lfs.scan import Walk, read_frame, written_end
 
 log = logging.getLogger("zcsdfs.lfs")
 
-POLICIES = ("greedy", "cost-benefit")
+DEFAULT_POLICY = "greedy"
 
 
-def check_policy(policy: str) -> str:
-    if policy not in POLICIES:
-        raise Invalid(f"unknown GC policy {policy!r} (known: {', '.join(POLICIES)})", policy)
-    return policy
+@attrs.frozen
+class Policy:
+    """A way to choose GC victims: ``choose(fs, exclude)`` gives a zone, or None when no zone qualifies."""
+
+    name: str
+    summary: str  # one line, for help texts
+    choose: Callable
+
+
+#: Every victim-selection policy, by name, in the order they were registered.
+POLICIES: dict[str, Policy] = {}
+
+
+def register_policy(name: str, summary: str):
+    """Register the decorated victim chooser as policy ``name``."""
+    def register(choose):
+        if name in POLICIES:
+            raise ValueError(f"GC policy {name!r} is registered already")
+        POLICIES[name] = Policy(name, summary, choose)
+        return choose
+    return register
+
+
+def policy_names() -> tuple[str, ...]:
+    """The registered policies' names (the CLI's choices)."""
+    return tuple(POLICIES)
+
+
+def check_policy(name: str) -> str:
+    """``name`` if it is a registered policy, else EINVAL naming the known ones."""
+    if name not in POLICIES:
+        raise Invalid(f"unknown GC policy {name!r} (known: {', '.join(POLICIES)})", name)
+    return name
 
 
 def live_blocks(fs) -> list[int]:
@@ -65,6 +100,7 @@ def candidates(fs, live: list[int], exclude=()) -> list[int]:
             and z not in w.damaged and z not in exclude]
 
 
+@register_policy("greedy", "the sealed zone with the fewest live blocks: cheapest to clean now")
 def greedy_victim(fs, exclude=()) -> int | None:
     """The candidate with the fewest live blocks."""
     live = live_blocks(fs)
@@ -76,6 +112,7 @@ def cost_benefit(u: float, age: int) -> float:
     return (1 - u) * age / (1 + u)
 
 
+@register_policy("cost-benefit", "Sprite LFS's (1-u)*age/(1+u): cold zones are cleaned fuller than hot ones")
 def cost_benefit_victim(fs, exclude=()) -> int | None:
     """The candidate with the highest cost-benefit score; ties go to the lower zone."""
     w, live = fs.writer, live_blocks(fs)
@@ -87,9 +124,7 @@ def cost_benefit_victim(fs, exclude=()) -> int | None:
 
 def choose_victim(fs, policy: str, exclude=()) -> int | None:
     """The next victim under ``policy``, never one of ``exclude`` (those a pass already failed to free)."""
-    if check_policy(policy) == "greedy":
-        return greedy_victim(fs, exclude)
-    return cost_benefit_victim(fs, exclude)
+    return POLICIES[check_policy(policy)].choose(fs, exclude)
 
 
 def live_runs(fs, zone: int, damage: list | None = None):

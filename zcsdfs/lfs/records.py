@@ -9,13 +9,17 @@ is computed by the same code as the state before it.
 Each record is a type byte followed by a fixed little-endian struct and,
 for some, variable-length bytes (names are at most 255 bytes, so one length
 byte suffices). Names travel as str in memory and as ``os.fsencode`` bytes
-on disk, which round-trips any byte string.
+on disk, which round-trips any byte string. ``KINDS`` says how each type
+travels, and both ``encode`` and ``decode`` read it: a new record type is a
+class and one row there.
 """
 
 from __future__ import annotations
 
+import operator
 import os
 import struct
+from typing import Callable
 
 import attrs
 
@@ -190,23 +194,6 @@ class Chunk:
     crc: int
 
 
-_INODE = struct.Struct("<QIIIIQqqqH")
-_DEVICE_INODE = struct.Struct("<QIIIIQqqqQH")
-_DENTRY = struct.Struct("<QQB")
-_NAMED = struct.Struct("<QB")
-_U64 = struct.Struct("<Q")
-_XATTR = struct.Struct("<QBI")
-_TRUNCATE = struct.Struct("<QQ")
-_DATA = struct.Struct("<QQI")
-_MAP = struct.Struct("<QQIQI")  # and count little-endian uint32 checksums
-_ZONE = struct.Struct("<IBBII")
-_ZONE_V2 = struct.Struct("<IBBIIQ")
-_ZONE_V3 = struct.Struct("<IBBIIQB")
-_COUNTERS = struct.Struct("<QQ")
-_USAGE = struct.Struct("<QQQ")
-_SNAPSHOT = struct.Struct("<qB")
-_CHUNK = struct.Struct("<QQII")
-
 INODE, DENTRY, UNDENTRY, FREE, XATTR, UNXATTR, TRUNCATE, DATA, MAP, ZONE, COUNTERS, USAGE, KEPT, SNAPSHOT, ZONE_V2 = \
     range(1, 16)
 DEVICE_INODE, PUNCH = 16, 17
@@ -214,150 +201,221 @@ CHUNK = 18
 ZONE_V3 = 19
 
 
-def _name(name: str) -> bytes:
-    return os.fsencode(name)
+class CutShort(Exception):
+    """A record's tail runs past the end of its frame; ``at`` is where the tail starts."""
+
+    def __init__(self, at: int):
+        super().__init__(at)
+        self.at = at
+
+
+@attrs.frozen
+class Tail:
+    """A variable-length field after the struct, in the order of the kind's tails.
+
+    Its length is the struct's next trailing length field, or, with ``per``,
+    ``unit`` bytes for each of that field's value (not stored). ``text``: a
+    str in memory, ``os.fsencode`` bytes on disk.
+    """
+
+    name: str
+    text: bool = True
+    per: str | None = None
+    unit: int = 1
+
+
+@attrs.frozen
+class Kind:
+    """How one record type travels: type byte ``code``, then ``layout`` packing ``fields`` (and each
+    stored tail length, in tail order), then the tails.
+
+    Several kinds may share a class: ``encode`` writes the first of them
+    whose ``when`` holds (none: always); a ``legacy`` kind is only read, and
+    the class fields it lacks must have defaults.
+    """
+
+    code: int
+    cls: type
+    layout: str  # struct format after the type byte, little-endian
+    fields: tuple[str, ...]
+    tails: tuple[Tail, ...] = ()
+    when: Callable[[object], bool] | None = None
+    legacy: bool = False
+    # Derived once, so that encoding and decoding a record is a few C calls:
+    body: struct.Struct = attrs.field(init=False)
+    whole: struct.Struct = attrs.field(init=False)  # the type byte and the body: one pack
+    values: Callable = attrs.field(init=False)  # record -> its struct fields' values
+    args: Callable | None = attrs.field(init=False)  # struct values + tails -> the class's arguments
+    # ``encode`` and ``decode`` as closures over the above, for the common shapes (no tail, or one
+    # name): every write encodes records, and every mount decodes a checkpoint's worth.
+    encoder: Callable = attrs.field(init=False)
+    decoder: Callable = attrs.field(init=False)
+
+    def __attrs_post_init__(self):
+        def derive(name, value):
+            object.__setattr__(self, name, value)
+        derive("body", struct.Struct("<" + self.layout))
+        derive("whole", struct.Struct("<B" + self.layout))
+        stored = sum(tail.per is None for tail in self.tails)
+        if len(self.body.unpack(bytes(self.body.size))) != len(self.fields) + stored:
+            raise ValueError(f"record type {self.code}: layout {self.layout!r} does not fit its fields")
+        getter = operator.attrgetter(*self.fields)
+        derive("values", (lambda rec: (getter(rec),)) if len(self.fields) == 1 else getter)
+        # Unpacked, a record is its struct's values (tail lengths included), then its tails.
+        where = {name: i for i, name in enumerate(self.fields)}
+        where.update((tail.name, len(self.fields) + stored + i) for i, tail in enumerate(self.tails))
+        names = [f.name for f in attrs.fields(self.cls)]
+        order = [where[name] for name in names if name in where]
+        if names[:len(order)] != [name for name in names if name in where]:
+            raise ValueError(f"record type {self.code}: the {self.cls.__name__} fields it lacks must come last")
+        derive("args", None if order == list(range(len(self.fields))) and not self.tails
+               else operator.itemgetter(*order) if len(order) > 1 else lambda v: (v[order[0]],))
+        derive("encoder", self._encoder())
+        derive("decoder", self._decoder())
+
+    def _named(self) -> bool:
+        """The common shape with a tail: one name, its length the struct's last field."""
+        return len(self.tails) == 1 and self.tails[0].text and self.tails[0].per is None
+
+    def _encoder(self) -> Callable:
+        pack, code, values = self.whole.pack, self.code, self.values
+        if not self.tails:
+            return lambda record: pack(code, *values(record))
+        if self._named():
+            text, fsencode = operator.attrgetter(self.tails[0].name), os.fsencode
+
+            def encode_named(record):
+                raw = fsencode(text(record))
+                return pack(code, *values(record), len(raw)) + raw
+            return encode_named
+        return self.encode
+
+    def encode(self, record) -> bytes:
+        lengths, parts = [], []
+        for tail in self.tails:
+            raw = getattr(record, tail.name)
+            if tail.text:
+                raw = os.fsencode(raw)
+            if tail.per is None:
+                lengths.append(len(raw))
+            elif len(raw) != tail.unit * getattr(record, tail.per):
+                n = getattr(record, tail.per)
+                raise ValueError(f"a {self.cls.__name__} record with {tail.per} {n} needs {tail.unit * n} bytes "
+                                 f"of {tail.name}, not {len(raw)}")
+            parts.append(raw)
+        return self.whole.pack(self.code, *self.values(record), *lengths) + b"".join(parts)
+
+    def _decoder(self) -> Callable:
+        unpack, size, cls, args = self.body.unpack_from, self.body.size, self.cls, self.args
+        if args is None:
+            return lambda buf, pos, end: (cls(*unpack(buf, pos)), pos + size)
+        if self._named():
+            fsdecode = os.fsdecode
+
+            def decode_named(buf, pos, end):
+                values = unpack(buf, pos)
+                pos += size
+                n = values[-1]
+                return cls(*args(values + (fsdecode(bytes(buf[pos:pos + n])),))), pos + n
+            return decode_named
+        return self.decode
+
+    def decode(self, buf: memoryview, pos: int, end: int):
+        """(the record at ``pos``, just after its type byte, and the position after it).
+
+        A record cut short raises ``struct.error`` in its struct, ``CutShort`` in a tail whose
+        length is not stored; a tail with a stored length may run past ``end`` (the caller
+        checks where the last record ends)."""
+        values = self.body.unpack_from(buf, pos)
+        pos += self.body.size
+        if self.args is None:
+            return self.cls(*values), pos
+        tails = []
+        length = len(self.fields)
+        for tail in self.tails:
+            if tail.per is None:
+                n = values[length]
+                length += 1
+            else:
+                n = tail.unit * values[self.fields.index(tail.per)]
+                if pos + n > end:
+                    raise CutShort(pos)
+            raw = bytes(buf[pos:pos + n])
+            tails.append(os.fsdecode(raw) if tail.text else raw)
+            pos += n
+        return self.cls(*self.args(values + tuple(tails))), pos
+
+
+_INODE_FIELDS = ("ino", "mode", "uid", "gid", "nlink", "size", "atime_ns", "mtime_ns", "ctime_ns")
+_ZONE_FIELDS = ("zone", "state", "stream", "written", "valid")
+_BLOCKS = ("ino", "first_block", "count")
+
+#: Every record type, by type byte.
+KINDS: dict[int, Kind] = {kind.code: kind for kind in (
+    Kind(DEVICE_INODE, Inode, "QIIIIQqqqQH", _INODE_FIELDS + ("rdev",), (Tail("target"),),
+         when=lambda rec: rec.rdev),
+    Kind(INODE, Inode, "QIIIIQqqqH", _INODE_FIELDS, (Tail("target"),)),
+    Kind(DENTRY, Dentry, "QQB", ("parent", "child"), (Tail("name"),)),
+    Kind(UNDENTRY, Undentry, "QB", ("parent",), (Tail("name"),)),
+    Kind(FREE, Free, "Q", ("ino",)),
+    Kind(XATTR, Xattr, "QBI", ("ino",), (Tail("name"), Tail("value", text=False))),
+    Kind(UNXATTR, Unxattr, "QB", ("ino",), (Tail("name"),)),
+    Kind(TRUNCATE, Truncate, "QQ", ("ino", "first_block")),
+    Kind(PUNCH, Punch, "QQI", _BLOCKS),
+    Kind(DATA, Data, "QQI", _BLOCKS),
+    Kind(MAP, Map, "QQIQI", _BLOCKS + ("lba", "seed"), (Tail("sums", text=False, per="count", unit=4),)),
+    Kind(ZONE_V3, ZoneRecord, "IBBIIQB", _ZONE_FIELDS + ("modified", "damaged")),
+    Kind(ZONE_V2, ZoneRecord, "IBBIIQ", _ZONE_FIELDS + ("modified",), legacy=True),
+    Kind(ZONE, ZoneRecord, "IBBII", _ZONE_FIELDS, legacy=True),
+    Kind(COUNTERS, Counters, "QQ", ("next_seq", "next_ino")),
+    Kind(USAGE, Usage, "QQQ", ("user_blocks", "device_blocks", "gc_blocks")),
+    Kind(KEPT, Kept, "QQI", _BLOCKS),
+    Kind(SNAPSHOT, Snapshot, "qB", ("created_ns",), (Tail("name"),)),
+    Kind(CHUNK, Chunk, "QQII", ("group", "lba", "blocks", "crc")),
+)}
+
+def _encoder_of(cls: type) -> Callable:
+    """How ``encode`` writes a ``cls``: with its one kind, or the first of its kinds whose ``when`` holds."""
+    kinds = tuple(kind for kind in KINDS.values() if kind.cls is cls and not kind.legacy)
+    if len(kinds) == 1 and kinds[0].when is None:
+        return kinds[0].encoder
+
+    def choose(record):
+        for kind in kinds:
+            if kind.when is None or kind.when(record):
+                return kind.encoder(record)
+        raise TypeError(f"no record type stores {record!r}")
+    return choose
+
+
+_ENCODERS: dict[type, Callable] = {cls: _encoder_of(cls) for cls in {kind.cls: None for kind in KINDS.values()}}
+_DECODERS: dict[int, Callable] = {code: kind.decoder for code, kind in KINDS.items()}
 
 
 def encode(record) -> bytes:
     """The on-disk bytes of one record."""
-    match record:
-        case Inode() if record.rdev:
-            target = _name(record.target)
-            return bytes((DEVICE_INODE,)) + _DEVICE_INODE.pack(
-                record.ino, record.mode, record.uid, record.gid, record.nlink, record.size,
-                record.atime_ns, record.mtime_ns, record.ctime_ns, record.rdev, len(target)) + target
-        case Inode():
-            target = _name(record.target)
-            return bytes((INODE,)) + _INODE.pack(
-                record.ino, record.mode, record.uid, record.gid, record.nlink, record.size,
-                record.atime_ns, record.mtime_ns, record.ctime_ns, len(target)) + target
-        case Dentry():
-            name = _name(record.name)
-            return bytes((DENTRY,)) + _DENTRY.pack(record.parent, record.child, len(name)) + name
-        case Undentry():
-            name = _name(record.name)
-            return bytes((UNDENTRY,)) + _NAMED.pack(record.parent, len(name)) + name
-        case Free():
-            return bytes((FREE,)) + _U64.pack(record.ino)
-        case Xattr():
-            name = _name(record.name)
-            return bytes((XATTR,)) + _XATTR.pack(record.ino, len(name), len(record.value)) + name + record.value
-        case Unxattr():
-            name = _name(record.name)
-            return bytes((UNXATTR,)) + _NAMED.pack(record.ino, len(name)) + name
-        case Truncate():
-            return bytes((TRUNCATE,)) + _TRUNCATE.pack(record.ino, record.first_block)
-        case Punch():
-            return bytes((PUNCH,)) + _DATA.pack(record.ino, record.first_block, record.count)
-        case Data():
-            return bytes((DATA,)) + _DATA.pack(record.ino, record.first_block, record.count)
-        case Map():
-            if len(record.sums) != 4 * record.count:
-                raise ValueError(f"a Map record of {record.count} blocks needs {4 * record.count} bytes of "
-                                 f"checksums, not {len(record.sums)}")
-            return bytes((MAP,)) + _MAP.pack(record.ino, record.first_block, record.count, record.lba,
-                                             record.seed) + record.sums
-        case ZoneRecord():
-            return bytes((ZONE_V3,)) + _ZONE_V3.pack(record.zone, record.state, record.stream, record.written,
-                                                     record.valid, record.modified, record.damaged)
-        case Counters():
-            return bytes((COUNTERS,)) + _COUNTERS.pack(record.next_seq, record.next_ino)
-        case Kept():
-            return bytes((KEPT,)) + _DATA.pack(record.ino, record.first_block, record.count)
-        case Snapshot():
-            name = _name(record.name)
-            return bytes((SNAPSHOT,)) + _SNAPSHOT.pack(record.created_ns, len(name)) + name
-        case Chunk():
-            return bytes((CHUNK,)) + _CHUNK.pack(record.group, record.lba, record.blocks, record.crc)
-        case Usage():
-            return bytes((USAGE,)) + _USAGE.pack(record.user_blocks, record.device_blocks, record.gc_blocks)
-    raise TypeError(f"not a metadata record: {record!r}")
+    encoder = _ENCODERS.get(type(record))
+    if encoder is None:
+        raise TypeError(f"not a metadata record: {record!r}")
+    return encoder(record)
 
 
 def decode(buf, where: str):
     """Yield the records in ``buf``; ``where`` names the frame in error messages."""
     buf = memoryview(buf)
     pos, end = 0, len(buf)
+    decoders = _DECODERS
     try:
         while pos < end:
-            kind = buf[pos]
+            decoder = decoders.get(buf[pos])
+            if decoder is None:
+                raise Corrupted(f"unknown metadata record type {buf[pos]} at byte {pos} of {where}")
             pos += 1
-            if kind == INODE:
-                *fields, tlen = _INODE.unpack_from(buf, pos)
-                pos += _INODE.size
-                yield Inode(*fields, os.fsdecode(bytes(buf[pos:pos + tlen])))
-                pos += tlen
-            elif kind == DEVICE_INODE:
-                *fields, rdev, tlen = _DEVICE_INODE.unpack_from(buf, pos)
-                pos += _DEVICE_INODE.size
-                yield Inode(*fields, os.fsdecode(bytes(buf[pos:pos + tlen])), rdev)
-                pos += tlen
-            elif kind == DENTRY:
-                parent, child, nlen = _DENTRY.unpack_from(buf, pos)
-                pos += _DENTRY.size
-                yield Dentry(parent, os.fsdecode(bytes(buf[pos:pos + nlen])), child)
-                pos += nlen
-            elif kind in (UNDENTRY, UNXATTR):
-                number, nlen = _NAMED.unpack_from(buf, pos)
-                pos += _NAMED.size
-                name = os.fsdecode(bytes(buf[pos:pos + nlen]))
-                yield Undentry(number, name) if kind == UNDENTRY else Unxattr(number, name)
-                pos += nlen
-            elif kind == FREE:
-                yield Free(*_U64.unpack_from(buf, pos))
-                pos += _U64.size
-            elif kind == XATTR:
-                ino, nlen, vlen = _XATTR.unpack_from(buf, pos)
-                pos += _XATTR.size
-                name = os.fsdecode(bytes(buf[pos:pos + nlen]))
-                pos += nlen
-                yield Xattr(ino, name, bytes(buf[pos:pos + vlen]))
-                pos += vlen
-            elif kind == TRUNCATE:
-                yield Truncate(*_TRUNCATE.unpack_from(buf, pos))
-                pos += _TRUNCATE.size
-            elif kind == DATA:
-                yield Data(*_DATA.unpack_from(buf, pos))
-                pos += _DATA.size
-            elif kind == PUNCH:
-                yield Punch(*_DATA.unpack_from(buf, pos))
-                pos += _DATA.size
-            elif kind == MAP:
-                ino, first, count, lba, seed = _MAP.unpack_from(buf, pos)
-                pos += _MAP.size
-                if pos + 4 * count > end:
-                    raise struct.error
-                yield Map(ino, first, count, lba, seed, bytes(buf[pos:pos + 4 * count]))
-                pos += 4 * count
-            elif kind == ZONE:
-                yield ZoneRecord(*_ZONE.unpack_from(buf, pos))
-                pos += _ZONE.size
-            elif kind == ZONE_V2:
-                yield ZoneRecord(*_ZONE_V2.unpack_from(buf, pos))
-                pos += _ZONE_V2.size
-            elif kind == ZONE_V3:
-                yield ZoneRecord(*_ZONE_V3.unpack_from(buf, pos))
-                pos += _ZONE_V3.size
-            elif kind == COUNTERS:
-                yield Counters(*_COUNTERS.unpack_from(buf, pos))
-                pos += _COUNTERS.size
-            elif kind == KEPT:
-                yield Kept(*_DATA.unpack_from(buf, pos))
-                pos += _DATA.size
-            elif kind == SNAPSHOT:
-                created, nlen = _SNAPSHOT.unpack_from(buf, pos)
-                pos += _SNAPSHOT.size
-                yield Snapshot(os.fsdecode(bytes(buf[pos:pos + nlen])), created)
-                pos += nlen
-            elif kind == USAGE:
-                yield Usage(*_USAGE.unpack_from(buf, pos))
-                pos += _USAGE.size
-            elif kind == CHUNK:
-                yield Chunk(*_CHUNK.unpack_from(buf, pos))
-                pos += _CHUNK.size
-            else:
-                raise Corrupted(f"unknown metadata record type {kind} at byte {pos - 1} of {where}")
+            record, pos = decoder(buf, pos, end)
+            yield record
     except struct.error:
         raise Corrupted(f"metadata record cut short at byte {pos} of {where}") from None
+    except CutShort as cut:
+        raise Corrupted(f"metadata record cut short at byte {cut.at} of {where}") from None
     if pos != end:
         raise Corrupted(f"metadata record runs past the end of {where}")

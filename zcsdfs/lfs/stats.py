@@ -81,6 +81,7 @@ class LfsStats:
     gc_blocks_moved: int
     write_amplification: float  # this mount; 0 before any user block
     lifetime_write_amplification: float  # since mkfs, from the checkpointed totals
+    gc_policy: str  # the mount's victim selection: a name in ``gc.POLICIES``
     gc_runs: int
     recent_gc_runs: tuple[GcRun, ...]  # newest last
     checkpoints: int  # this mount
@@ -161,7 +162,7 @@ def lfs_stats(fs, previous: LfsStats | None = None) -> LfsStats:
             fs.readonly, len(fs.ns.inodes), len(fs._held), tuple(streams), zones,
             sum(z.role == "FREE" for z in zones), w.reserve, fs._dirty_blocks, fs.buffer_limit, len(fs._dirty),
             fs._pending_len, user, mount_device, fs.gc_blocks_moved, mount_device / user if user else 0.0,
-            usage.device_blocks / usage.user_blocks if usage.user_blocks else 0.0,
+            usage.device_blocks / usage.user_blocks if usage.user_blocks else 0.0, fs.gc_policy,
             fs.tally.gc_runs, tuple(fs.tally.recent_gc), fs.tally.checkpoints, fs.checkpointer.generation,
             fs.checkpointer.zone, w.since_checkpoint, tuple(sorted(fs.snapshots)),
             sum(1 for z in w.log_zones if fs.viewed[z]), fs.recovery.replayed, fs.recovery.dropped,

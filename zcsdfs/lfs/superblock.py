@@ -24,9 +24,9 @@ from __future__ import annotations
 import struct
 
 import attrs
-import crc32c
 
 from zcsdfs.lfs.errors import Corrupted, NotZcsdfs, UnsupportedFormat
+from zcsdfs.zns.crc32c import crc32c
 
 MAGIC = b"ZCSB"
 VERSION = 2  # the on-disk format: 2 stores a CRC32C of every data block
@@ -48,7 +48,7 @@ class Superblock:
     def encode(self) -> bytes:
         body = LAYOUT.pack(MAGIC, VERSION, 0, self.uuid, self.block_size, self.zones, self.zone_size,
                            self.zone_capacity, *self.checkpoint_zones, self.created_ns)
-        block = body + CRC.pack(crc32c.crc32c(body))
+        block = body + CRC.pack(crc32c(body))
         return block + bytes(self.block_size - len(block))
 
     @classmethod
@@ -58,7 +58,7 @@ class Superblock:
         if magic != MAGIC:
             raise NotZcsdfs(f"no zcsdfs superblock at {where}")
         (crc,) = CRC.unpack_from(block, LAYOUT.size)
-        if crc != crc32c.crc32c(bytes(block[:LAYOUT.size])):
+        if crc != crc32c(bytes(block[:LAYOUT.size])):
             raise Corrupted(f"superblock at {where} fails its CRC32C")
         if version != VERSION:
             raise UnsupportedFormat(f"the file system was made by a zcsdfs with on-disk format {version}; "

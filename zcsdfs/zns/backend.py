@@ -16,8 +16,7 @@ import mmap
 import os
 import struct
 
-import crc32c
-
+from zcsdfs.zns.crc32c import crc32c
 from zcsdfs.zns.errors import BadImage, DeviceBusy, DeviceReadOnly, ForeignImage
 from zcsdfs.zns.geometry import Geometry
 from zcsdfs.zns.zone import ZoneState
@@ -133,7 +132,7 @@ class ImageBackend:
             header = HEADER.pack(MAGIC, VERSION, HEADER.size + CRC.size, geometry.block_size, geometry.zones,
                                  geometry.zone_size, geometry.zone_capacity, geometry.max_open,
                                  geometry.max_active, table_offset, table_size, data_offset)
-            os.pwrite(fd, header + CRC.pack(crc32c.crc32c(header)), 0)
+            os.pwrite(fd, header + CRC.pack(crc32c(header)), 0)
             backend = cls(path, fd, geometry, table_offset, table_size, data_offset)
             backend.save_table([(ZoneState.EMPTY, 0)] * geometry.zones)
         except BaseException:
@@ -200,7 +199,7 @@ class ImageBackend:
         body = TABLE_HEAD.pack(TABLE_MAGIC, self._generation, len(entries)) + b"".join(
             ENTRY.pack(state, wp) for state, wp in entries)
         offset = self._table_offset + (self._generation % 2) * self._table_size
-        os.pwrite(self._fd, body + CRC.pack(crc32c.crc32c(body)), offset)
+        os.pwrite(self._fd, body + CRC.pack(crc32c(body)), offset)
         os.fsync(self._fd)
 
     def sync(self) -> None:
@@ -225,7 +224,7 @@ class ImageBackend:
         if magic != TABLE_MAGIC:
             raise BadImage(f"zone table at byte {offset} has a bad magic")
         (crc,) = CRC.unpack_from(raw, length)
-        if crc != crc32c.crc32c(raw[:length]):
+        if crc != crc32c(raw[:length]):
             raise BadImage(f"zone table at byte {offset} fails its CRC32C")
         if count != zones:
             raise BadImage(f"zone table at byte {offset} lists {count} zones, geometry says {zones}")
@@ -259,7 +258,7 @@ def _read_header(fd: int, path: str) -> tuple[Geometry, int, int, int]:
         raise BadImage(f"image format version {version} is not supported (this is version {VERSION})",
                        path=path)
     (crc,) = CRC.unpack_from(raw, HEADER.size)
-    if crc != crc32c.crc32c(raw[:HEADER.size]):
+    if crc != crc32c(raw[:HEADER.size]):
         raise BadImage("image header fails its CRC32C", path=path)
     try:
         geometry = Geometry(zones=zones, zone_size=zone_size, zone_capacity=zone_capacity,
