@@ -15,6 +15,8 @@ import fcntl
 import mmap
 import os
 import struct
+import sys
+from array import array
 
 import crc32c
 
@@ -31,6 +33,7 @@ TABLE_HEAD = struct.Struct("<4sQI")  # magic, generation, zone count; CRC32C fol
 ENTRY = struct.Struct("<B7xQ")  # state, write pointer offset in blocks
 CRC = struct.Struct("<I")
 VALID_STATES = frozenset(s.value for s in ZoneState)
+_STATE_BYTES = bytes(sorted(VALID_STATES))
 MADV_POPULATE_READ = 22  # Linux 5.14: map the pages of a range that are in the page cache
 
 
@@ -65,10 +68,13 @@ class MemoryBackend:
         self.zone_buffer(index)[offset:offset + mv.nbytes] = mv if mv.format == "B" and mv.ndim == 1 \
             else mv.cast("B")
 
-    def load_table(self) -> list[tuple[ZoneState, int]] | None:
-        return self._table
+    def load_table(self) -> bytes | None:
+        """The table it was made with, packed (``ENTRY`` per zone), or None."""
+        if self._table is None:
+            return None
+        return b"".join(ENTRY.pack(state, written) for state, written in self._table)
 
-    def save_table(self, entries: list[tuple[ZoneState, int]]) -> None:
+    def save_table(self, entries) -> None:
         pass
 
     def sync(self) -> None:
@@ -135,7 +141,7 @@ class ImageBackend:
                                  geometry.max_active, table_offset, table_size, data_offset)
             os.pwrite(fd, header + CRC.pack(crc32c.crc32c(header)), 0)
             backend = cls(path, fd, geometry, table_offset, table_size, data_offset)
-            backend.save_table([(ZoneState.EMPTY, 0)] * geometry.zones)
+            backend.save_table(ENTRY.pack(ZoneState.EMPTY, 0) * geometry.zones)
         except BaseException:
             os.close(fd)
             os.unlink(path)
@@ -176,7 +182,8 @@ class ImageBackend:
             except OSError:  # Linux before 5.14: reads map the pages as they touch them
                 self._populate = False
 
-    def load_table(self) -> list[tuple[ZoneState, int]]:
+    def load_table(self) -> bytes:
+        """The newest valid copy of the durable zone table, packed (``ENTRY`` per zone)."""
         best = None
         problems = []
         for copy in (0, 1):
@@ -193,12 +200,12 @@ class ImageBackend:
         self._generation = best[0]
         return best[1]
 
-    def save_table(self, entries: list[tuple[ZoneState, int]]) -> None:
+    def save_table(self, entries) -> None:
+        """Write ``entries`` (packed, ``ENTRY`` per zone) over the older copy."""
         if self.readonly:
             raise DeviceReadOnly("the image is open read-only", path=self.path)
         self._generation += 1
-        body = TABLE_HEAD.pack(TABLE_MAGIC, self._generation, len(entries)) + b"".join(
-            ENTRY.pack(state, wp) for state, wp in entries)
+        body = TABLE_HEAD.pack(TABLE_MAGIC, self._generation, len(entries) // ENTRY.size) + entries
         offset = self._table_offset + (self._generation % 2) * self._table_size
         os.pwrite(self._fd, body + CRC.pack(crc32c.crc32c(body)), offset)
         os.fsync(self._fd)
@@ -215,7 +222,7 @@ class ImageBackend:
 
     # -- parsing -----------------------------------------------------------------
 
-    def _parse_table(self, offset: int) -> tuple[int, list[tuple[ZoneState, int]]]:
+    def _parse_table(self, offset: int) -> tuple[int, bytes]:
         zones = self.geometry.zones
         length = TABLE_HEAD.size + zones * ENTRY.size
         raw = os.pread(self._fd, length + CRC.size, offset)
@@ -229,12 +236,19 @@ class ImageBackend:
             raise BadImage(f"zone table at byte {offset} fails its CRC32C")
         if count != zones:
             raise BadImage(f"zone table at byte {offset} lists {count} zones, geometry says {zones}")
-        entries = []
-        for index, (state, wp) in enumerate(ENTRY.iter_unpack(raw[TABLE_HEAD.size:length])):
-            if state not in VALID_STATES or wp > self.geometry.zone_capacity:
-                raise BadImage(f"zone table at byte {offset}: zone {index} has state {state:#x}, "
-                               f"write pointer {wp}")
-            entries.append((ZoneState(state), wp))
+        entries = raw[TABLE_HEAD.size:length]
+        words = array("Q")
+        words.frombytes(entries)
+        if sys.byteorder != "little":
+            words.byteswap()
+        written = words[1::2]
+        states = entries[0::ENTRY.size]
+        if states.translate(None, _STATE_BYTES) or (zones and max(written) > self.geometry.zone_capacity):
+            index = next(i for i, (state, wp) in enumerate(ENTRY.iter_unpack(entries))
+                         if state not in VALID_STATES or wp > self.geometry.zone_capacity)
+            state, wp = ENTRY.unpack_from(entries, index * ENTRY.size)
+            raise BadImage(f"zone table at byte {offset}: zone {index} has state {state:#x}, "
+                           f"write pointer {wp}")
         return generation, entries
 
 
