@@ -190,6 +190,17 @@ class Chunk:
     crc: int
 
 
+@attrs.frozen
+class ZoneChunk:
+    """In a checkpoint root: the body chunk frame at ``lba`` holds (part of) the zone records of zone
+    group ``group`` (format 3; see ``checkpoint.py``)."""
+
+    group: int
+    lba: int
+    blocks: int
+    crc: int
+
+
 _INODE = struct.Struct("<QIIIIQqqqH")
 _DEVICE_INODE = struct.Struct("<QIIIIQqqqQH")
 _DENTRY = struct.Struct("<QQB")
@@ -212,6 +223,7 @@ INODE, DENTRY, UNDENTRY, FREE, XATTR, UNXATTR, TRUNCATE, DATA, MAP, ZONE, COUNTE
 DEVICE_INODE, PUNCH = 16, 17
 CHUNK = 18
 ZONE_V3 = 19
+ZONE_CHUNK = 20
 
 
 def _name(name: str) -> bytes:
@@ -269,6 +281,8 @@ def encode(record) -> bytes:
             return bytes((SNAPSHOT,)) + _SNAPSHOT.pack(record.created_ns, len(name)) + name
         case Chunk():
             return bytes((CHUNK,)) + _CHUNK.pack(record.group, record.lba, record.blocks, record.crc)
+        case ZoneChunk():
+            return bytes((ZONE_CHUNK,)) + _CHUNK.pack(record.group, record.lba, record.blocks, record.crc)
         case Usage():
             return bytes((USAGE,)) + _USAGE.pack(record.user_blocks, record.device_blocks, record.gc_blocks)
     raise TypeError(f"not a metadata record: {record!r}")
@@ -354,6 +368,9 @@ def decode(buf, where: str):
                 pos += _USAGE.size
             elif kind == CHUNK:
                 yield Chunk(*_CHUNK.unpack_from(buf, pos))
+                pos += _CHUNK.size
+            elif kind == ZONE_CHUNK:
+                yield ZoneChunk(*_CHUNK.unpack_from(buf, pos))
                 pos += _CHUNK.size
             else:
                 raise Corrupted(f"unknown metadata record type {kind} at byte {pos - 1} of {where}")
