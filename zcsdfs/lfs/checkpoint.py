@@ -14,12 +14,35 @@ NAT and SIT blocks it relies on:
 - The *root* (magic ZCKP, ``seq`` = its generation) is appended to the
   current checkpoint zone: a ``Counters`` record (where log sequence numbers
   and inode numbers resume), a ``Usage`` record (lifetime totals for write
-  amplification), one ``ZoneRecord`` per log zone (its role, how far it was
-  written, its valid blocks, the sequence number of its last unit), one
-  ``Chunk`` record (group, LBA, blocks, CRC32C) per chunk of the live tree,
-  then per snapshot a ``Snapshot`` record followed by its chunks. It grows
-  with zones and groups (25 bytes per group), never with files or data.
+  amplification), the zone table (below), one ``Chunk`` record (group, LBA,
+  blocks, CRC32C) per chunk of the live tree, then per snapshot a
+  ``Snapshot`` record followed by its chunks. It grows with zone groups
+  and inode groups (25 bytes a chunk), never with files or data.
   Roll-forward starts from the positions it records.
+
+The zone table. A ``ZoneRecord`` (role, how far it was written, valid
+blocks, the sequence number of its last unit) exists only for a log zone
+that is not FREE with nothing valid: a zone without one is free and empty,
+so a fresh volume of a million zones has a root of a few hundred bytes.
+On format 3 volumes, once the sealed zones' records outgrow an eighth of a
+checkpoint zone they move to the log, NILFS2-style (its segment usage file
+is a metadata file in the log that the super root reaches): the records of
+each group of ``ZONE_GROUP`` zones travel as body chunk frames on the
+metadata stream, and the root names them with ``ZoneChunk`` records. F2FS
+instead sizes a SIT area at mkfs and updates it in place, which needs
+conventional (randomly writable) zones; here every zone is sequential, and
+a table in the log costs per checkpoint what changed, not what exists. A
+group is rewritten only when its records changed (``ZoneTable.saved``) or
+GC cleaned a zone holding one of its chunks (``Checkpointer.evacuate``).
+Heads change with every unit, so their records always travel in the root,
+as do the records of zones that writing the chunks changed (the metadata
+head, a zone opened for it); a record in the root wins over one in a
+chunk. Zone table chunks count as body: they keep their zone from being
+reset and GC moves them. So the root's zone table is at most a chunk
+record per chunk of every group (``zone_table_root_bytes``), and mkfs
+refuses a geometry where that could exceed half of a checkpoint zone.
+Format 2 volumes keep every record in the root, as a format 2 zcsdfs
+reads them.
 
 A small volume (at most ``GROUP`` inodes in all trees, and an image of at
 most a quarter of a checkpoint zone) keeps its image *inline*: the root
@@ -33,7 +56,7 @@ not depend on a free zone itself.
 
 So an image larger than a zone is fine: only the root must fit in a
 checkpoint zone (with 256 inode numbers per group, a 192 KiB zone holds the
-root of a few million files).
+root of a few million files, and a 64 KiB zone that of a million zones).
 
 Keeping the body alive. A zone holding a chunk the latest root names is
 never reset: a checkpoint frees only sealed zones that hold neither live
@@ -71,6 +94,7 @@ import contextlib
 import gc
 import itertools
 import logging
+import operator
 import struct
 from typing import Iterable, Iterator
 
@@ -93,6 +117,11 @@ ZONE_GROUP = 1024  # zones whose records share zone table chunks (24 KiB when al
 ZONE_RECORD_BYTES = len(records.encode(records.ZoneRecord(0, 0, 0, 0, 0)))
 CHUNK_RECORD_BYTES = len(records.encode(records.Chunk(0, 0, 0, 0)))
 MAX_HEADS = len(Stream)  # zone records a root always carries itself, at most
+
+
+def _zones_where(role: dict, test, value) -> Iterator[int]:
+    """The zones whose role passes ``test(role, value)``: a pass at C speed over a million zones."""
+    return itertools.compress(role.keys(), map(test, role.values(), itertools.repeat(value)))
 
 
 def _by_zone(rec: records.ZoneRecord) -> int:
@@ -448,8 +477,8 @@ class Checkpointer:
             [self._save(writer, tree, generation) for _, _, tree in trees]
         kept = [chunks for group, chunks in self.table.chunks.items() if group not in self.moving]
         body = body_blocks([section.chunks for section in sections] + [dict(enumerate(kept))], g)
-        freed = [z for z, role in writer.role.items()
-                 if role is Role.SEALED and ns.valid[z] == 0 and not body[z] and not (pinned and pinned[z])]
+        freed = [z for z in _zones_where(writer.role, operator.is_, Role.SEALED)
+                 if ns.valid[z] == 0 and not body[z] and not (pinned and pinned[z])]
         table, zone_recs = self._save_zones(writer, ns.valid, set(freed), generation)
         body = body_blocks([section.chunks for section in sections] + [table.chunks], g)
         parts = [records.encode(records.Counters(writer.next_seq, ns.next_ino)), records.encode(usage)]
@@ -495,7 +524,7 @@ class Checkpointer:
         """
         record = self._zone_record
         heads = set(writer.heads.values())
-        busy = {z for z, role in writer.role.items() if role is not Role.FREE}
+        busy = set(_zones_where(writer.role, operator.is_not, Role.FREE))
         busy.update(z for z in itertools.compress(range(len(valid)), valid) if z in writer.role)
         kept = [rec for z in busy - heads if (rec := record(writer, valid, z, freed))]
         limit = self.device.geometry.zone_capacity * self.device.block_size // 8

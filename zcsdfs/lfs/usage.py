@@ -79,10 +79,10 @@ def disk_usage(device) -> DiskUsage:
     """How the file system on ``device`` uses its space, without changing anything."""
     r = replay(device)
     g = device.geometry
-    log_zones = set(r.log_zones)
+    checkpoint_zones = set(r.sb.checkpoint_zones)
     taken = {z for z, rec in r.table.items() if rec.state != Role.FREE} | r.streams.keys()
-    free = len(r.log_zones) - len(taken & log_zones)
-    heads = sum(z.state.is_active for z in device.report_used() if z.index in log_zones)
+    free = len(r.log_zones) - len(taken - checkpoint_zones)
+    heads = sum(z.state.is_active for z in device.report_used() if z.index not in checkpoint_zones)
     return DiskUsage(
         block_size=g.block_size, zone_capacity=g.zone_capacity, log_zones=len(r.log_zones),
         free_zones=free, head_zones=heads, sealed_zones=len(r.log_zones) - free - heads,

@@ -184,21 +184,22 @@ class ImageBackend:
 
     def load_table(self) -> bytes:
         """The newest valid copy of the durable zone table, packed (``ENTRY`` per zone)."""
-        best = None
         problems = []
-        for copy in (0, 1):
+        heads = []
+        for copy in (0, 1):  # the copy that claims the higher generation is checked first, the other if it fails
+            raw = os.pread(self._fd, TABLE_HEAD.size, self._table_offset + copy * self._table_size)
+            claimed = TABLE_HEAD.unpack(raw)[1] if len(raw) == TABLE_HEAD.size else -1
+            heads.append((claimed, copy))
+        for _, copy in sorted(heads, reverse=True):
             offset = self._table_offset + copy * self._table_size
             try:
                 generation, entries = self._parse_table(offset)
             except BadImage as exc:
                 problems.append(f"copy {copy}: {exc.strerror}")
                 continue
-            if best is None or generation > best[0]:
-                best = (generation, entries)
-        if best is None:
-            raise BadImage(f"no valid zone table ({'; '.join(problems)})", path=self.path)
-        self._generation = best[0]
-        return best[1]
+            self._generation = max(generation, self._generation)
+            return entries
+        raise BadImage(f"no valid zone table ({'; '.join(sorted(problems))})", path=self.path)
 
     def save_table(self, entries) -> None:
         """Write ``entries`` (packed, ``ENTRY`` per zone) over the older copy."""

@@ -19,6 +19,7 @@ last one. A device of a million zones opens in well under a second.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sys
@@ -198,8 +199,8 @@ class ZonedDevice:
     def report_used(self) -> list[Zone]:
         """Descriptors of the zones not EMPTY, in zone order: what a report filtered on state gives
         (NVMe's Zone Receive Action Specific field), without a descriptor for every empty zone."""
-        return [self._describe(z.index) for z in self._zones
-                if z is not None and (z.state is not EMPTY or z.wp != z.start)]
+        return [self._describe(z.index) for z in itertools.compress(self._zones, self._zones)
+                if z.state is not EMPTY or z.wp != z.start]
 
     def _describe(self, index: int) -> Zone:
         g = self.geometry
@@ -435,8 +436,8 @@ class ZonedDevice:
 
     def reset_all(self) -> None:
         """Reset every zone that can be reset (NVMe's Select All skips the others)."""
-        for z in self._zones:
-            if z is not None and z.state not in (READ_ONLY, OFFLINE) and (z.state is not EMPTY or z.wp != z.start):
+        for z in itertools.compress(self._zones, self._zones):
+            if z.state not in (READ_ONLY, OFFLINE) and (z.state is not EMPTY or z.wp != z.start):
                 self.reset(z.index)
 
     def flush(self) -> None:
@@ -460,9 +461,8 @@ class ZonedDevice:
             return
         self.flush()
         self._closed = True
-        for z in self._zones:
-            if z is not None:
-                z.buffer = None
+        for z in itertools.compress(self._zones, self._zones):
+            z.buffer = None
         self._backend.close()
 
     def __enter__(self) -> "ZonedDevice":
