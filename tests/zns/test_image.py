@@ -13,7 +13,7 @@ import pytest
 
 from zcsdfs import cli
 from zcsdfs.zns import BadImage, DeviceBusy, ForeignImage, Geometry, ZonedDevice, ZoneState
-from zcsdfs.zns.backend import HEADER, TABLE_HEAD
+from zcsdfs.zns.backend import ENTRY, HEADER, TABLE_HEAD
 
 BS = 4096
 GEOMETRY = Geometry(zones=8, zone_size=16, zone_capacity=12, block_size=BS, max_open=4, max_active=6)
@@ -405,7 +405,7 @@ def test_a_zone_table_entry_out_of_range_is_named_among_many(tmp_path):
     path = tmp_path / "bad.zns"
     ZonedDevice.create(path, g).close_device()
     import crc32c
-    from zcsdfs.zns.backend import CRC, ENTRY, HEADER_BLOCK
+    from zcsdfs.zns.backend import CRC, HEADER_BLOCK
     raw = bytearray(path.read_bytes()[:HEADER_BLOCK * 128])
     table_size = -(-(TABLE_HEAD.size + g.zones * ENTRY.size + CRC.size) // HEADER_BLOCK) * HEADER_BLOCK
     for copy in (0, 1):
@@ -418,3 +418,31 @@ def test_a_zone_table_entry_out_of_range_is_named_among_many(tmp_path):
     with pytest.raises(BadImage) as info:
         ZonedDevice.open(path)
     assert "zone 9876" in str(info.value)
+
+
+def test_both_zone_table_copies_stay_whole_when_only_changed_entries_are_written(tmp_path):
+    """Each save writes the entries its copy lacks; either copy must pass its CRC32C and hold a
+    state the device was in (the older one, one save earlier)."""
+    from zcsdfs.zns.backend import ImageBackend
+
+    g = Geometry(zones=20_000, zone_size=4, zone_capacity=4)
+    path = tmp_path / "t.zns"
+    with ZonedDevice.create(path, g) as dev:
+        for zone in (5, 9_000, 19_999, 6, 7):
+            dev.append(zone, block(zone % 250))
+            dev.flush()
+        dev.finish(9_000)
+        dev.reset(6)
+    backend = ImageBackend.open(str(path))
+    try:
+        copies = sorted(backend._parse_table(backend._table_offset + c * backend._table_size) for c in (0, 1))
+    finally:
+        backend.close()
+    (old_gen, old), (new_gen, new) = copies
+    assert new_gen == old_gen + 1
+    entry = lambda table, z: ENTRY.unpack_from(table, z * ENTRY.size)  # noqa: E731
+    assert [entry(new, z) for z in (5, 6, 7, 9_000, 19_999, 0)] == [
+        (ZoneState.CLOSED, 1), (ZoneState.EMPTY, 0), (ZoneState.CLOSED, 1), (ZoneState.FULL, 1),
+        (ZoneState.CLOSED, 1), (ZoneState.EMPTY, 0)]
+    assert entry(old, 6) == (ZoneState.CLOSED, 1) and entry(old, 9_000) == (ZoneState.FULL, 1)  # before the reset
+    assert sum(1 for z in range(g.zones) if entry(old, z) != entry(new, z)) == 1

@@ -104,6 +104,7 @@ class ZonedDevice:
         self._persistent = backend.persistent
         self._entries = bytearray(EMPTY_ENTRY * geometry.zones) if self._persistent else None
         self._entries_changed = False  # the durable table differs from the one the backend holds
+        self._changed: set[int] = set()  # zones whose entries changed since the backend saved the table
         self._implicit: OrderedDict[int, None] = OrderedDict()  # implicitly open, oldest first
         self._open = 0
         self._active = 0
@@ -555,13 +556,15 @@ class ZonedDevice:
         if self._entries[at:at + ENTRY.size] != entry:
             self._entries[at:at + ENTRY.size] = entry
             self._entries_changed = True
+            self._changed.add(z.index)
 
     def _save_table(self) -> None:
         """Write the durable zone table, if it changed: opening and closing an image that
         nothing was written to leaves every byte of it as it was."""
         if self._persistent and self._entries_changed:
-            self._backend.save_table(self._entries)
+            self._backend.save_table(self._entries, self._changed)
             self._entries_changed = False
+            self._changed = set()
 
     def _record(self, command: str, zone: int | None) -> None:
         if self.recorder is not None:
