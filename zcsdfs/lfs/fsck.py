@@ -26,6 +26,7 @@ no zcsdfs volume, or one of another format, is an operational error (8).
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 import stat
 
@@ -265,14 +266,14 @@ def _check_body(r, device, report: FsckReport) -> None:
 def _check_extents(ns: Namespace, r, device, report: FsckReport) -> None:
     g = device.geometry
     valid = [0] * g.zones
-    ends = [z * g.zone_size for z in range(g.zones)]  # a zone never written ends at its start
+    ends = list(range(0, g.blocks, g.zone_size))  # a zone never written ends at its start
     for z in device.report_used():
         ends[z.index] = min(z.write_pointer, z.start + z.capacity)
     report.files = sum(node.is_reg for node in ns.inodes.values())
     _check_tree_extents(ns, "", r, g, ends, valid, report)
     for name, (_, snap) in r.snapshots.items():
         _check_tree_extents(snap, f"snapshot {name!r}: ", r, g, ends, valid, report)
-    for zone in range(g.zones):
+    for zone in range(g.zones) if valid != ns.valid else ():
         if valid[zone] != ns.valid[zone]:
             report.error(f"zone {zone} counts {ns.valid[zone]} valid blocks, extents reference "
                                  f"{valid[zone]}")
@@ -314,7 +315,7 @@ def _check_tree_extents(ns: Namespace, where: str, r, g, ends, valid: list[int],
     for (a, n, ino), (b, _, other) in zip(used, used[1:]):
         if a + n > b:
             report.error(f"{where}inodes {ino} and {other} both map LBA {b}")
-    for zone in range(g.zones):
+    for zone in itertools.compress(range(g.zones), mine):  # (the zones this tree references)
         if mine[zone] > g.zone_capacity:
             report.error(f"{where}zone {zone} has {mine[zone]} valid blocks, more than its capacity")
         valid[zone] += mine[zone]
