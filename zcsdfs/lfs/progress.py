@@ -2,8 +2,9 @@
 
 The file system only counts; a front end renders (the CLI draws a bar on
 a terminal), so this layer needs no terminal library. Calls are monotone:
-``done`` and ``total`` never decrease, ``done <= total``, and the last call
-has ``done == total``. ``total`` may grow once, when a step learns how much
+``done`` and ``total`` never decrease, ``done <= total``, and an operation
+that completes ends with a call where ``done == total`` (one that fails
+stops where it was). ``total`` may grow once, when a step learns how much
 follows it (fsck knows the blocks to verify only after reading the
 checkpoint). A loop reports at most about a hundred times, so a callback
 costs nothing measurable.
