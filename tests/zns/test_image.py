@@ -13,7 +13,7 @@ import pytest
 
 from zcsdfs import cli
 from zcsdfs.zns import BadImage, DeviceBusy, ForeignImage, Geometry, ZonedDevice, ZoneState
-from zcsdfs.zns.backend import HEADER, TABLE_HEAD
+from zcsdfs.zns.backend import ENTRY, HEADER, TABLE_HEAD
 
 BS = 4096
 GEOMETRY = Geometry(zones=8, zone_size=16, zone_capacity=12, block_size=BS, max_open=4, max_active=6)
@@ -373,3 +373,76 @@ def test_damaged_newest_table_falls_back_to_the_previous_durable_point(image):
         dev.append(0, block(3))
     with ZonedDevice.open(image) as dev:
         assert dev.read(0, 2) == block(1) + block(3)
+
+
+def test_an_image_of_many_zones_reopens_with_the_state_of_the_zones_in_use(tmp_path):
+    """Zone state is kept only for zones touched; every state kind survives a reopen, the rest read EMPTY."""
+    g = Geometry(zones=50_000, zone_size=4, zone_capacity=4)
+    path = tmp_path / "many.zns"
+    with ZonedDevice.create(path, g) as dev:
+        dev.append(7, block(1))  # CLOSED after reopen
+        dev.append(40_000, block(2, 4))  # FULL by writes
+        dev.append(12_345, block(3))
+        dev.finish(12_345)  # FULL by finish
+        dev.append(49_999, block(4, 2))
+        dev.flush()
+        dev.append(49_999, block(5))  # not flushed: gone after the reopen (close flushes, so reset below)
+        dev.reset(49_999)
+        dev.open(3)  # explicitly open, nothing written: EMPTY again after a power cycle
+        assert [z.index for z in dev.report_used()] == [3, 7, 12_345, 40_000]
+    with ZonedDevice.open(path) as dev:
+        used = {z.index: (z.state, z.write_pointer - z.start) for z in dev.report_used()}
+        assert used == {7: (ZoneState.CLOSED, 1), 12_345: (ZoneState.FULL, 4), 40_000: (ZoneState.FULL, 4)}
+        assert dev.zone(3).state is ZoneState.EMPTY and dev.zone(49_999).write_pointer == dev.zone(49_999).start
+        assert dev.active_zones == 1
+        assert dev.read(40_000 * 4, 4) == block(2, 4) and dev.read(7 * 4, 1) == block(1)
+        assert dev.counters.zones[7].blocks_read == 1 and dev.counters.blocks_read == 5
+    assert ZonedDevice.open(path).report(7, 1)[0].state is ZoneState.CLOSED
+
+
+def test_a_zone_table_entry_out_of_range_is_named_among_many(tmp_path):
+    g = Geometry(zones=10_000, zone_size=4, zone_capacity=4)
+    path = tmp_path / "bad.zns"
+    ZonedDevice.create(path, g).close_device()
+    import crc32c
+    from zcsdfs.zns.backend import CRC, HEADER_BLOCK
+    raw = bytearray(path.read_bytes()[:HEADER_BLOCK * 128])
+    table_size = -(-(TABLE_HEAD.size + g.zones * ENTRY.size + CRC.size) // HEADER_BLOCK) * HEADER_BLOCK
+    for copy in (0, 1):
+        at = HEADER_BLOCK + copy * table_size
+        ENTRY.pack_into(raw, at + TABLE_HEAD.size + 9_876 * ENTRY.size, ZoneState.CLOSED, 5)  # past capacity 4
+        end = at + TABLE_HEAD.size + g.zones * ENTRY.size
+        CRC.pack_into(raw, end, crc32c.crc32c(bytes(raw[at:end])))
+    with open(path, "r+b") as f:
+        f.write(raw)
+    with pytest.raises(BadImage) as info:
+        ZonedDevice.open(path)
+    assert "zone 9876" in str(info.value)
+
+
+def test_both_zone_table_copies_stay_whole_when_only_changed_entries_are_written(tmp_path):
+    """Each save writes the entries its copy lacks; either copy must pass its CRC32C and hold a
+    state the device was in (the older one, one save earlier)."""
+    from zcsdfs.zns.backend import ImageBackend
+
+    g = Geometry(zones=20_000, zone_size=4, zone_capacity=4)
+    path = tmp_path / "t.zns"
+    with ZonedDevice.create(path, g) as dev:
+        for zone in (5, 9_000, 19_999, 6, 7):
+            dev.append(zone, block(zone % 250))
+            dev.flush()
+        dev.finish(9_000)
+        dev.reset(6)
+    backend = ImageBackend.open(str(path))
+    try:
+        copies = sorted(backend._parse_table(backend._table_offset + c * backend._table_size) for c in (0, 1))
+    finally:
+        backend.close()
+    (old_gen, old), (new_gen, new) = copies
+    assert new_gen == old_gen + 1
+    entry = lambda table, z: ENTRY.unpack_from(table, z * ENTRY.size)  # noqa: E731
+    assert [entry(new, z) for z in (5, 6, 7, 9_000, 19_999, 0)] == [
+        (ZoneState.CLOSED, 1), (ZoneState.EMPTY, 0), (ZoneState.CLOSED, 1), (ZoneState.FULL, 1),
+        (ZoneState.CLOSED, 1), (ZoneState.EMPTY, 0)]
+    assert entry(old, 6) == (ZoneState.CLOSED, 1) and entry(old, 9_000) == (ZoneState.FULL, 1)  # before the reset
+    assert sum(1 for z in range(g.zones) if entry(old, z) != entry(new, z)) == 1

@@ -210,3 +210,22 @@ def progress(description: str, total: int | None = None, *, show: bool = True):
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
+
+
+@contextlib.contextmanager
+def steps(description: str, *, show: bool = True):
+    """A progress bar on stderr for a layer that reports its own steps, only when stderr is a terminal.
+
+    Yields the ``(done, total, what)`` callback the lfs takes
+    (``zcsdfs.lfs.progress``); the bar shows ``what`` after ``description``.
+    """
+    if not (show and stderr_is_terminal()):
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total, what: bar.update(task, completed=done, total=total,
+                                                   description=f"{description}: {what}")

@@ -26,7 +26,7 @@ from zcsdfs.stack import build_stack
 from zcsdfs.zns import ZonedDevice, default_device_path
 from zcsdfs.zns import ensure_default_device
 
-from zcsdfs.cli import add_json, group, print_json, progress
+from zcsdfs.cli import add_json, group, print_json, progress, steps
 from zcsdfs.cli.zns import size_text
 from zcsdfs.lfs.directory import NAME_MAX
 from zcsdfs.lfs.snapshot import snapshot_name
@@ -46,9 +46,11 @@ def register(sub) -> None:
     p = subcommand(sub, "mkfs", "make a zcsdfs file system on a device image", cmd_mkfs)
     p.add_argument("image", nargs="?", help="image file (default: the embedded default device)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file system")
+    add_json(p)
     p = subcommand(sub, "fsck", "check a file system and verify every data block, without changing it; exit status as "
                    "fsck(8): 0 clean, 4 errors left uncorrected, 8 operational error", cmd_fsck)
     p.add_argument("image", nargs="?", help="image file (default: the embedded default device)")
+    add_json(p)
     p = subcommand(sub, "df", "show space usage, free zones, valid blocks and write amplification", cmd_df,
                    description="Show how the file system uses its space, read from the device without "
                                "changing it: size (the data the volume holds while it keeps being "
@@ -97,8 +99,12 @@ def cmd_mkfs(args) -> int:
         if found and not args.force:
             raise Exists(f"{path} looks like a zcsdfs volume ({found}), damaged or not; "
                          f"use --force to overwrite it", path)
-        sb = mkfs(device)
+        with steps(f"mkfs {path}", show=not args.json) as report:
+            sb = mkfs(device, progress=report)
         usable = disk_usage(device).usable_blocks * device.block_size
+    if args.json:
+        print_json({"image": path, "uuid": sb.uuid.hex(), "usable_bytes": usable})
+        return 0
     console.print(f"made zcsdfs {sb.uuid.hex()} on {path}: {usable / (1 << 20):.1f} MiB usable")
     return 0
 
@@ -111,8 +117,14 @@ def cmd_fsck(args) -> int:
     except OSError as e:
         err_console.print(f"zcsdfs: {describe(e)}", markup=False)
         return OPERATIONAL
-    with stack:
-        report = fsck(stack.device)
+    with stack, steps(f"fsck {path}", show=not args.json) as progress_:
+        report = fsck(stack.device, progress=progress_)
+    if args.json:
+        print_json({"image": path, "clean": report.clean, "exit_code": report.exit_code,
+                    "operational_error": report.operational, "errors": report.errors, "notes": report.notes,
+                    "inodes": report.inodes, "files": report.files, "directories": report.directories,
+                    "valid_blocks": report.valid_blocks, "scrubbed_blocks": report.scrubbed_blocks})
+        return report.exit_code
     if report.operational is not None:
         console.print(f"[red]error:[/] {report.operational}", soft_wrap=True)
         console.print(f"{path}: not checked")

@@ -1,6 +1,6 @@
 """The log-structured file system on zones: inodes, extents, log writer, checkpoints, recovery, GC.
 
-Layout (on-disk format 2). Zones 0 and 1 are checkpoint zones: each
+Layout (on-disk format 3; format 2 volumes are read too). Zones 0 and 1 are checkpoint zones: each
 starts with a copy of the superblock (``superblock.py``; mkfs writes both,
 and mount uses either when the other is damaged) followed by checkpoints
 appended one after another. Every other zone is a log zone. Every write is
@@ -35,9 +35,10 @@ checkpoint roots and body chunks, the superblock) has its own CRC32Cs.
 
 Checkpoints (``checkpoint.py``). A checkpoint is a small root frame in a
 checkpoint zone plus a body in the log. The root holds counters (next
-sequence number, next inode number), each log zone's role (FREE, HEAD of a
-stream, SEALED), how far it was written and its valid blocks, and a list
-of body chunks (LBA, blocks, CRC32C). The body is the metadata image, every
+sequence number, next inode number), the role (HEAD of a stream, SEALED),
+written blocks and valid blocks of each log zone that is not free and empty
+(or, for a large table, chunks in the log holding the sealed zones' records),
+and a list of body chunks (LBA, blocks, CRC32C). The body is the metadata image, every
 inode, entry, extent and extended attribute, in groups of 256 inode
 numbers, each group one or more chunk frames on the metadata stream; a
 checkpoint rewrites only the groups changed since the last one, and a

@@ -14,12 +14,35 @@ NAT and SIT blocks it relies on:
 - The *root* (magic ZCKP, ``seq`` = its generation) is appended to the
   current checkpoint zone: a ``Counters`` record (where log sequence numbers
   and inode numbers resume), a ``Usage`` record (lifetime totals for write
-  amplification), one ``ZoneRecord`` per log zone (its role, how far it was
-  written, its valid blocks, the sequence number of its last unit), one
-  ``Chunk`` record (group, LBA, blocks, CRC32C) per chunk of the live tree,
-  then per snapshot a ``Snapshot`` record followed by its chunks. It grows
-  with zones and groups (25 bytes per group), never with files or data.
+  amplification), the zone table (below), one ``Chunk`` record (group, LBA,
+  blocks, CRC32C) per chunk of the live tree, then per snapshot a
+  ``Snapshot`` record followed by its chunks. It grows with zone groups
+  and inode groups (25 bytes a chunk), never with files or data.
   Roll-forward starts from the positions it records.
+
+The zone table. A ``ZoneRecord`` (role, how far it was written, valid
+blocks, the sequence number of its last unit) exists only for a log zone
+that is not FREE with nothing valid: a zone without one is free and empty,
+so a fresh volume of a million zones has a root of a few hundred bytes.
+On format 3 volumes, once the sealed zones' records outgrow an eighth of a
+checkpoint zone they move to the log, NILFS2-style (its segment usage file
+is a metadata file in the log that the super root reaches): the records of
+each group of ``ZONE_GROUP`` zones travel as body chunk frames on the
+metadata stream, and the root names them with ``ZoneChunk`` records. F2FS
+instead sizes a SIT area at mkfs and updates it in place, which needs
+conventional (randomly writable) zones; here every zone is sequential, and
+a table in the log costs per checkpoint what changed, not what exists. A
+group is rewritten only when its records changed (``ZoneTable.saved``) or
+GC cleaned a zone holding one of its chunks (``Checkpointer.evacuate``).
+Heads change with every unit, so their records always travel in the root,
+as do the records of zones that writing the chunks changed (the metadata
+head, a zone opened for it); a record in the root wins over one in a
+chunk. Zone table chunks count as body: they keep their zone from being
+reset and GC moves them. So the root's zone table is at most a chunk
+record per chunk of every group (``zone_table_root_bytes``), and mkfs
+refuses a geometry where that could exceed half of a checkpoint zone.
+Format 2 volumes keep every record in the root, as a format 2 zcsdfs
+reads them.
 
 A small volume (at most ``GROUP`` inodes in all trees, and an image of at
 most a quarter of a checkpoint zone) keeps its image *inline*: the root
@@ -33,7 +56,7 @@ not depend on a free zone itself.
 
 So an image larger than a zone is fine: only the root must fit in a
 checkpoint zone (with 256 inode numbers per group, a 192 KiB zone holds the
-root of a few million files).
+root of a few million files, and a 64 KiB zone that of a million zones).
 
 Keeping the body alive. A zone holding a chunk the latest root names is
 never reset: a checkpoint frees only sealed zones that hold neither live
@@ -69,7 +92,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import logging
+import operator
 import struct
 from typing import Iterable, Iterator
 
@@ -88,6 +113,48 @@ from zcsdfs.lfs.superblock import CHECKPOINT_ZONES, Superblock
 log = logging.getLogger("zcsdfs.lfs")
 
 CHUNK_BLOCKS = 64  # most blocks a body chunk takes (half a zone on small devices); larger groups span several
+ZONE_GROUP = 1024  # zones whose records share zone table chunks (24 KiB when all are in use)
+ZONE_RECORD_BYTES = len(records.encode(records.ZoneRecord(0, 0, 0, 0, 0)))
+CHUNK_RECORD_BYTES = len(records.encode(records.Chunk(0, 0, 0, 0)))
+MAX_HEADS = len(Stream)  # zone records a root always carries itself, at most
+
+
+def _zones_where(role: dict, test, value) -> Iterator[int]:
+    """The zones whose role passes ``test(role, value)``: a pass at C speed over a million zones."""
+    return itertools.compress(role.keys(), map(test, role.values(), itertools.repeat(value)))
+
+
+def _by_zone(rec: records.ZoneRecord) -> int:
+    return rec.zone
+
+
+def chunk_limit(geometry) -> int:
+    """Bytes of records one body chunk frame carries."""
+    return min(CHUNK_BLOCKS, max(1, geometry.zone_capacity // 2)) * geometry.block_size - HEADER.size
+
+
+def zone_table_root_bytes(geometry) -> int:
+    """The most bytes a root can need for the zone table: every log zone in use, so a chunk record
+    for every chunk of every zone group, the heads' records, counters and usage.
+
+    It grows with the zone count over ``ZONE_GROUP`` (25 bytes a group when
+    a group fits one chunk), so mkfs can tell whether a geometry holds it.
+    """
+    log_zones = geometry.zones - len(CHECKPOINT_ZONES)
+    per_chunk = max(1, chunk_limit(geometry) // ZONE_RECORD_BYTES)
+    full, rest = divmod(log_zones, ZONE_GROUP)
+    chunks = full * -(-ZONE_GROUP // per_chunk) + -(-rest // per_chunk)
+    fixed = len(records.encode(records.Counters(0, 0))) + len(records.encode(records.Usage(0, 0, 0)))
+    return HEADER.size + fixed + MAX_HEADS * ZONE_RECORD_BYTES + chunks * CHUNK_RECORD_BYTES
+
+
+@attrs.define
+class ZoneTable:
+    """The zone table a root keeps in the log: per zone group, the chunks that hold its records and the
+    records they hold (sorted by zone), so the next checkpoint rewrites only groups that changed."""
+
+    chunks: dict = attrs.Factory(dict)  # group -> tuple of ZoneChunk
+    saved: dict = attrs.Factory(dict)  # group -> tuple of ZoneRecord
 
 
 @attrs.define
@@ -96,7 +163,8 @@ class Root:
 
     counters: records.Counters | None = None
     usage: records.Usage = records.Usage(0, 0, 0)
-    zones: dict = attrs.Factory(dict)  # zone -> ZoneRecord
+    zones: dict = attrs.Factory(dict)  # zone -> ZoneRecord (a zone with none is FREE and empty)
+    zone_chunks: dict = attrs.Factory(dict)  # zone group -> ZoneChunk records (format 3)
     live: list = attrs.Factory(list)  # Chunk records of the live tree, or its inline image
     snapshots: dict = attrs.Factory(dict)  # name -> (created_ns, Chunk records or inline image)
 
@@ -123,6 +191,7 @@ class Loaded:
     image_valid: tuple[int, ...]  # per-zone valid blocks the trees reference, before any roll-forward
     body: list[int]  # per-zone blocks of the chunks the root names
     messages: tuple[str, ...]
+    zone_table: "ZoneTable | None" = None  # the zone table chunks the root names, and what they hold
 
 
 def split_root(recs: Iterable, where: str) -> Root:
@@ -136,6 +205,8 @@ def split_root(recs: Iterable, where: str) -> Root:
                 out.usage = rec
             case records.ZoneRecord():
                 out.zones[rec.zone] = rec
+            case records.ZoneChunk():
+                out.zone_chunks.setdefault(rec.group, []).append(rec)
             case records.Snapshot():
                 target = []
                 out.snapshots[rec.name] = (rec.created_ns, target)
@@ -207,14 +278,17 @@ def load_latest(device, sb: Superblock) -> Loaded:
             continue
         try:
             root = split_root(records.decode(frame_records(frame, header), where), where)
+            table = _load_zone_table(device, sb, root, where)
             _check_current(device, sb, root, generation, where)
             ns, snapshots = _load_trees(device, sb, root, where)
         except Corrupted as e:
             messages.append(f"{e}; using an older checkpoint")
             log.warning(messages[-1])
             continue
-        body = body_blocks([ns.chunks] + [snap.chunks for _, snap in snapshots.values()], device.geometry)
-        return Loaded(generation, zone, at_end, root, ns, snapshots, tuple(ns.valid), body, tuple(messages))
+        body = body_blocks([ns.chunks] + [snap.chunks for _, snap in snapshots.values()] + [table.chunks],
+                           device.geometry)
+        return Loaded(generation, zone, at_end, root, ns, snapshots, tuple(ns.valid), body, tuple(messages),
+                      table)
     raise Corrupted("no valid checkpoint in either checkpoint zone" +
                     (": " + "; ".join(messages) if messages else ""))
 
@@ -298,11 +372,37 @@ def _load_tree(device, sb: Superblock, ns: Namespace, section: list, where: str)
     ns.link_parents()
 
 
-def read_chunk(device, sb: Superblock, chunk: records.Chunk, where: str):
-    """The frame and header of one body chunk, checked against the root that names it."""
+def _load_zone_table(device, sb: Superblock, root: Root, where: str) -> "ZoneTable":
+    """Read the zone table chunks ``root`` names into ``root.zones``; the root's own zone records win.
+
+    A zone record in the root is newer than the chunks: it was cut after
+    them (a head, or a zone the chunks' own writing changed).
+    """
+    table = ZoneTable()
+    g = device.geometry
+    for group, chunks in sorted(root.zone_chunks.items()):
+        saved = []
+        for chunk in chunks:
+            frame, header = read_chunk(device, sb, chunk, where)
+            here = f"zone table chunk of zone group {group} at LBA {chunk.lba} ({where})"
+            for rec in records.decode(frame_records(frame, header), here):
+                if not isinstance(rec, records.ZoneRecord) or rec.zone // ZONE_GROUP != group \
+                        or rec.zone >= g.zones or rec.zone in sb.checkpoint_zones:
+                    raise Corrupted(f"{here} holds {rec!r}, not a record of a log zone of its group")
+                saved.append(rec)
+                root.zones.setdefault(rec.zone, rec)
+        table.chunks[group] = tuple(chunks)
+        table.saved[group] = tuple(saved)
+    return table
+
+
+def read_chunk(device, sb: Superblock, chunk, where: str):
+    """The frame and header of one body chunk (of a namespace group or of the zone table), checked
+    against the root that names it."""
     g = device.geometry
     zone = chunk.lba // g.zone_size
-    here = f"body chunk of group {chunk.group} at LBA {chunk.lba} ({where})"
+    what = "zone table chunk of zone group" if isinstance(chunk, records.ZoneChunk) else "body chunk of group"
+    here = f"{what} {chunk.group} at LBA {chunk.lba} ({where})"
     if zone >= g.zones or zone in sb.checkpoint_zones or chunk.blocks == 0 \
             or chunk.lba + chunk.blocks > written_end(device, zone):
         raise Corrupted(f"{here} lies outside the written part of the log")
@@ -352,8 +452,10 @@ class Checkpointer:
     """Writes checkpoints: dirty groups to the log, then a root to the current checkpoint zone."""
 
     def __init__(self, device, sb: Superblock, zone: int, generation: int, at_end: bool = True,
-                 body: list[int] | None = None):
+                 body: list[int] | None = None, table: ZoneTable | None = None):
         self.device = device
+        self.table = table if table is not None else ZoneTable()  # the zone table chunks the latest root names
+        self.moving: set[int] = set()  # zone groups whose chunks lie in a zone GC cleaned
         self.sb = sb
         self.zone = zone
         self.generation = generation
@@ -373,17 +475,15 @@ class Checkpointer:
         trees = [(None, 0, ns)] + [(name, created, snap) for name, (created, snap) in (snapshots or {}).items()]
         sections = self._inline([tree for _, _, tree in trees]) or \
             [self._save(writer, tree, generation) for _, _, tree in trees]
-        body = body_blocks((section.chunks for section in sections), g)
-        freed = [z for z in writer.log_zones
-                 if writer.role[z] is Role.SEALED and ns.valid[z] == 0 and not body[z] and not (pinned and pinned[z])]
-        recs = [records.Counters(writer.next_seq, ns.next_ino), usage]
-        for z in writer.log_zones:
-            free = z in freed or writer.role[z] is Role.FREE
-            recs.append(records.ZoneRecord(z, Role.FREE if free else writer.role[z], writer.stream_of.get(z, 0),
-                                           0 if free else writer.written(z), ns.valid[z],
-                                           0 if free else writer.modified.get(z, 0),
-                                           int(not free and z in writer.damaged)))
-        parts = [records.encode(r) for r in recs]
+        kept = [chunks for group, chunks in self.table.chunks.items() if group not in self.moving]
+        body = body_blocks([section.chunks for section in sections] + [dict(enumerate(kept))], g)
+        freed = [z for z in _zones_where(writer.role, operator.is_, Role.SEALED)
+                 if ns.valid[z] == 0 and not body[z] and not (pinned and pinned[z])]
+        table, zone_recs = self._save_zones(writer, ns.valid, set(freed), generation)
+        body = body_blocks([section.chunks for section in sections] + [table.chunks], g)
+        parts = [records.encode(records.Counters(writer.next_seq, ns.next_ino)), records.encode(usage)]
+        parts.extend(records.encode(rec) for rec in zone_recs)
+        parts.extend(records.encode(chunk) for group in sorted(table.chunks) for chunk in table.chunks[group])
         for (name, created, _), section in zip(trees, sections):
             if name is not None:
                 parts.append(records.encode(records.Snapshot(name, created)))
@@ -395,7 +495,61 @@ class Checkpointer:
             tree.chunks = section.chunks
             tree.dirty = section.inline  # the root is their only copy: the next checkpoint saves them again
         self.body = body
+        self.table = table
+        self.moving = set()
         return freed
+
+    def evacuate(self, zone: int) -> None:
+        """Have the next checkpoint rewrite the zone table groups saved in ``zone`` (GC calls this)."""
+        zone_size = self.device.geometry.zone_size
+        self.moving.update(group for group, chunks in self.table.chunks.items()
+                           if any(chunk.lba // zone_size == zone for chunk in chunks))
+
+    @staticmethod
+    def _zone_record(writer, valid: list[int], z: int, freed: set[int]) -> records.ZoneRecord | None:
+        """What the root says of log zone ``z``; None for a FREE zone with nothing valid (the default)."""
+        role = writer.role[z]
+        if role is Role.FREE or z in freed:
+            return records.ZoneRecord(z, Role.FREE, 0, 0, valid[z]) if valid[z] else None
+        return records.ZoneRecord(z, role, writer.stream_of.get(z, 0), writer.written(z), valid[z],
+                                  writer.modified.get(z, 0), int(z in writer.damaged))
+
+    def _save_zones(self, writer, valid: list[int], freed: set[int], generation: int) -> tuple[ZoneTable, list]:
+        """The zone table: chunks in the log for its sealed zones (if large), and the records the root carries.
+
+        Heads, and zones whose records changed while the chunks were written
+        (the metadata head, a zone opened for them), always travel in the
+        root. A group is rewritten when its records changed, or when GC
+        cleaned a zone holding one of its chunks (``evacuate``).
+        """
+        record = self._zone_record
+        heads = set(writer.heads.values())
+        busy = set(_zones_where(writer.role, operator.is_not, Role.FREE))
+        busy.update(z for z in itertools.compress(range(len(valid)), valid) if z in writer.role)
+        kept = [rec for z in busy - heads if (rec := record(writer, valid, z, freed))]
+        limit = self.device.geometry.zone_capacity * self.device.block_size // 8
+        if self.sb.version < 3 or len(kept) * ZONE_RECORD_BYTES <= limit:
+            return ZoneTable(), sorted(kept + [record(writer, valid, z, freed) for z in heads], key=_by_zone)
+        groups: dict[int, list] = {}
+        for rec in sorted(kept, key=_by_zone):
+            groups.setdefault(rec.zone // ZONE_GROUP, []).append(rec)
+        old, table, inline, moving = self.table, ZoneTable(), [], self.moving
+        for group, recs in groups.items():
+            recs = tuple(recs)
+            if group in old.chunks and group not in moving and old.saved.get(group) == recs:
+                table.chunks[group], table.saved[group] = old.chunks[group], recs
+                continue
+            if inline:  # the log is full: the rest rides in the root
+                inline.extend(recs)
+                continue
+            try:
+                table.chunks[group] = tuple(self._write_chunks(writer, records.ZoneChunk, group, recs, generation))
+                table.saved[group] = recs
+            except NoSpace:
+                inline.extend(recs)
+        touched = heads | set(writer.heads.values())
+        inline.extend(rec for z in touched if (rec := record(writer, valid, z, freed)))
+        return table, sorted(inline, key=_by_zone)
 
     def _inline(self, trees: list[Namespace]) -> list[_Section] | None:
         """Every tree wholly inline, if the volume is small enough to keep its image in the root."""
@@ -430,14 +584,17 @@ class Checkpointer:
         return _Section(chunks, inline, image)
 
     def _write_group(self, writer, ns: Namespace, group: int, generation: int) -> Iterator[records.Chunk]:
+        return self._write_chunks(writer, records.Chunk, group, ns.group_image(group), generation)
+
+    def _write_chunks(self, writer, kind, group: int, recs: Iterable, generation: int) -> Iterator:
+        """Append ``recs`` as body chunk frames on the metadata stream; yield a ``kind`` record naming each."""
         bs = self.device.block_size
-        limit = min(CHUNK_BLOCKS, max(1, self.device.geometry.zone_capacity // 2)) * bs - HEADER.size
-        for body in _chunk_bodies(ns.group_image(group), limit):
+        for body in _chunk_bodies(recs, chunk_limit(self.device.geometry)):
             writer.room(Stream.META, len(body), 0)
             frame = build_frame(BODY_MAGIC, self.sb.uuid, generation, body, None, bs, Stream.META)
             lba = writer.append_frame(Stream.META, frame)
             (crc,) = struct.unpack_from("<I", frame, CRC_OFFSET)
-            yield records.Chunk(group, lba, len(frame) // bs, crc)
+            yield kind(group, lba, len(frame) // bs, crc)
 
     def _write_root(self, generation: int, body: bytes) -> None:
         device = self.device

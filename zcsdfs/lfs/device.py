@@ -26,6 +26,10 @@ class Device(Protocol):
     def report(self, start_zone: int = 0, count: int | None = None) -> list["Zone"]:
         """Zone descriptors from ``start_zone`` on (all of them by default)."""
 
+    def report_used(self) -> list["Zone"]:
+        """Descriptors of the zones that are not EMPTY, in zone order (a report filtered on state):
+        what mount, mkfs and fsck walk instead of every zone of a large device."""
+
     def zone(self, index: int) -> "Zone":
         """One zone's descriptor."""
 

@@ -38,7 +38,7 @@ import attrs
 from zcsdfs.lfs.checksums import chain
 from zcsdfs.zns.crc32c import crc32c
 
-VERSION = 2  # as the superblock's (superblock.VERSION): frames of format 1 are not ours
+VERSION = 2  # frames are the same in on-disk formats 2 and 3 (superblock.py); frames of format 1 are not ours
 UNIT_MAGIC = b"ZLOG"
 CHECKPOINT_MAGIC = b"ZCKP"
 BODY_MAGIC = b"ZCKB"

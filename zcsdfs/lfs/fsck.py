@@ -26,6 +26,7 @@ no zcsdfs volume, or one of another format, is an operational error (8).
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 import stat
 
@@ -35,6 +36,7 @@ from zcsdfs.lfs.directory import NAME_MAX
 from zcsdfs.lfs.errors import FsError, NotZcsdfs, UnsupportedFormat
 from zcsdfs.lfs.log import Role
 from zcsdfs.lfs.namespace import ROOT_INO, Namespace
+from zcsdfs.lfs.progress import Progress, Steps
 from zcsdfs.lfs.recovery import replay
 from zcsdfs.lfs.format import LOG_MAGICS
 from zcsdfs.lfs.scan import Walk, read_unit, written_end
@@ -81,13 +83,18 @@ class FsckReport:
             self.errors.append(message)
 
 
-def fsck(device, scrub: bool = True) -> FsckReport:
+def fsck(device, scrub: bool = True, progress: Progress | None = None) -> FsckReport:
     """Check the file system on ``device``; ``report.clean`` is True when nothing is wrong.
 
     ``scrub`` reads every block a file or snapshot maps and checks it
     against its checksum (the metadata checks read only metadata).
+    ``progress`` is called as ``progress.py`` says: reading the checkpoint
+    and log counts one, each metadata check one, then every data block
+    verified and every log zone scrubbed one each.
     """
     report = FsckReport()
+    steps = Steps(progress, 1)
+    steps.advance(0, "reading the checkpoint and the log")
     try:
         r = replay(device)
     except (NotZcsdfs, UnsupportedFormat) as e:
@@ -100,10 +107,17 @@ def fsck(device, scrub: bool = True) -> FsckReport:
         report.error(message)
     report.notes.extend(m for m in r.messages if m not in r.damage)
     ns = r.ns
+    trees = [ns] + [snap for _, snap in r.snapshots.values()]
+    steps.grow(4 + (sum(node.extents.blocks for tree in trees for node in tree.inodes.values() if node.is_reg)
+                    + sum(r.role(zone) is not Role.FREE for zone in r.table) if scrub else 0))
+    steps.advance(1, "checking the metadata")
     _check_checkpoint_counts(r, report)
     _check_body(r, device, report)
+    steps.advance(1, "checking the metadata")
     _check_extents(ns, r, device, report)
+    steps.advance(1, "checking the metadata")
     _check_tree(ns, report)
+    steps.advance(1, "checking the metadata")
     for name, (_, snap) in r.snapshots.items():
         snap_report = FsckReport()
         _check_tree(snap, snap_report)
@@ -113,8 +127,9 @@ def fsck(device, scrub: bool = True) -> FsckReport:
         if rec.damaged and r.role(zone) is not Role.FREE:
             report.error(f"zone {zone} is damaged: GC found live blocks there failing their checksums")
     if scrub:
-        _scrub(r, device, report)
-        _scrub_log(r, device, report)
+        _scrub(r, device, report, steps)
+        _scrub_log(r, device, report, steps)
+    steps.finish("checked")
     report.inodes = len(ns.inodes)
     report.snapshots = len(r.snapshots)
     return report
@@ -139,7 +154,7 @@ def _paths(ns: Namespace) -> dict[int, str]:
     return paths
 
 
-def _scrub(r, device, report: FsckReport) -> None:
+def _scrub(r, device, report: FsckReport, steps: Steps) -> None:
     """Read every block a tree maps and check it against its checksum; name each damaged file and offset.
 
     A block several trees share (a snapshot's) is read once, and reported for each file mapping it.
@@ -158,9 +173,11 @@ def _scrub(r, device, report: FsckReport) -> None:
                 continue
             for first, lba, count in node.extents:
                 if lba // g.zone_size in r.sb.checkpoint_zones:
+                    steps.advance(count, "verifying data blocks")
                     continue  # reported by the extent checks
                 for at in range(0, count, SCRUB_BLOCKS):
                     n = min(SCRUB_BLOCKS, count - at)
+                    steps.advance(n, "verifying data blocks")
                     start = lba + at
                     if shared and all(start + i in verdict for i in range(n)):
                         bad = [i for i in range(n) if not verdict[start + i]]
@@ -181,14 +198,15 @@ def _scrub(r, device, report: FsckReport) -> None:
                                      f"(LBA {start + i}) fails its CRC32C checksum")
 
 
-def _scrub_log(r, device, report: FsckReport) -> None:
+def _scrub_log(r, device, report: FsckReport, steps: Steps) -> None:
     """Walk every sealed and head log zone and check each frame's CRC32C: a damaged unit header, or
     an old body chunk, loses no data while the checkpoint maps the blocks, but it is damage all the
     same. So every written block of a kept log zone is checked by something."""
-    for zone in r.log_zones:
+    for zone in sorted(r.table):  # (a zone the checkpoint does not name is FREE)
         role = r.role(zone)
         if role is Role.FREE:
             continue  # garbage awaiting a reset, or log after the checkpoint (replay checked it)
+        steps.advance(1, "verifying the log")
         start = device.zone(zone).start
         # up to where the checkpoint saw whole frames: a head zone's log after that is replay's to check,
         # and a zone sealed after a crash ends where the torn frame starts
@@ -248,12 +266,14 @@ def _check_body(r, device, report: FsckReport) -> None:
 def _check_extents(ns: Namespace, r, device, report: FsckReport) -> None:
     g = device.geometry
     valid = [0] * g.zones
-    ends = {z: written_end(device, z) for z in range(g.zones)}
+    ends = list(range(0, g.blocks, g.zone_size))  # a zone never written ends at its start
+    for z in device.report_used():
+        ends[z.index] = min(z.write_pointer, z.start + z.capacity)
     report.files = sum(node.is_reg for node in ns.inodes.values())
     _check_tree_extents(ns, "", r, g, ends, valid, report)
     for name, (_, snap) in r.snapshots.items():
         _check_tree_extents(snap, f"snapshot {name!r}: ", r, g, ends, valid, report)
-    for zone in range(g.zones):
+    for zone in range(g.zones) if valid != ns.valid else ():
         if valid[zone] != ns.valid[zone]:
             report.error(f"zone {zone} counts {ns.valid[zone]} valid blocks, extents reference "
                                  f"{valid[zone]}")
@@ -295,7 +315,7 @@ def _check_tree_extents(ns: Namespace, where: str, r, g, ends, valid: list[int],
     for (a, n, ino), (b, _, other) in zip(used, used[1:]):
         if a + n > b:
             report.error(f"{where}inodes {ino} and {other} both map LBA {b}")
-    for zone in range(g.zones):
+    for zone in itertools.compress(range(g.zones), mine):  # (the zones this tree references)
         if mine[zone] > g.zone_capacity:
             report.error(f"{where}zone {zone} has {mine[zone]} valid blocks, more than its capacity")
         valid[zone] += mine[zone]

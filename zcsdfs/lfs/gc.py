@@ -228,6 +228,7 @@ def collect(fs, zone: int) -> int:
     sums = fs.sums
     per_record = len(records.encode(records.Data(0, 0, 0)))
     evacuate([fs.ns] + [snap.ns for snap in fs.snapshots.values()], zone, fs.device.geometry.zone_size)
+    fs.checkpointer.evacuate(zone)
     runs = list(live_runs(fs, zone))
     moved = left = 0
     while runs:

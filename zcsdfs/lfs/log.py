@@ -98,7 +98,7 @@ class LogWriter:
         self.uuid = uuid
         self.block_size = g.block_size
         self.log_zones = log_zones
-        self.role = {z: Role.FREE for z in log_zones}
+        self.role = dict.fromkeys(log_zones, Role.FREE)
         self.stream_of: dict[int, Stream] = {}  # head zone -> stream
         self.heads: dict[Stream, int] = {}  # stream -> head zone
         self.wp: dict[int, int] = {}  # head zone -> next LBA

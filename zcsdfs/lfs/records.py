@@ -194,11 +194,23 @@ class Chunk:
     crc: int
 
 
+@attrs.frozen
+class ZoneChunk:
+    """In a checkpoint root: the body chunk frame at ``lba`` holds (part of) the zone records of zone
+    group ``group`` (format 3; see ``checkpoint.py``)."""
+
+    group: int
+    lba: int
+    blocks: int
+    crc: int
+
+
 INODE, DENTRY, UNDENTRY, FREE, XATTR, UNXATTR, TRUNCATE, DATA, MAP, ZONE, COUNTERS, USAGE, KEPT, SNAPSHOT, ZONE_V2 = \
     range(1, 16)
 DEVICE_INODE, PUNCH = 16, 17
 CHUNK = 18
 ZONE_V3 = 19
+ZONE_CHUNK = 20
 
 
 class CutShort(Exception):
@@ -372,6 +384,7 @@ KINDS: dict[int, Kind] = {kind.code: kind for kind in (
     Kind(KEPT, Kept, "QQI", _BLOCKS),
     Kind(SNAPSHOT, Snapshot, "qB", ("created_ns",), (Tail("name"),)),
     Kind(CHUNK, Chunk, "QQII", ("group", "lba", "blocks", "crc")),
+    Kind(ZONE_CHUNK, ZoneChunk, "QQII", ("group", "lba", "blocks", "crc")),
 )}
 
 def _encoder_of(cls: type) -> Callable:

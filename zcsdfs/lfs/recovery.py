@@ -27,6 +27,7 @@ open) are freed, as ext4 does with its orphan list.
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import attrs
@@ -97,15 +98,24 @@ def replay(device) -> Replayed:
     g = device.geometry
     ns, snapshots = loaded.ns, loaded.snapshots
     table, counters, usage = loaded.root.zones, loaded.root.counters, loaded.root.usage
-    log_zones = [z for z in range(g.zones) if z not in sb.checkpoint_zones]
+    log_zones = list(itertools.filterfalse(set(sb.checkpoint_zones).__contains__, range(g.zones)))
     modified = {z: rec.modified for z, rec in table.items() if rec.modified}
     r = Replayed(sb, loaded, ns, snapshots, table, usage, log_zones, {}, modified, {}, counters.next_seq - 1,
                  0, 0, list(loaded.messages), damage)
 
     units: list[_Unit] = []
-    for zone in log_zones:
+    # Zones never written hold no log, and a FREE one needs nothing more: only written zones and
+    # heads are visited, so a volume of a million zones replays in the time its used ones take.
+    used = {z.index for z in device.report_used()}
+    visit = sorted((used | {z for z, rec in table.items() if rec.state == Role.HEAD}) - set(sb.checkpoint_zones))
+    for zone in visit:
         role = r.role(zone)
         if role is Role.SEALED:
+            continue
+        if zone not in used:  # as a walk of it would leave things
+            r.clean[zone] = True
+            r.stops[zone] = zone * g.zone_size + table[zone].written
+            r.streams.setdefault(zone, Stream(table[zone].stream))
             continue
         start = device.zone(zone).start
         begin = start + table[zone].written if role is Role.HEAD else start
@@ -185,7 +195,9 @@ def recover(device, readonly: bool = False):
         def release(zone: int) -> None:
             writer.role[zone] = Role.FREE
             writer.modified.pop(zone, None)
-    for zone in r.log_zones:
+    used = {z.index for z in device.report_used()}
+    sealed = {z for z, rec in r.table.items() if rec.state == Role.SEALED}
+    for zone in sorted((used | sealed) - set(r.sb.checkpoint_zones)):  # an EMPTY zone not SEALED stays FREE
         z = device.zone(zone)
         if r.role(zone) is Role.SEALED:
             writer.role[zone] = Role.SEALED
@@ -208,6 +220,7 @@ def recover(device, readonly: bool = False):
     for ino in orphans:
         ns.apply(records.Free(ino))
     loaded = r.loaded
-    checkpointer = Checkpointer(device, r.sb, loaded.zone, loaded.generation, loaded.at_end, loaded.body)
+    checkpointer = Checkpointer(device, r.sb, loaded.zone, loaded.generation, loaded.at_end, loaded.body,
+                                loaded.zone_table)
     report = RecoveryReport(loaded.generation, r.replayed, r.dropped, len(orphans), tuple(r.messages))
     return r, writer, checkpointer, report

@@ -9,8 +9,12 @@ its copy at once, so a damaged (or unreadable) copy leaves the other to
 mount from. Mount reports a damaged copy; ``fsck`` counts it as an error.
 
 The version is the on-disk format's: 2 added per-block data checksums
-(``checksums.py``). An image of another version is refused with a message
-saying so (``UnsupportedFormat``); nothing converts it.
+(``checksums.py``); 3 lets a checkpoint keep the zone table in body chunks
+in the log (``checkpoint.py``), so the checkpoint root no longer grows with
+the zone count. Formats 2 and 3 are read; a volume keeps the version it was
+made with (a format 2 volume's checkpoints keep the whole zone table in the
+root, which a format 2 zcsdfs reads). An image of another version is
+refused with a message saying so (``UnsupportedFormat``); nothing converts it.
 
 Layout (little-endian)::
 
@@ -29,7 +33,8 @@ from zcsdfs.lfs.errors import Corrupted, NotZcsdfs, UnsupportedFormat
 from zcsdfs.zns.crc32c import crc32c
 
 MAGIC = b"ZCSB"
-VERSION = 2  # the on-disk format: 2 stores a CRC32C of every data block
+VERSION = 3  # the on-disk format mkfs writes: 2 stores a CRC32C of every data block, 3 a zone table in chunks
+READABLE = (2, 3)
 LAYOUT = struct.Struct("<4sHH16sIIQQIIQ")
 CRC = struct.Struct("<I")
 CHECKPOINT_ZONES = (0, 1)
@@ -44,9 +49,10 @@ class Superblock:
     zone_capacity: int
     created_ns: int
     checkpoint_zones: tuple[int, int] = CHECKPOINT_ZONES
+    version: int = VERSION
 
     def encode(self) -> bytes:
-        body = LAYOUT.pack(MAGIC, VERSION, 0, self.uuid, self.block_size, self.zones, self.zone_size,
+        body = LAYOUT.pack(MAGIC, self.version, 0, self.uuid, self.block_size, self.zones, self.zone_size,
                            self.zone_capacity, *self.checkpoint_zones, self.created_ns)
         block = body + CRC.pack(crc32c(body))
         return block + bytes(self.block_size - len(block))
@@ -60,10 +66,11 @@ class Superblock:
         (crc,) = CRC.unpack_from(block, LAYOUT.size)
         if crc != crc32c(bytes(block[:LAYOUT.size])):
             raise Corrupted(f"superblock at {where} fails its CRC32C")
-        if version != VERSION:
+        if version not in READABLE:
             raise UnsupportedFormat(f"the file system was made by a zcsdfs with on-disk format {version}; "
-                                    f"this one reads format {VERSION} only (format 2 added data checksums)")
-        return cls(uuid, bs, zones, zsize, zcap, created, (cp0, cp1))
+                                    f"this one reads formats {READABLE[0]} to {READABLE[-1]} (format 2 added "
+                                    f"data checksums, 3 a zone table in the log)")
+        return cls(uuid, bs, zones, zsize, zcap, created, (cp0, cp1), version)
 
     def check_geometry(self, geometry) -> None:
         """Refuse a device whose shape differs from the one this file system was made on."""

@@ -79,12 +79,14 @@ def disk_usage(device) -> DiskUsage:
     """How the file system on ``device`` uses its space, without changing anything."""
     r = replay(device)
     g = device.geometry
-    free = sum(r.role(z) is Role.FREE and z not in r.streams for z in r.log_zones)
-    heads = sum(device.zone(z).state.is_active for z in r.log_zones)
+    checkpoint_zones = set(r.sb.checkpoint_zones)
+    taken = {z for z, rec in r.table.items() if rec.state != Role.FREE} | r.streams.keys()
+    free = len(r.log_zones) - len(taken - checkpoint_zones)
+    heads = sum(z.state.is_active for z in device.report_used() if z.index not in checkpoint_zones)
     return DiskUsage(
         block_size=g.block_size, zone_capacity=g.zone_capacity, log_zones=len(r.log_zones),
         free_zones=free, head_zones=heads, sealed_zones=len(r.log_zones) - free - heads,
         usable_blocks=usable_blocks(g, len(r.log_zones), RESERVE_ZONES),
-        valid_blocks=sum(r.ns.valid[z] for z in r.log_zones), inodes=len(r.ns.inodes),
+        valid_blocks=sum(r.ns.valid) - sum(r.ns.valid[z] for z in r.sb.checkpoint_zones), inodes=len(r.ns.inodes),
         user_blocks=r.usage.user_blocks, device_blocks=r.usage.device_blocks, gc_blocks=r.usage.gc_blocks,
         damaged_zones=sum(1 for rec in r.table.values() if rec.damaged and r.role(rec.zone) is Role.SEALED))

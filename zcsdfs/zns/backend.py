@@ -15,6 +15,8 @@ import fcntl
 import mmap
 import os
 import struct
+import sys
+from array import array
 
 from zcsdfs.zns.crc32c import crc32c
 from zcsdfs.zns.errors import BadImage, DeviceBusy, DeviceReadOnly, ForeignImage
@@ -30,6 +32,7 @@ TABLE_HEAD = struct.Struct("<4sQI")  # magic, generation, zone count; CRC32C fol
 ENTRY = struct.Struct("<B7xQ")  # state, write pointer offset in blocks
 CRC = struct.Struct("<I")
 VALID_STATES = frozenset(s.value for s in ZoneState)
+_STATE_BYTES = bytes(sorted(VALID_STATES))
 MADV_POPULATE_READ = 22  # Linux 5.14: map the pages of a range that are in the page cache
 
 
@@ -64,10 +67,13 @@ class MemoryBackend:
         self.zone_buffer(index)[offset:offset + mv.nbytes] = mv if mv.format == "B" and mv.ndim == 1 \
             else mv.cast("B")
 
-    def load_table(self) -> list[tuple[ZoneState, int]] | None:
-        return self._table
+    def load_table(self) -> bytes | None:
+        """The table it was made with, packed (``ENTRY`` per zone), or None."""
+        if self._table is None:
+            return None
+        return b"".join(ENTRY.pack(state, written) for state, written in self._table)
 
-    def save_table(self, entries: list[tuple[ZoneState, int]]) -> None:
+    def save_table(self, entries, changed=None) -> None:
         pass
 
     def sync(self) -> None:
@@ -113,6 +119,7 @@ class ImageBackend:
         self._zone_stride = geometry.zone_size * geometry.block_size
         self._zone_bytes = geometry.zone_capacity * geometry.block_size
         self._generation = 0
+        self._behind: list[set | None] = [None, None]  # per table copy: zones changed since it was written
         self._map = mmap.mmap(fd, data_offset + geometry.zones * self._zone_stride,
                               access=mmap.ACCESS_READ if readonly else mmap.ACCESS_DEFAULT)
         self._view = memoryview(self._map)
@@ -134,7 +141,7 @@ class ImageBackend:
                                  geometry.max_active, table_offset, table_size, data_offset)
             os.pwrite(fd, header + CRC.pack(crc32c(header)), 0)
             backend = cls(path, fd, geometry, table_offset, table_size, data_offset)
-            backend.save_table([(ZoneState.EMPTY, 0)] * geometry.zones)
+            backend.save_table(ENTRY.pack(ZoneState.EMPTY, 0) * geometry.zones)
         except BaseException:
             os.close(fd)
             os.unlink(path)
@@ -175,32 +182,62 @@ class ImageBackend:
             except OSError:  # Linux before 5.14: reads map the pages as they touch them
                 self._populate = False
 
-    def load_table(self) -> list[tuple[ZoneState, int]]:
-        best = None
+    def load_table(self) -> bytes:
+        """The newest valid copy of the durable zone table, packed (``ENTRY`` per zone)."""
         problems = []
-        for copy in (0, 1):
+        heads = []
+        for copy in (0, 1):  # the copy that claims the higher generation is checked first, the other if it fails
+            raw = os.pread(self._fd, TABLE_HEAD.size, self._table_offset + copy * self._table_size)
+            claimed = TABLE_HEAD.unpack(raw)[1] if len(raw) == TABLE_HEAD.size else -1
+            heads.append((claimed, copy))
+        for _, copy in sorted(heads, reverse=True):
             offset = self._table_offset + copy * self._table_size
             try:
                 generation, entries = self._parse_table(offset)
             except BadImage as exc:
                 problems.append(f"copy {copy}: {exc.strerror}")
                 continue
-            if best is None or generation > best[0]:
-                best = (generation, entries)
-        if best is None:
-            raise BadImage(f"no valid zone table ({'; '.join(problems)})", path=self.path)
-        self._generation = best[0]
-        return best[1]
+            self._generation = max(generation, self._generation)
+            self._behind = [None, None]
+            self._behind[copy] = set()
+            return entries
+        raise BadImage(f"no valid zone table ({'; '.join(sorted(problems))})", path=self.path)
 
-    def save_table(self, entries: list[tuple[ZoneState, int]]) -> None:
+    def save_table(self, entries, changed=None) -> None:
+        """Write ``entries`` (packed, ``ENTRY`` per zone) over the older copy.
+
+        ``changed`` names the zones whose entries changed since the last
+        save (None: unknown). The copy is then brought up to date by
+        writing only the entries it lacks, its header and its CRC32C (taken
+        over the whole table in memory): a flush of a million-zone image
+        writes a few blocks, not 16 MB. A torn write fails the copy's CRC32C
+        and leaves the other copy, as a whole rewrite would.
+        """
         if self.readonly:
             raise DeviceReadOnly("the image is open read-only", path=self.path)
+        for behind in self._behind:
+            if behind is not None:
+                if changed is None:
+                    self._behind = [None if b is behind else b for b in self._behind]
+                else:
+                    behind.update(changed)
         self._generation += 1
-        body = TABLE_HEAD.pack(TABLE_MAGIC, self._generation, len(entries)) + b"".join(
-            ENTRY.pack(state, wp) for state, wp in entries)
-        offset = self._table_offset + (self._generation % 2) * self._table_size
-        os.pwrite(self._fd, body + CRC.pack(crc32c(body)), offset)
+        copy = self._generation % 2
+        offset = self._table_offset + copy * self._table_size
+        head = TABLE_HEAD.pack(TABLE_MAGIC, self._generation, len(entries) // ENTRY.size)
+        crc = CRC.pack(crc32c(entries, crc32c(head)))
+        behind = self._behind[copy]
+        if behind is None or len(behind) > 4096:
+            os.pwrite(self._fd, head + entries + crc, offset)
+        else:
+            view = memoryview(entries)
+            start = offset + TABLE_HEAD.size
+            for first, last in _runs(sorted(behind)):
+                os.pwrite(self._fd, view[first * ENTRY.size:(last + 1) * ENTRY.size], start + first * ENTRY.size)
+            os.pwrite(self._fd, head, offset)
+            os.pwrite(self._fd, crc, start + len(entries))
         os.fsync(self._fd)
+        self._behind[copy] = set()
 
     def sync(self) -> None:
         """Data written through ``write`` (and any store into a zone buffer) reaches the medium."""
@@ -214,7 +251,7 @@ class ImageBackend:
 
     # -- parsing -----------------------------------------------------------------
 
-    def _parse_table(self, offset: int) -> tuple[int, list[tuple[ZoneState, int]]]:
+    def _parse_table(self, offset: int) -> tuple[int, bytes]:
         zones = self.geometry.zones
         length = TABLE_HEAD.size + zones * ENTRY.size
         raw = os.pread(self._fd, length + CRC.size, offset)
@@ -228,13 +265,35 @@ class ImageBackend:
             raise BadImage(f"zone table at byte {offset} fails its CRC32C")
         if count != zones:
             raise BadImage(f"zone table at byte {offset} lists {count} zones, geometry says {zones}")
-        entries = []
-        for index, (state, wp) in enumerate(ENTRY.iter_unpack(raw[TABLE_HEAD.size:length])):
-            if state not in VALID_STATES or wp > self.geometry.zone_capacity:
-                raise BadImage(f"zone table at byte {offset}: zone {index} has state {state:#x}, "
-                               f"write pointer {wp}")
-            entries.append((ZoneState(state), wp))
+        entries = raw[TABLE_HEAD.size:length]
+        words = array("Q")
+        words.frombytes(entries)
+        if sys.byteorder != "little":
+            words.byteswap()
+        written = words[1::2]
+        states = entries[0::ENTRY.size]
+        if states.translate(None, _STATE_BYTES) or (zones and max(written) > self.geometry.zone_capacity):
+            index = next(i for i, (state, wp) in enumerate(ENTRY.iter_unpack(entries))
+                         if state not in VALID_STATES or wp > self.geometry.zone_capacity)
+            state, wp = ENTRY.unpack_from(entries, index * ENTRY.size)
+            raise BadImage(f"zone table at byte {offset}: zone {index} has state {state:#x}, "
+                           f"write pointer {wp}")
         return generation, entries
+
+
+def _runs(indexes: list[int]):
+    """(first, last) of each run of consecutive numbers in sorted ``indexes``."""
+    first = prev = None
+    for i in indexes:
+        if first is None:
+            first = prev = i
+        elif i == prev + 1:
+            prev = i
+        else:
+            yield first, prev
+            first = prev = i
+    if first is not None:
+        yield first, prev
 
 
 def _lock(fd: int, path: str, shared: bool = False) -> None:

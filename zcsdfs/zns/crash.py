@@ -38,7 +38,7 @@ class Recorder:
         self.commands: list[Command] = []
         # Per zone: whether it is FULL, and the data it holds (all durable now).
         self._baseline = [(z.state is ZoneState.FULL, device.read(z.start, n) if n else b"")
-                          for z, n in ((z, device._zones[z.index].wp - z.start) for z in device.report())]
+                          for z, n in ((z, device._written(z.index)) for z in device.report())]
         device.recorder = self
         self._device = device
 

@@ -9,15 +9,25 @@ durable on ``flush()`` or a write with ``fua=True``; reset and finish are
 durable on completion. A device opened read-only refuses every command that
 would change it (writes, appends, zone management) with EROFS, and its
 flush and close write nothing.
+
+Opening scales with the zones in use, not the zone count: per-zone state is
+made when a zone is first touched (a zone never touched is EMPTY at its
+start), the durable zone table is kept packed as the backend stores it and
+updated entry by entry, and a flush visits only the zones written since the
+last one. A device of a million zones opens in well under a second.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
+import sys
+from array import array
 from collections import OrderedDict
 
 from zcsdfs.events import EventBus
-from zcsdfs.zns.backend import ImageBackend, MemoryBackend
+from zcsdfs.zns.backend import ENTRY, ImageBackend, MemoryBackend
 from zcsdfs.zns.counters import Counters
 from zcsdfs.zns.errors import (
     DeviceReadOnly,
@@ -44,6 +54,8 @@ CLOSED = ZoneState.CLOSED
 FULL = ZoneState.FULL
 READ_ONLY = ZoneState.READ_ONLY
 OFFLINE = ZoneState.OFFLINE
+EMPTY_ENTRY = ENTRY.pack(EMPTY, 0)
+_NOT_EMPTY = re.compile(rb"[^\x%02x]" % EMPTY)
 
 
 class _ZoneCtl:
@@ -88,8 +100,12 @@ class ZonedDevice:
         self.events = EventBus()  # zone state changes here; the layers above publish on it too
         self.readonly: bool = backend.readonly
         self._backend = backend
-        self._zones = [_ZoneCtl(i, i * geometry.zone_size, geometry.zone_capacity)
-                       for i in range(geometry.zones)]
+        self._zones: list[_ZoneCtl | None] = [None] * geometry.zones  # made on first use (``_get``)
+        self._unflushed: set[int] = set()  # zones written since the last flush
+        self._persistent = backend.persistent
+        self._entries = bytearray(EMPTY_ENTRY * geometry.zones) if self._persistent else None
+        self._entries_changed = False  # the durable table differs from the one the backend holds
+        self._changed: set[int] = set()  # zones whose entries changed since the backend saved the table
         self._implicit: OrderedDict[int, None] = OrderedDict()  # implicitly open, oldest first
         self._open = 0
         self._active = 0
@@ -97,7 +113,6 @@ class ZonedDevice:
         table = backend.load_table()
         if table is not None:
             self._restore(table)
-        self._saved_table = self._table() if backend.persistent else None
 
     # -- constructors ----------------------------------------------------------------
 
@@ -127,19 +142,50 @@ class ZonedDevice:
             backend.close()
             raise
 
-    def _restore(self, table: list[tuple[ZoneState, int]]) -> None:
-        """After a power cycle no zone is open: written zones come back CLOSED."""
-        for z, (state, written) in zip(self._zones, table):
-            z.wp = z.durable_wp = z.start + written
+    def _restore(self, table) -> None:
+        """After a power cycle no zone is open: written zones come back CLOSED.
+
+        ``table`` is the packed durable table (``backend.ENTRY`` per zone);
+        only the zones it does not list as EMPTY at their start get state.
+        """
+        if self._persistent:
+            self._entries[:] = table
+        states = bytes(memoryview(table)[0::ENTRY.size])
+        used = [m.start() for m in _NOT_EMPTY.finditer(states)]
+        words = array("Q")
+        words.frombytes(table)
+        if sys.byteorder != "little":
+            words.byteswap()
+        written = words[1::2]
+        if len(written) - written.count(0) != sum(1 for i in used if written[i]):  # an EMPTY zone with data
+            used = sorted(set(used) | {i for i, n in enumerate(written) if n})
+        for i in used:
+            z = self._get(i)
+            state = ZoneState(states[i])
+            z.wp = z.durable_wp = z.start + written[i]
             if state in (FULL, READ_ONLY, OFFLINE):
                 z.state = state
             elif z.wp == z.cap_end:
                 z.state = FULL
-            elif written:
+            elif written[i]:
                 z.state = CLOSED
                 self._active += 1
             else:
                 z.state = EMPTY
+            self._update_entry(z)
+        self._entries_changed = False  # what opening concluded is saved with the next change, as before
+
+    def _get(self, index: int) -> _ZoneCtl:
+        z = self._zones[index]
+        if z is None:
+            g = self.geometry
+            z = self._zones[index] = _ZoneCtl(index, index * g.zone_size, g.zone_capacity)
+        return z
+
+    def _written(self, index: int) -> int:
+        """Blocks written to zone ``index``, flushed or not (for the crash recorder)."""
+        z = self._zones[index]
+        return 0 if z is None else z.wp - z.start
 
     # -- reporting -------------------------------------------------------------------
 
@@ -150,15 +196,29 @@ class ZonedDevice:
         if count is not None and count < 0:
             raise InvalidField(f"negative zone count {count}", zone=start_zone)
         end = self.geometry.zones if count is None else min(self.geometry.zones, start_zone + count)
+        return [self._describe(i) for i in range(start_zone, end)]
+
+    def report_used(self) -> list[Zone]:
+        """Descriptors of the zones not EMPTY, in zone order: what a report filtered on state gives
+        (NVMe's Zone Receive Action Specific field), without a descriptor for every empty zone."""
+        return [self._describe(z.index) for z in itertools.compress(self._zones, self._zones)
+                if z.state is not EMPTY or z.wp != z.start]
+
+    def _describe(self, index: int) -> Zone:
         g = self.geometry
-        return [
-            Zone(index=z.index, start=z.start, size=g.zone_size, capacity=g.zone_capacity,
-                 write_pointer=z.start + g.zone_size if z.state is FULL else z.wp, state=z.state)
-            for z in self._zones[start_zone:end]
-        ]
+        z = self._zones[index]
+        if z is None:
+            start = index * g.zone_size
+            return Zone(index, start, g.zone_size, g.zone_capacity, start, EMPTY)
+        return Zone(index, z.start, g.zone_size, g.zone_capacity,
+                    z.start + g.zone_size if z.state is FULL else z.wp, z.state)
 
     def zone(self, index: int) -> Zone:
-        return self.report(self._ctl(index).index, 1)[0]
+        if self._closed:
+            raise InvalidField("device is closed")
+        if not isinstance(index, int) or not 0 <= index < self.geometry.zones:
+            raise InvalidField(f"no zone {index} (the device has {self.geometry.zones})")
+        return self._describe(index)
 
     def zone_of(self, lba: int) -> int:
         """Index of the zone holding ``lba``."""
@@ -247,7 +307,8 @@ class ZonedDevice:
         zone_size = self.geometry.zone_size
         last = lba + nblocks
         # Check every zone first, so a failed read neither copies nor counts anything.
-        for z in self._zones[lba // zone_size:(last - 1) // zone_size + 1]:
+        for i in range(lba // zone_size, (last - 1) // zone_size + 1):
+            z = self._get(i)
             cur = max(lba, z.start)
             if z.state is OFFLINE:
                 raise ZoneOffline("read from an offline zone", zone=z.index, lba=cur)
@@ -256,7 +317,7 @@ class ZonedDevice:
         pos = 0
         while pos < nbytes:
             cur = lba + pos // bs
-            z = self._zones[cur // zone_size]
+            z = self._get(cur // zone_size)
             end = min(last, z.start + zone_size)
             valid_end = min(end, z.wp)
             piece = (end - cur) * bs
@@ -279,7 +340,7 @@ class ZonedDevice:
             raise InvalidField("device is closed")
         if self.readonly:
             self._refuse("write", lba=lba)
-        z = self._zones[self.zone_of(lba)]
+        z = self._get(self.zone_of(lba))
         if lba != z.wp and z.state not in (FULL, READ_ONLY, OFFLINE):
             raise ZoneInvalidWrite(f"write not at the write pointer (LBA {z.wp})", zone=z.index, lba=lba)
         self._write(z, data, fua, appended=False)
@@ -317,6 +378,7 @@ class ZonedDevice:
             self._open_for_write(z)
         self._backend.write(z.index, (lba - z.start) * bs, mv)
         z.wp = end
+        self._unflushed.add(z.index)
         c = self.counters.zones[z.index]
         if appended:
             c.blocks_appended += nblocks
@@ -398,7 +460,7 @@ class ZonedDevice:
 
     def reset_all(self) -> None:
         """Reset every zone that can be reset (NVMe's Select All skips the others)."""
-        for z in self._zones:
+        for z in itertools.compress(self._zones, self._zones):
             if z.state not in (READ_ONLY, OFFLINE) and (z.state is not EMPTY or z.wp != z.start):
                 self.reset(z.index)
 
@@ -409,8 +471,11 @@ class ZonedDevice:
         if self.readonly:
             return
         self._backend.sync()
-        for z in self._zones:
+        for index in self._unflushed:
+            z = self._zones[index]
             z.durable_wp = z.wp
+            self._update_entry(z)
+        self._unflushed.clear()
         self._save_table()
         self._record("flush", None)
 
@@ -420,7 +485,7 @@ class ZonedDevice:
             return
         self.flush()
         self._closed = True
-        for z in self._zones:
+        for z in itertools.compress(self._zones, self._zones):
             z.buffer = None
         self._backend.close()
 
@@ -437,7 +502,7 @@ class ZonedDevice:
             raise InvalidField("device is closed")
         if not isinstance(zone, int) or not 0 <= zone < self.geometry.zones:
             raise InvalidField(f"no zone {zone} (the device has {self.geometry.zones})")
-        return self._zones[zone]
+        return self._get(zone)
 
     def _refuse(self, action: str, zone: int | None = None, lba: int | None = None):
         raise DeviceReadOnly(f"cannot {action}: the device is open read-only", zone=zone, lba=lba,
@@ -488,6 +553,7 @@ class ZonedDevice:
             self._implicit[z.index] = None
         z.state = new
         self.generation += 1
+        self._update_entry(z)
         self.counters.zones[z.index].transitions[(old, new)] += 1
         if self.events.subscribers:
             self.events.publish(ZoneTransition(z.index, old, new))
@@ -496,28 +562,33 @@ class ZonedDevice:
         if self._backend.persistent:
             self._backend.sync()
         z.durable_wp = z.wp
+        self._unflushed.discard(z.index)
+        self._update_entry(z)
         self._save_table()
+
+    def _update_entry(self, z: _ZoneCtl) -> None:
+        """Bring the zone's durable table entry up to date (state and write pointer as of the
+        last flush): a zone filled by writes not yet flushed comes back at its durable write
+        pointer, like any other zone that was open."""
+        if not self._persistent:
+            return
+        state = z.state
+        if state not in (READ_ONLY, OFFLINE) and not (state is FULL and z.durable_wp == z.wp):
+            state = EMPTY if z.durable_wp == z.start else CLOSED
+        entry = ENTRY.pack(state, z.durable_wp - z.start)
+        at = z.index * ENTRY.size
+        if self._entries[at:at + ENTRY.size] != entry:
+            self._entries[at:at + ENTRY.size] = entry
+            self._entries_changed = True
+            self._changed.add(z.index)
 
     def _save_table(self) -> None:
         """Write the durable zone table, if it changed: opening and closing an image that
         nothing was written to leaves every byte of it as it was."""
-        if not self._backend.persistent:
-            return
-        entries = self._table()
-        if entries != self._saved_table:
-            self._backend.save_table(entries)
-            self._saved_table = entries
-
-    def _table(self) -> list[tuple[ZoneState, int]]:
-        entries = []
-        for z in self._zones:
-            state = z.state
-            # A zone filled by writes not yet flushed comes back at its durable
-            # write pointer, like any other zone that was open.
-            if state not in (READ_ONLY, OFFLINE) and not (state is FULL and z.durable_wp == z.wp):
-                state = EMPTY if z.durable_wp == z.start else CLOSED
-            entries.append((state, z.durable_wp - z.start))
-        return entries
+        if self._persistent and self._entries_changed:
+            self._backend.save_table(self._entries, self._changed)
+            self._entries_changed = False
+            self._changed = set()
 
     def _record(self, command: str, zone: int | None) -> None:
         if self.recorder is not None:
