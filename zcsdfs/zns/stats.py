@@ -67,11 +67,10 @@ def device_stats(device, previous: DeviceStats | None = None) -> DeviceStats:
     g = device.geometry
     counters = device.counters.zones
     old = previous.zone_list if previous is not None and len(previous.zone_list) == g.zones else None
-    full_wp = g.zone_size
     zones = []
-    for z in device._zones:
+    for z in device.report():
         c = counters[z.index]
-        wp = z.start + full_wp if z.state is ZoneState.FULL else z.wp
+        wp = z.write_pointer
         written = c.blocks_written + c.blocks_appended
         if old is not None:
             o = old[z.index]
