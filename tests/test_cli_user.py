@@ -17,6 +17,7 @@ import pytest
 
 import zcsdfs
 from tests.fuse.conftest import needs_fuse
+from tests.terminal import run_with_terminal_stderr
 from zcsdfs.zns import Geometry, ZonedDevice
 
 SCRIPT = Path(sys.executable).parent / "zcsdfs"
@@ -382,26 +383,11 @@ def test_mount_a_snapshot_read_only(cli, image, tmp_path):
 
 def test_progress_goes_to_a_terminal_on_stderr_only(cli, tmp_path):
     """Long work shows a rich progress bar on stderr when it is a terminal, and nothing when it is not."""
-    import pty
-
     argv = ["bench", "entropy", "--size", "64K", "--interp-size", "8K", "--python-size", "8K", "--json"]
     command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "zcsdfs.cli"]
-    leader, follower = pty.openpty()
     env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"), TERM="xterm", COLUMNS="120")
-    child = subprocess.Popen([*command, *argv], stdout=subprocess.PIPE, stderr=follower, env=env)
-    os.close(follower)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    out = child.stdout.read()
-    assert child.wait(timeout=120) == 0
-    os.close(leader)
+    status, out, seen = run_with_terminal_stderr([*command, *argv], env)
+    assert status == 0
     assert b"entropy benchmark" in seen and b"Traceback" not in seen
     assert json.loads(out)["size"] == 65536  # stdout holds the data only
     quiet = ok(cli(*argv))

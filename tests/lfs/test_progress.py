@@ -2,10 +2,10 @@
 
 import json
 import os
-import pty
 import subprocess
 import sys
 
+from tests.terminal import run_with_terminal_stderr
 from zcsdfs.lfs import fsck, mkfs, mount
 from zcsdfs.zns import ZonedDevice
 
@@ -61,23 +61,7 @@ def _command(*argv, stderr_terminal: bool, tmp_path):
     if not stderr_terminal:
         done = subprocess.run(command, capture_output=True, env=env, timeout=120)
         return done.returncode, done.stdout, done.stderr
-    leader, follower = pty.openpty()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower, env=env)
-    os.close(follower)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    out = child.stdout.read()
-    status = child.wait(timeout=120)
-    child.stdout.close()
-    os.close(leader)
-    return status, out, seen
+    return run_with_terminal_stderr(command, env)
 
 
 def test_the_commands_draw_progress_on_a_terminal_and_keep_json_clean(tmp_path):
