@@ -109,11 +109,14 @@ def round_of(kind: str, image: str, mnt: str, args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--files", type=int, default=2000)
-    ap.add_argument("--reads", type=int, default=5000)
+    ap.add_argument("--runs", type=int, default=3, help="interleaved rounds (at least 1; default 3)")
+    ap.add_argument("--files", type=int, default=2000, help="files created and stat'ed per round")
+    ap.add_argument("--reads", type=int, default=5000, help="4 KiB O_DIRECT reads per round")
     ap.add_argument("-o", dest="options", default="", metavar="OPT[,OPT...]", help="more zcsdfs mount options")
     args = ap.parse_args()
+    for name in ("runs", "files", "reads"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be at least 1")
     if os.geteuid() != 0 or not os.path.exists(ENABLE):
         raise SystemExit(f"needs root and {ENABLE} (Linux 6.14+)")
     with open(ENABLE) as f:
